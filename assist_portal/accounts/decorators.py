@@ -1,0 +1,25 @@
+"""Access decorators: every human view needs a password + TOTP verified session and the right role."""
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+
+def verified_required(*roles: str):
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            user = request.user
+            if not user.is_authenticated or not user.is_verified():
+                return redirect_to_login(request.get_full_path())
+            if roles and user.role not in roles:
+                raise PermissionDenied("この画面を利用する権限がありません。")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+staff_required = verified_required("physician", "clerk")
+admin_required = verified_required("central_admin")

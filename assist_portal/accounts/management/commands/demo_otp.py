@@ -1,0 +1,33 @@
+"""Print the current one-time codes of the demo users (demo installations only)."""
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from assist_portal.accounts.management.commands.seed_demo import DEMO_USERS
+
+
+def current_code(device: TOTPDevice, at: float | None = None) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}" \
+        if at is None else f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift, clock=at):0{device.digits}d}"
+
+
+class Command(BaseCommand):
+    help = "デモ利用者の現在のワンタイムパスワードを表示します。"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--watch", action="store_true", help="30秒ごとに表示し続けます")
+
+    def handle(self, *args, **options):
+        names = [u for u, _, _ in DEMO_USERS]
+        while True:
+            devices = TOTPDevice.objects.filter(user__username__in=names, confirmed=True).select_related("user")
+            if not devices:
+                raise CommandError("デモ利用者が見つかりません。先に make run（seed_demo）を実行してください。")
+            remaining = 30 - int(time.time()) % 30
+            line = "  ".join(f"{d.user.username}: {current_code(d)}" for d in devices)
+            self.stdout.write(f"{line}   （あと{remaining}秒有効）")
+            if not options["watch"]:
+                return
+            time.sleep(remaining + 0.2)

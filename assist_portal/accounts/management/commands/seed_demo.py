@@ -1,0 +1,60 @@
+"""Seed the demo: hospital H0001 with its facility master, three users with TOTP, the 2021-03 form."""
+import json
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from assist_portal.accounts.models import Hospital, User
+from assist_portal.forms.models import FormDefinition
+from assist_portal.forms.services import definition_import_builtin, definition_publish
+
+DEMO_PASSWORD = "demo-pass-2026"
+DEMO_USERS = [
+    ("doctor", User.Role.PHYSICIAN, "山田　一郎"),
+    ("clerk", User.Role.CLERK, "佐藤　花子"),
+    ("admin", User.Role.CENTRAL_ADMIN, "中央　管理"),
+]
+
+
+def demo_connector_key() -> str:
+    path = settings.VAR_DIR / "demo_connector_key"
+    if not path.exists():
+        path.write_text("demo-" + secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Command(BaseCommand):
+    help = "デモ用の医療機関・利用者・様式定義を登録します（何度実行しても同じ状態になります）。"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--form-version", default="2021-03")
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        codes_path = settings.BASE_DIR / "demo" / "emr-samples" / "local-codes.json"
+        local_codes = json.loads(codes_path.read_text(encoding="utf-8")) if codes_path.exists() else {}
+        hospital, _ = Hospital.objects.update_or_create(
+            code="H0001",
+            defaults={"name": "さくら総合病院", "address": "東京都千代田区霞が関１−２−２",
+                      "phone": "03-5253-1111", "local_codes": local_codes,
+                      "api_key_hash": Hospital.hash_api_key(demo_connector_key())},
+        )
+        for username, role, display in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"role": role, "display_name": display,
+                          "hospital": None if role == User.Role.CENTRAL_ADMIN else hospital},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+                TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
+        if not FormDefinition.objects.filter(status=FormDefinition.Status.PUBLISHED).exists():
+            draft = definition_import_builtin(options["form_version"])
+            definition_publish(draft)
+        self.stdout.write(self.style.SUCCESS("デモデータを登録しました。"))

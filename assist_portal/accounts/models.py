@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Hospital(models.Model):
+    """A tenant. Its facility master fills the report.facility_* items."""
+
+    code = models.CharField("医療機関コード", max_length=20, unique=True)
+    name = models.CharField("名称", max_length=200)
+    address = models.CharField("所在地", max_length=300)
+    phone = models.CharField("電話番号", max_length=30)
+    api_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    local_codes = models.JSONField("院内コード表", default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "医療機関"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @staticmethod
+    def hash_api_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def facility_master(self) -> dict[str, str]:
+        return {"code": self.code, "name": self.name, "address": self.address, "phone": self.phone}
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        PHYSICIAN = "physician", "医師"
+        CLERK = "clerk", "事務"
+        CENTRAL_ADMIN = "central_admin", "中央管理者"
+
+    role = models.CharField("役割", max_length=20, choices=Role.choices)
+    hospital = models.ForeignKey(Hospital, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+    display_name = models.CharField("氏名", max_length=100, blank=True)
+    failed_logins = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "利用者"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role="central_admin") | models.Q(hospital__isnull=False),
+                name="hospital_staff_have_hospital",
+            )
+        ]
+
+    @property
+    def is_physician(self) -> bool:
+        return self.role == self.Role.PHYSICIAN
+
+    @property
+    def is_central_admin(self) -> bool:
+        return self.role == self.Role.CENTRAL_ADMIN
+
+    @property
+    def is_hospital_staff(self) -> bool:
+        return self.role in (self.Role.PHYSICIAN, self.Role.CLERK) and self.hospital_id is not None
+
+    def is_locked(self, now=None) -> bool:
+        return bool(self.locked_until and self.locked_until > (now or timezone.now()))
+
+    def __str__(self) -> str:
+        return self.display_name or self.username

@@ -1,0 +1,56 @@
+import base64
+import binascii
+import re
+
+from rest_framework import serializers
+
+MAX_FILES = 2000
+PATIENT_REF = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
+
+
+class FileSerializer(serializers.Serializer):
+    path = serializers.CharField(max_length=500)
+    data_base64 = serializers.CharField()
+
+    def validate_path(self, value):
+        if value.startswith("/") or ".." in value.split("/"):
+            raise serializers.ValidationError("ファイルパスが不正です。")
+        return value
+
+    def validate_data_base64(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("base64として読めません。")
+
+
+class ExtractPushSerializer(serializers.Serializer):
+    patient_id = serializers.CharField(max_length=64)
+    format = serializers.ChoiceField(choices=["fhir", "ss-mix2"])
+    bundle = serializers.JSONField(required=False)
+    files = FileSerializer(many=True, required=False)
+
+    def validate_patient_id(self, value):
+        if not PATIENT_REF.match(value):
+            raise serializers.ValidationError("患者IDは英数字・ハイフン・下線のみ、64文字以内です。")
+        return value
+
+    def validate(self, attrs):
+        if attrs["format"] == "fhir":
+            if not isinstance(attrs.get("bundle"), dict):
+                raise serializers.ValidationError({"bundle": "FHIR形式では bundle（JSONオブジェクト）が必要です。"})
+        else:
+            files = attrs.get("files") or []
+            if not files:
+                raise serializers.ValidationError({"files": "SS-MIX2形式では files が必要です。"})
+            if len(files) > MAX_FILES:
+                raise serializers.ValidationError({"files": f"ファイル数が多すぎます（最大{MAX_FILES}件）。"})
+        return attrs
+
+
+class ExtractResultSerializer(serializers.Serializer):
+    extract_id = serializers.UUIDField()
+    launch_url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    items_filled = serializers.IntegerField()
+    warnings = serializers.ListField(child=serializers.CharField())

@@ -1,0 +1,45 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from assist_portal.notifications import selectors
+from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
+
+from .serializers import ExtractPushSerializer, ExtractResultSerializer
+
+
+@extend_schema(request=ExtractPushSerializer, responses={201: ExtractResultSerializer})
+@api_view(["POST"])
+def extract_push(request):
+    """The hospital connector pushes one patient's EMR extract and receives a one-time launch URL."""
+    serializer = ExtractPushSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    hospital = request.auth
+    source = data["bundle"] if data["format"] == "fhir" else {f["path"]: f["data_base64"] for f in data["files"]}
+    try:
+        extract = extract_receive(hospital, ExtractPayload(format=data["format"], patient_ref=data["patient_id"],
+                                                           data=source))
+    except WorkflowError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    url, expires_at = launch_token_issue(extract)
+    body = {"extract_id": extract.uuid, "launch_url": url, "expires_at": expires_at,
+            "items_filled": len(extract.items), "warnings": extract.warnings}
+    return Response(ExtractResultSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+@api_view(["GET"])
+def notification_feed(request):
+    """Confirmed notifications of the connector's own hospital, for the chart (pulled: outbound only)."""
+    rows = selectors.notification_feed(request.auth, since=request.query_params.get("since"))
+    return Response({"results": rows})
+
+
+@api_view(["GET"])
+def notification_document(request, uuid):
+    """The confirmed FHIR document Bundle of the newest revision, for the chart."""
+    document = selectors.notification_document(request.auth, uuid)
+    if document is None:
+        return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
+    return Response(document)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from .models import AuditEvent
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(action: str, *, request=None, user=None, hospital_code: str = "", obj=None,
+                 object_type: str = "", object_id: str = "", **detail: Any) -> AuditEvent:
+    """Append one audit event. `detail` must never carry patient data (ids and codes only)."""
+    if user is None and request is not None and getattr(request, "user", None) is not None:
+        user = request.user if request.user.is_authenticated else None
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(getattr(obj, "uuid", None) or obj.pk)
+    if not hospital_code and user is not None and getattr(user, "hospital", None) is not None:
+        hospital_code = user.hospital.code
+    return AuditEvent.objects.create(
+        action=action,
+        actor_id=getattr(user, "pk", None),
+        actor_username=getattr(user, "username", "") or "",
+        actor_role=getattr(user, "role", "") or "",
+        hospital_code=hospital_code,
+        object_type=object_type,
+        object_id=object_id,
+        ip=client_ip(request),
+        user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""),
+        detail=detail,
+    )

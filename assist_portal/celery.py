@@ -1,0 +1,10 @@
+"""Celery application. Tasks are thin: they pass IDs and call services (no patient data in task arguments)."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assist_portal.settings")
+
+app = Celery("assist_portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

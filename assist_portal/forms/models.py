@@ -1,0 +1,70 @@
+"""Central form definitions: data, not code. Published definitions are immutable and content-addressed."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ImmutableDefinitionError(Exception):
+    pass
+
+
+class FormDefinition(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "下書き"
+        PUBLISHED = "published", "公開済み"
+
+    version = models.CharField("版", max_length=40)
+    title = models.CharField("名称", max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    definition = models.JSONField()
+    content_hash = models.CharField(max_length=64, db_index=True)
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "様式定義"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version"], condition=models.Q(status="published"),
+                                    name="one_published_definition_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.get_status_display()})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            stored = FormDefinition.objects.filter(pk=self.pk).values("status", "content_hash").first()
+            if stored and stored["status"] == self.Status.PUBLISHED and (
+                stored["content_hash"] != self.content_hash or self.status != self.Status.PUBLISHED
+            ):
+                raise ImmutableDefinitionError("公開済みの様式定義は変更できません")
+        super().save(*args, **kwargs)
+
+
+class FormAssignment(models.Model):
+    """Which published definition a hospital (or every hospital, when hospital is empty) uses from when."""
+
+    definition = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="assignments")
+    hospital = models.ForeignKey("accounts.Hospital", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="form_assignments")
+    effective_from = models.DateTimeField(default=timezone.now, db_index=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "様式の割当"
+        ordering = ["-effective_from", "-id"]

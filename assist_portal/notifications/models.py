@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from assist_portal.crypto import EncryptedJSONField
+
+
+class Extract(models.Model):
+    """What a hospital connector pushed for one patient, after `mapping` ran over it."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.CASCADE, related_name="extracts")
+    patient_ref = models.CharField("患者ID", max_length=64, db_index=True)
+    format = models.CharField(max_length=20)
+    items = EncryptedJSONField(default=dict)
+    provenance = models.JSONField(default=dict)
+    suggestions = EncryptedJSONField(default=dict)
+    warnings = EncryptedJSONField(default=list)
+    payload_sha256 = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+
+
+class LaunchToken(models.Model):
+    """Server side of a one-time launch URL: the URL carries a signed `jti`, this row makes it single-use."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.CASCADE, related_name="+")
+    extract = models.ForeignKey(Extract, on_delete=models.CASCADE, related_name="launch_tokens")
+    patient_ref = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+")
+
+
+class Notification(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "下書き"
+        CONFIRMED = "confirmed", "確定済み"
+        WITHDRAWN = "withdrawn", "取下げ"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="notifications")
+    patient_ref = models.CharField("患者ID", max_length=64, db_index=True)
+    extract = models.ForeignKey(Extract, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
+    values = EncryptedJSONField(default=dict)
+    provenance = models.JSONField(default=dict)
+    suggestions = EncryptedJSONField(default=dict)
+    # The name is kept apart (encrypted too) only to list drafts for the hospital's own staff.
+    display_name = EncryptedJSONField(default=str)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    has_unsent_changes = models.BooleanField(default=True)
+    lock_version = models.PositiveIntegerField(default=1)
+    revision = models.PositiveIntegerField(default=0)
+    migration_report = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "発生届"
+
+
+class NotificationRevision(models.Model):
+    """One confirmed state, exactly as sent. Never changed after it is written."""
+
+    class Kind(models.TextChoices):
+        NEW = "completed", "新規"
+        UPDATE = "amended", "修正"
+        WITHDRAWAL = "stopped", "取下げ"
+
+    notification = models.ForeignKey(Notification, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
+    values = EncryptedJSONField(default=dict)
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["notification", "number"], name="one_revision_number")]

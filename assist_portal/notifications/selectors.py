@@ -1,0 +1,72 @@
+"""Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+
+from assist_portal.delivery.models import Delivery
+
+from .models import Notification, NotificationRevision
+
+
+def notifications_for_user(user):
+    if not user.is_hospital_staff:
+        return Notification.objects.none()
+    return (Notification.objects.filter(hospital_id=user.hospital_id)
+            .select_related("definition")
+            .prefetch_related(Prefetch("revisions", queryset=NotificationRevision.objects.select_related("delivery"))))
+
+
+def notification_get(user, uuid) -> Notification:
+    """The notification if it belongs to the user's hospital; 404 otherwise (no hint that it exists)."""
+    row = notifications_for_user(user).select_related("hospital").filter(uuid=uuid).first()
+    if row is None:
+        raise Http404("届出が見つかりません。")
+    return row
+
+
+def latest_delivery(notification: Notification) -> Delivery | None:
+    return (Delivery.objects.filter(revision__notification=notification)
+            .order_by("-revision__number").select_related("revision").first())
+
+
+def delivery_status(notification: Notification) -> dict:
+    """What the user sees live: queued → sent → accepted, or a clear rejection."""
+    delivery = latest_delivery(notification)
+    if delivery is None:
+        return {"status": "none", "label": "未送信", "final": False}
+    return {
+        "status": delivery.status,
+        "label": delivery.get_status_display(),
+        "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD),
+        "receipt_id": delivery.receipt_id,
+        "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
+        "attempts": delivery.attempts,
+        "error": delivery.last_error,
+        "revision": delivery.revision.number,
+        "kind": delivery.revision.get_kind_display(),
+        "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "retrying" else None,
+    }
+
+
+def notification_feed(hospital, since: str | None = None) -> list[dict]:
+    qs = Notification.objects.filter(hospital=hospital, revision__gt=0)
+    when = parse_datetime(since) if since else None
+    if when is not None:
+        qs = qs.filter(updated_at__gt=when)
+    out = []
+    for row in qs.order_by("updated_at")[:500]:
+        out.append({"id": str(row.uuid), "patient_id": row.patient_ref, "status": row.status,
+                    "revision": row.revision, "updated_at": row.updated_at.isoformat(),
+                    "delivery": delivery_status(row)})
+    return out
+
+
+def notification_document(hospital, uuid) -> dict | None:
+    from assist_portal.delivery.services import build_bundle
+
+    delivery = (Delivery.objects.filter(hospital=hospital, revision__notification__uuid=uuid)
+                .order_by("-revision__number").select_related("revision__notification__hospital",
+                                                              "revision__definition").first())
+    return build_bundle(delivery) if delivery else None

@@ -1,0 +1,332 @@
+"""Notification workflow: extract → launch → draft → confirm (→ outbox). Writes only; reads are in selectors."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+import mapping
+from assist_portal.audit.services import audit_record
+from assist_portal.delivery.services import delivery_create
+from assist_portal.formengine import evaluate
+from assist_portal.forms.selectors import definition_for_hospital
+
+from .models import Extract, LaunchToken, Notification, NotificationRevision
+
+LAUNCH_SALT = "assist_portal.launch"
+FACILITY_ITEMS = {"report.facility_name": "name", "report.facility_address": "address",
+                  "report.facility_phone": "phone"}
+
+
+class WorkflowError(Exception):
+    """A refused workflow step, with a message for the user (Japanese)."""
+
+
+class ConflictError(WorkflowError):
+    pass
+
+
+class NotAllowed(WorkflowError):
+    pass
+
+
+class InvalidLaunch(WorkflowError):
+    pass
+
+
+@dataclass
+class ExtractPayload:
+    format: str
+    patient_ref: str
+    data: Any  # bundle dict (fhir), {relpath: bytes} (ss-mix2), or mapping result (items)
+
+
+def local_date():
+    return timezone.localdate()
+
+
+def extract_receive(hospital, payload: ExtractPayload) -> Extract:
+    """Run `mapping` over a pushed extract and store the result (encrypted). Raw EMR data is not kept."""
+    codes = mapping.load_local_codes(hospital.local_codes or {})
+    if payload.format == "fhir":
+        result = mapping.extract_fhir(payload.data, codes)
+        raw = json.dumps(payload.data, sort_keys=True, ensure_ascii=False).encode() if isinstance(
+            payload.data, dict) else (payload.data if isinstance(payload.data, bytes) else str(payload.data).encode())
+    elif payload.format == "ss-mix2":
+        result = mapping.extract_ssmix2_files(payload.data, codes)
+        raw = b"".join(k.encode() + v for k, v in sorted(payload.data.items()))
+    else:
+        raise WorkflowError(f"未対応の形式です: {payload.format}")
+    extract = Extract.objects.create(
+        hospital=hospital,
+        patient_ref=payload.patient_ref,
+        format=payload.format,
+        items=result.get("items", {}),
+        provenance=result.get("provenance", {}),
+        suggestions=result.get("suggestions", {}),
+        warnings=result.get("warnings", []),
+        payload_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+    audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
+                 items=len(extract.items), warnings=len(extract.warnings))
+    return extract
+
+
+def launch_token_issue(extract: Extract) -> tuple[str, Any]:
+    """A signed, short-lived, single-use launch URL bound to hospital and patient."""
+    jti = secrets.token_urlsafe(24)
+    expires_at = timezone.now() + timedelta(seconds=settings.LAUNCH_TOKEN_TTL_SECONDS)
+    LaunchToken.objects.create(jti=jti, hospital=extract.hospital, extract=extract,
+                               patient_ref=extract.patient_ref, expires_at=expires_at)
+    token = signing.dumps({"j": jti, "h": extract.hospital.code, "p": extract.patient_ref}, salt=LAUNCH_SALT,
+                          compress=True)
+    return f"{settings.PUBLIC_BASE_URL}/launch/{token}/", expires_at
+
+
+def launch_token_consume(token: str, user, request=None) -> Notification:
+    """Check the launch token against the signed-in user; open (or create) the patient's draft."""
+    try:
+        claims = signing.loads(token, salt=LAUNCH_SALT, max_age=settings.LAUNCH_TOKEN_TTL_SECONDS)
+    except signing.SignatureExpired:
+        raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
+    except signing.BadSignature:
+        raise InvalidLaunch("起動URLが正しくありません。電子カルテのボタンからもう一度開いてください。")
+    with transaction.atomic():
+        row = (LaunchToken.objects.select_for_update().select_related("hospital", "extract")
+               .filter(jti=claims.get("j")).first())
+        if row is None or row.hospital.code != claims.get("h") or row.patient_ref != claims.get("p"):
+            raise InvalidLaunch("起動URLが正しくありません。")
+        if not user.is_hospital_staff or user.hospital_id != row.hospital_id:
+            audit_record("launch.denied", request=request, user=user, hospital_code=row.hospital.code,
+                         object_type="launch", object_id=row.jti[:12])
+            raise NotAllowed("この患者の届出を開く権限がありません（所属医療機関が異なります）。")
+        if row.used_at is not None:
+            raise InvalidLaunch("この起動URLは使用済みです。電子カルテのボタンからもう一度開いてください。")
+        if row.expires_at <= timezone.now():
+            raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
+        row.used_at = timezone.now()
+        row.used_by = user
+        row.save(update_fields=["used_at", "used_by"])
+        notification = notification_open_from_extract(row.extract, user)
+    audit_record("launch.consume", request=request, user=user, obj=notification)
+    return notification
+
+
+def prefill_values(extract: Extract | None, hospital, user=None) -> tuple[dict, dict]:
+    """Values and provenance for a new draft: EMR extract, hospital master, defaults."""
+    values: dict[str, Any] = {}
+    provenance: dict[str, str] = {}
+    if extract is not None:
+        values.update(extract.items or {})
+        provenance.update(extract.provenance or {})
+    master = hospital.facility_master()
+    for item_id, key in FACILITY_ITEMS.items():
+        if master.get(key):
+            values[item_id] = master[key]
+            provenance[item_id] = "master:facility"
+    if not values.get("report.physician_name") and user is not None and user.is_physician and user.display_name:
+        values["report.physician_name"] = user.display_name
+        provenance["report.physician_name"] = f"typed:{user.username}"
+    values.setdefault("report.report_date", local_date().isoformat())
+    provenance.setdefault("report.report_date", "computed:today")
+    return values, provenance
+
+
+def notification_open_from_extract(extract: Extract, user) -> Notification:
+    """The patient's open draft, refreshed with EMR values it lacks, or a new one pre-filled from the extract."""
+    existing = (Notification.objects.select_for_update()
+                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref,
+                        status=Notification.Status.DRAFT).order_by("-created_at").first())
+    if existing is not None:
+        changed = False
+        for key, value in (extract.items or {}).items():
+            if key not in existing.values or existing.values.get(key) in (None, "", []):
+                existing.values[key] = value
+                if key in (extract.provenance or {}):
+                    existing.provenance[key] = extract.provenance[key]
+                changed = True
+        if changed:
+            existing.extract = extract
+            existing.lock_version += 1
+            existing.updated_at = timezone.now()
+            existing.save()
+        return existing
+    definition = definition_for_hospital(extract.hospital)
+    if definition is None:
+        raise WorkflowError("この医療機関に公開済みの届出様式がありません。中央管理者に連絡してください。")
+    values, provenance = prefill_values(extract, extract.hospital, user)
+    return Notification.objects.create(
+        hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
+        values=values, provenance=provenance, suggestions=extract.suggestions or {},
+        display_name=values.get("patient.name", ""), updated_by=user,
+    )
+
+
+def _merge_provenance(notification: Notification, new_values: dict, user) -> dict:
+    """Provenance stays with the source while the value is unchanged; a changed value becomes 'typed'."""
+    provenance = dict(notification.provenance)
+    old = notification.values
+    keys = set(old) | set(new_values)
+    for key in keys:
+        if key == "tests":
+            old_tests, new_tests = old.get("tests") or [], new_values.get("tests") or []
+            for i, row in enumerate(new_tests):
+                prev = old_tests[i] if i < len(old_tests) else {}
+                for field, value in row.items():
+                    if prev.get(field) != value:
+                        provenance[f"tests[{i}].{field}"] = f"typed:{user.username}"
+            continue
+        if old.get(key) != new_values.get(key):
+            if key in new_values:
+                provenance[key] = f"typed:{user.username}"
+            else:
+                provenance.pop(key, None)
+    return provenance
+
+
+def _locked(notification_id: int, lock_version: int) -> Notification:
+    row = Notification.objects.select_for_update().select_related("definition", "hospital").get(pk=notification_id)
+    if row.lock_version != lock_version:
+        raise ConflictError(
+            "他の利用者がこの届出を先に保存しました。入力内容は画面に残しています。"
+            "最新の内容を確認してから、もう一度保存してください。"
+        )
+    return row
+
+
+def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None):
+    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を編集する権限がありません。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は編集できません。")
+        evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
+                              stage="draft")
+        row.provenance = _merge_provenance(row, evaluation.values, user)
+        row.values = evaluation.values
+        row.display_name = evaluation.values.get("patient.name", "")
+        row.lock_version += 1
+        row.has_unsent_changes = True
+        row.updated_at = timezone.now()
+        row.updated_by = user
+        row.save()
+    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
+    return row, evaluation
+
+
+def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
+    """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は確定できません。")
+        evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
+                              stage="confirm")
+        row.provenance = _merge_provenance(row, evaluation.values, user)
+        row.values = evaluation.values
+        row.display_name = evaluation.values.get("patient.name", "")
+        row.lock_version += 1
+        row.updated_at = timezone.now()
+        row.updated_by = user
+        if not evaluation.ok_to_confirm or not evaluation.notifiable:
+            row.has_unsent_changes = True
+            row.save()
+            return row, evaluation, None
+        kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE
+        row.revision += 1
+        row.status = Notification.Status.CONFIRMED
+        row.has_unsent_changes = False
+        row.save()
+        revision = NotificationRevision.objects.create(
+            notification=row, number=row.revision, kind=kind, definition=row.definition,
+            values=evaluation.values, confirmed_by=user,
+        )
+        delivery = delivery_create(revision)
+        audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
+                     kind=kind, definition_hash=row.definition.content_hash)
+    return row, evaluation, delivery
+
+
+def notification_withdraw(notification: Notification, user, lock_version: int, request=None):
+    """Withdraw a confirmed notification: sent as a `stopped` revision, never deleted."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("取下げできるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status != Notification.Status.CONFIRMED:
+            raise WorkflowError("確定済みの届出のみ取り下げできます。")
+        row.revision += 1
+        row.status = Notification.Status.WITHDRAWN
+        row.lock_version += 1
+        row.updated_at = timezone.now()
+        row.updated_by = user
+        row.save()
+        revision = NotificationRevision.objects.create(
+            notification=row, number=row.revision, kind=NotificationRevision.Kind.WITHDRAWAL,
+            definition=row.definition, values=row.values, confirmed_by=user,
+        )
+        delivery = delivery_create(revision)
+        audit_record("notification.withdraw", request=request, user=user, obj=row, revision=revision.number)
+    return row, delivery
+
+
+def notification_migrate_if_needed(notification: Notification) -> Notification:
+    """A draft follows its hospital's current definition; confirmed notifications keep their version."""
+    from assist_portal.formengine import migrate_values
+
+    if notification.status != Notification.Status.DRAFT:
+        return notification
+    current = definition_for_hospital(notification.hospital)
+    if current is None or current.pk == notification.definition_id:
+        return notification
+    with transaction.atomic():
+        row = Notification.objects.select_for_update().select_related("definition").get(pk=notification.pk)
+        if row.status != Notification.Status.DRAFT or row.definition_id == current.pk:
+            return row
+        values, report = migrate_values(row.definition.definition, current.definition, row.values)
+        old_version = row.definition.version
+        row.values = values
+        row.migration_report = {"from": old_version, "to": current.version, "report": _jsonable(report)}
+        row.definition = current
+        row.lock_version += 1
+        row.updated_at = timezone.now()
+        row.save()
+    audit_record("notification.migrate", hospital_code=row.hospital.code, obj=row, to=current.version,
+                 from_version=old_version)
+    return row
+
+
+def _jsonable(value):
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def drafts_migrate(hospital=None) -> int:
+    qs = Notification.objects.filter(status=Notification.Status.DRAFT).select_related("hospital")
+    if hospital is not None:
+        qs = qs.filter(hospital=hospital)
+    count = 0
+    for row in qs.iterator():
+        before = row.definition_id
+        if notification_migrate_if_needed(row).definition_id != before:
+            count += 1
+    return count

@@ -1,0 +1,199 @@
+"""Thin views over notification services/selectors. Every view needs password + TOTP and the user's hospital."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from assist_portal.accounts.decorators import staff_required
+from assist_portal.audit.services import audit_record
+from assist_portal.formengine import evaluate, parse_form_input, render_model
+
+from . import selectors, services
+
+
+def _post_lists(request) -> dict[str, list[str]]:
+    return {key: request.POST.getlist(key) for key in request.POST if key not in ("csrfmiddlewaretoken",)}
+
+
+def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
+    defn = notification.definition.definition
+    if evaluation is None:
+        evaluation = evaluate(defn, values, today=services.local_date(), provenance=notification.provenance,
+                              stage="draft")
+    model = render_model(defn, evaluation, notification.provenance)
+    return {
+        "notification": notification,
+        "form": model,
+        "evaluation": evaluation,
+        "suggestions": evaluation.suggestions,
+        "extra_messages": list(extra_messages),
+        "lock_version": lock_version if lock_version is not None else notification.lock_version,
+        "delivery": selectors.delivery_status(notification),
+        "revisions": list(notification.revisions.all()),
+        "can_confirm": request.user.is_physician,
+    }
+
+
+@staff_required
+@require_GET
+def notification_list(request):
+    rows = selectors.notifications_for_user(request.user)[:200]
+    audit_record("notification.list", request=request)
+    items = [{"n": row, "delivery": selectors.delivery_status(row)} for row in rows]
+    return render(request, "notifications/list.html", {"rows": items})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def notification_form(request, uuid):
+    notification = selectors.notification_get(request.user, uuid)
+    if request.method == "GET":
+        audit_record("notification.view", request=request, obj=notification)
+        return render(request, "notifications/form.html",
+                      _form_context(request, notification, notification.values))
+
+    action = request.POST.get("action", "save")
+    try:
+        lock_version = int(request.POST.get("lock_version", "0"))
+    except ValueError:
+        return HttpResponseBadRequest("不正な要求です。")
+    values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    if parse_errors:
+        evaluation = evaluate(notification.definition.definition, values, today=services.local_date(),
+                              provenance=notification.provenance, stage="draft")
+        ctx = _form_context(request, notification, values, evaluation,
+                            [("error", m) for m in _texts(parse_errors)], lock_version)
+        return render(request, "notifications/form.html", ctx, status=400)
+    try:
+        if action == "confirm":
+            row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
+                                                                      lock_version, request)
+            if delivery is None:
+                msgs = [("error", "確定できません。赤く表示された項目を確認してください。")]
+                if not evaluation.notifiable:
+                    msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
+                                      "HER-SYSへは送信されません。")]
+                return render(request, "notifications/form.html",
+                              _form_context(request, row, row.values, evaluation, msgs), status=400)
+            messages.success(request, "確定しました。HER-SYSへ送信します。")
+            return redirect("notifications:status", uuid=row.uuid)
+        if action == "withdraw":
+            row, _ = services.notification_withdraw(notification, request.user, lock_version, request)
+            messages.success(request, "取下げを受け付けました。HER-SYSへ送信します。")
+            return redirect("notifications:status", uuid=row.uuid)
+        row, evaluation = services.notification_save(notification, request.user, values, lock_version, request)
+    except services.ConflictError as exc:
+        evaluation = evaluate(notification.definition.definition, values, today=services.local_date(),
+                              provenance=notification.provenance, stage="draft")
+        ctx = _form_context(request, notification, values, evaluation, [("error", str(exc))], lock_version)
+        ctx["conflict"] = True
+        return render(request, "notifications/form.html", ctx, status=409)
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
+        return render(request, "notifications/form.html", ctx, status=400)
+    messages.success(request, "下書きを保存しました。")
+    return redirect("notifications:form", uuid=row.uuid)
+
+
+def _texts(errors) -> list[str]:
+    out = []
+    for e in errors:
+        out.append(getattr(e, "text_ja", None) or (e.get("text_ja") if isinstance(e, dict) else str(e)))
+    return out
+
+
+@staff_required
+@require_GET
+def notification_status_page(request, uuid):
+    notification = selectors.notification_get(request.user, uuid)
+    audit_record("notification.status", request=request, obj=notification)
+    return render(request, "notifications/status.html",
+                  {"notification": notification, "delivery": selectors.delivery_status(notification)})
+
+
+@staff_required
+@require_GET
+def notification_status_json(request, uuid):
+    notification = selectors.notification_get(request.user, uuid)
+    return JsonResponse(selectors.delivery_status(notification))
+
+
+@staff_required
+@require_GET
+def notification_print(request, uuid):
+    """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
+    notification = selectors.notification_get(request.user, uuid)
+    audit_record("notification.print", request=request, obj=notification)
+    defn = notification.definition.definition
+    evaluation = evaluate(defn, notification.values, today=services.local_date(),
+                          provenance=notification.provenance, stage="draft")
+    return render(request, "notifications/print.html",
+                  {"notification": notification, "form": render_model(defn, evaluation, notification.provenance)})
+
+
+@staff_required
+@require_GET
+def launch(request, token):
+    try:
+        notification = services.launch_token_consume(token, request.user, request)
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
+    return redirect("notifications:form", uuid=notification.uuid)
+
+
+# ---- demo only: the "EMR button" of the demo hospital -------------------------------------------------------------
+
+def _demo_dir() -> Path:
+    return settings.BASE_DIR / "demo" / "emr-samples"
+
+
+def demo_patients() -> list[dict]:
+    root = _demo_dir() / "fhir"
+    out = []
+    for path in sorted(root.glob("*.json")) if root.exists() else []:
+        out.append({"id": path.stem})
+    return out
+
+
+def _require_demo():
+    if not settings.DEMO_MODE:
+        raise Http404()
+
+
+@staff_required
+@require_GET
+def demo_launcher(request):
+    _require_demo()
+    return render(request, "notifications/demo_launcher.html", {"patients": demo_patients()})
+
+
+@staff_required
+@require_POST
+def demo_launch(request):
+    """Does what the hospital connector does (push the extract through the same service) and follows the URL."""
+    _require_demo()
+    patient_id = request.POST.get("patient_id", "")
+    fmt = request.POST.get("format", "fhir")
+    if patient_id not in {p["id"] for p in demo_patients()}:
+        raise Http404()
+    if fmt == "ss-mix2":
+        folder = _demo_dir() / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id
+        data = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    else:
+        data = json.loads((_demo_dir() / "fhir" / f"{patient_id}.json").read_text(encoding="utf-8"))
+    extract = services.extract_receive(request.user.hospital,
+                                       services.ExtractPayload(format=fmt, patient_ref=patient_id, data=data))
+    url, _ = services.launch_token_issue(extract)
+    return redirect(reverse("notifications:launch", args=[url.rstrip("/").rsplit("/", 1)[-1]]))

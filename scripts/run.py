@@ -1,0 +1,122 @@
+"""`make run`: the whole product on the embedded default, in the foreground. Ctrl-C stops everything.
+
+Starts the HER-SYS sandbox (HTTPS, mutual TLS), a Celery worker for the `hersys` queue (the VPN side), a worker
+for the `default` queue, Celery beat (the delivery sweeper) and the web server, after migrating and seeding the
+demo hospital. Environment variables override every default (see README).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+HOST = os.environ.get("HERSYS_HOST", "127.0.0.1")
+PORT = int(os.environ.get("HERSYS_PORT", "8000"))
+SANDBOX_PORT = int(os.environ.get("HERSYS_SANDBOX_PORT", "8443"))
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("HERSYS_DEMO_MODE", "1")
+    env.setdefault("PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
+    env.setdefault("HERSYS_API_URL", f"https://127.0.0.1:{SANDBOX_PORT}")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "assist_portal.settings")
+    var = Path(env.get("HERSYS_VAR_DIR", ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+
+    def manage(*args: str) -> None:
+        subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+    print("== データベースを準備しています（migrate）...", flush=True)
+    manage("migrate", "--noinput", "-v", "0")
+    manage("seed_demo")
+    subprocess.run([PY, "-m", "hersys_client.devpki", str(var / "pki")], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+    celery = [PY, "-m", "celery", "-A", "assist_portal.celery"]
+    procs: list[tuple[str, subprocess.Popen]] = []
+    specs = [
+        ("sandbox", [PY, "-m", "hersys_client.sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
+                     "--pki-dir", str(var / "pki"), "--db", str(var / "sandbox.sqlite3")]),
+        ("worker-hersys", celery + ["worker", "-Q", "hersys", "-n", "hersys@%h", "-c", "2", "-l", "WARNING"]),
+        ("worker-default", celery + ["worker", "-Q", "default", "-n", "default@%h", "-c", "1", "-l", "WARNING"]),
+        ("beat", celery + ["beat", "-l", "WARNING", "-s", str(var / "celerybeat-schedule")]),
+        ("web", [PY, "-m", "gunicorn", "assist_portal.wsgi", "-b", f"{HOST}:{PORT}", "--workers", "2",
+                 "--threads", "4", "--log-level", "warning"]),
+    ]
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        print("\n== 停止しています...", flush=True)
+        for _, p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.time() + 10
+        for _, p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, cmd in specs:
+        procs.append((name, subprocess.Popen(cmd, cwd=ROOT, env=env)))
+    if not _wait_http(f"http://{HOST}:{PORT}/accounts/login/", 60):
+        print("Webサーバーが起動しませんでした。上のログを確認してください。", file=sys.stderr)
+        stop()
+        return 1
+    subprocess.run([PY, "manage.py", "demo_otp"], cwd=ROOT, env=env, capture_output=False)
+    base = f"http://{HOST}:{PORT}"
+    print(f"""
+==================================================================
+ HER-SYS 登録補助画面（デモ）が起動しました
+------------------------------------------------------------------
+ 1. ブラウザで開く:   {base}/accounts/login/
+ 2. ログイン:         doctor（医師） / clerk（事務） / admin（中央管理者）
+                      パスワードはいずれも demo-pass-2026
+ 3. ワンタイムパスワード: 上の行のとおり。最新の値は別の端末で
+                      make otp   （表示し続けるなら make otp-watch）
+ 4. 電子カルテからの起動（デモ）: {base}/demo/
+ 5. 届出一覧:         {base}/notifications/
+ 中央管理（admin）:   {base}/central/definitions/  /  {base}/central/deliveries/
+ HER-SYS サンドボックス: https://127.0.0.1:{SANDBOX_PORT}  受信一覧 /_sandbox/received
+ 連携API（病院コネクタ）: POST {base}/api/v1/extracts （APIキー: var/demo_connector_key）
+ 停止: Ctrl-C
+==================================================================
+""", flush=True)
+    while not stopping:
+        for name, p in procs:
+            if p.poll() is not None and not stopping:
+                print(f"{name} が終了しました（終了コード {p.returncode}）。すべて停止します。", file=sys.stderr)
+                stop()
+                return 1
+        time.sleep(0.5)
+    return 0
+
+
+def _wait_http(url: str, seconds: float) -> bool:
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return True
+        except Exception:
+            time.sleep(0.5)
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
