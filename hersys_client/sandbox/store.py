@@ -1,0 +1,232 @@
+"""SQLite storage of the sandbox: notifications with every revision, and idempotency keys with their answers.
+
+One connection guarded by a lock: the server is threaded, and the "look up key → check revision → store" sequence
+must be atomic anyway. WAL keeps readers cheap; each accepted request is one committed transaction, so a killed
+sandbox loses nothing it has answered.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notification (
+    bundle_identifier TEXT PRIMARY KEY,
+    receipt_id        TEXT NOT NULL UNIQUE,
+    report_date       TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    revision          INTEGER NOT NULL,
+    updated_at        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revision (
+    bundle_identifier    TEXT NOT NULL REFERENCES notification(bundle_identifier),
+    revision             INTEGER NOT NULL,
+    questionnaire_status TEXT NOT NULL,
+    idempotency_key      TEXT NOT NULL,
+    received_at          TEXT NOT NULL,
+    bundle               TEXT NOT NULL,
+    PRIMARY KEY (bundle_identifier, revision)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key               TEXT PRIMARY KEY,
+    bundle_identifier TEXT NOT NULL,
+    revision          INTEGER NOT NULL,
+    http_status       INTEGER NOT NULL,
+    answer            TEXT NOT NULL
+);
+"""
+
+
+KEY_REUSED_JA = "この Idempotency-Key は別の届出（または別の版）で使用済みです。"
+
+
+@dataclass(frozen=True)
+class Answer:
+    http_status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Conflict(Exception):
+    """A revision not newer than the one already accepted (→ 409)."""
+
+    def __init__(self, message_ja: str) -> None:
+        super().__init__(message_ja)
+        self.message_ja = message_ja
+
+
+class Rejected(Exception):
+    """A request the store cannot apply (→ 422), e.g. withdrawing an unknown notification."""
+
+    def __init__(self, message_ja: str) -> None:
+        super().__init__(message_ja)
+        self.message_ja = message_ja
+
+
+class SandboxStore:
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def replay(self, key: str) -> tuple[str, int, Answer] | None:
+        """(bundle identifier, revision, original answer) stored for an idempotency key, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bundle_identifier, revision, http_status, answer FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], Answer(200, json.loads(row[3]), replayed=True)
+
+    def accept(
+        self, *, key: str, identifier: str, revision: int, qr_status: str, bundle: dict[str, Any], today: date
+    ) -> Answer:
+        """Store one revision atomically and return the answer (201 new / 200 update or replay).
+
+        Raises Conflict if `revision` is not newer than the stored one, Rejected for a withdrawal of a
+        notification never received.
+        """
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                answer = self._accept_locked(key, identifier, revision, qr_status, bundle, today, now)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return answer
+
+    def _accept_locked(
+        self, key: str, identifier: str, revision: int, qr_status: str, bundle: dict[str, Any], today: date,
+        now: str,
+    ) -> Answer:
+        db = self._db
+        row = db.execute(  # a concurrent request with the same key may have won the race
+            "SELECT bundle_identifier, revision, answer FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        if row is not None:
+            if (row[0], row[1]) != (identifier, revision):
+                raise Rejected(KEY_REUSED_JA)
+            return Answer(200, json.loads(row[2]), replayed=True)
+        status = "withdrawn" if qr_status == "stopped" else "accepted"
+        current = db.execute(
+            "SELECT receipt_id, report_date, revision FROM notification WHERE bundle_identifier = ?", (identifier,)
+        ).fetchone()
+        if current is None:
+            if qr_status == "stopped":
+                raise Rejected("取り下げ対象の届出が HER-SYS に登録されていません。")
+            receipt_id = self._new_receipt_id()
+            report_date = today.isoformat()
+            db.execute(
+                "INSERT INTO notification VALUES (?, ?, ?, ?, ?, ?)",
+                (identifier, receipt_id, report_date, status, revision, now),
+            )
+            http_status = 201
+        else:
+            receipt_id, report_date, stored_revision = current
+            if revision <= stored_revision:
+                raise Conflict(
+                    f"この届出は版 {stored_revision} まで受理済みです。版 {revision} は受け付けられません。"
+                )
+            db.execute(
+                "UPDATE notification SET status = ?, revision = ?, updated_at = ? WHERE bundle_identifier = ?",
+                (status, revision, now, identifier),
+            )
+            http_status = 200
+        db.execute(
+            "INSERT INTO revision VALUES (?, ?, ?, ?, ?, ?)",
+            (identifier, revision, qr_status, key, now, json.dumps(bundle, ensure_ascii=False)),
+        )
+        body = {
+            "receipt_id": receipt_id,
+            "report_date": report_date,
+            "status": status,
+            "revision": revision,
+            "bundle_identifier": identifier,
+        }
+        db.execute(
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+            (key, identifier, revision, http_status, json.dumps(body, ensure_ascii=False)),
+        )
+        return Answer(http_status, body)
+
+    def _new_receipt_id(self) -> str:
+        while True:  # random, not sequential: receipt ids should not be guessable
+            candidate = f"HS-{secrets.randbelow(10**10):010d}"
+            if self._db.execute("SELECT 1 FROM notification WHERE receipt_id = ?", (candidate,)).fetchone() is None:
+                return candidate
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT receipt_id, report_date, status, revision, bundle_identifier FROM notification "
+                "WHERE receipt_id = ?",
+                (receipt_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        keys = ("receipt_id", "report_date", "status", "revision", "bundle_identifier")
+        return dict(zip(keys, row, strict=True))
+
+    def received(self, *, include_bundles: bool = True, bundle_identifier: str | None = None) -> dict[str, Any]:
+        """Everything stored, for tests and benchmarks (GET /_sandbox/received)."""
+        where, args = ("WHERE bundle_identifier = ?", (bundle_identifier,)) if bundle_identifier else ("", ())
+        with self._lock:
+            notes = self._db.execute(
+                "SELECT bundle_identifier, receipt_id, report_date, status, revision FROM notification "
+                f"{where} ORDER BY rowid",
+                args,
+            ).fetchall()
+            revs = self._db.execute(
+                "SELECT bundle_identifier, revision, questionnaire_status, idempotency_key, received_at, "
+                f"{'bundle' if include_bundles else 'NULL'} FROM revision {where} "
+                "ORDER BY bundle_identifier, revision",
+                args,
+            ).fetchall()
+            keys = self._db.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0]
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for ident, rev, qr_status, key, received_at, bundle in revs:
+            entry: dict[str, Any] = {
+                "revision": rev,
+                "questionnaire_status": qr_status,
+                "idempotency_key": key,
+                "received_at": received_at,
+            }
+            if include_bundles:
+                entry["bundle"] = json.loads(bundle)
+            by_id.setdefault(ident, []).append(entry)
+        notifications = [
+            {
+                "bundle_identifier": ident,
+                "receipt_id": receipt_id,
+                "report_date": report_date,
+                "status": status,
+                "revision": revision,
+                "revisions": by_id.get(ident, []),
+            }
+            for ident, receipt_id, report_date, status, revision in notes
+        ]
+        return {"count": len(notifications), "idempotency_keys": keys, "notifications": notifications}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            for table in ("idempotency", "revision", "notification"):
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            self._db.execute("COMMIT")

@@ -1,0 +1,164 @@
+"""Validation of incoming document Bundles, with Japanese diagnostics (→ 422 OperationOutcome).
+
+Works on untrusted JSON: every access checks types, and the QuestionnaireResponse walk is iterative, so no input
+can raise here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+ITEM_DEFINITION_PREFIX = "urn:hersys-assist:item:"
+DEFAULT_ACCEPTED_VERSIONS = ("2021-03", "2022-09")
+QR_STATUSES = ("completed", "amended", "stopped")
+MAX_IDENTIFIER_LENGTH = 200
+
+#: Items HER-SYS requires in every notification, and those added by a given item-set version.
+REQUIRED_ALWAYS = ("patient.name", "patient.sex", "patient.birth_date", "report.diagnosis_class")
+REQUIRED_BY_VERSION = {"2022-09": ("report.notification_target",)}
+ITEM_LABELS_JA = {
+    "patient.name": "当該者氏名",
+    "patient.sex": "性別",
+    "patient.birth_date": "生年月日",
+    "report.diagnosis_class": "診断分類（類型）",
+    "report.notification_target": "届出対象区分",
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str  # FHIR issue-type: structure, required, value, not-supported, conflict ...
+    diagnostics: str
+    expression: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    identifier: str
+    revision: int
+    qr_status: str
+    version: str
+
+
+def bundle_key(bundle: Any) -> tuple[str | None, int | None]:
+    """(identifier, revision) read leniently, for matching a replayed idempotency key."""
+    if not isinstance(bundle, dict):
+        return None, None
+    ident = bundle.get("identifier")
+    value = ident.get("value") if isinstance(ident, dict) else None
+    meta = bundle.get("meta")
+    version_id = meta.get("versionId") if isinstance(meta, dict) else None
+    revision = int(version_id) if isinstance(version_id, str) and version_id.isdigit() and len(version_id) < 10 else None
+    return (value if isinstance(value, str) else None), revision
+
+
+def validate_bundle(bundle: Any, accepted_versions: Iterable[str]) -> tuple[Submission | None, list[Issue]]:
+    """Check a document Bundle against the contract; return the parsed submission or the issues found."""
+    issues: list[Issue] = []
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return None, [Issue("structure", "送信データが FHIR Bundle ではありません。", "Bundle")]
+    if bundle.get("type") != "document":
+        issues.append(Issue("value", "Bundle.type は document でなければなりません。", "Bundle.type"))
+
+    identifier, revision = bundle_key(bundle)
+    if not identifier or len(identifier) > MAX_IDENTIFIER_LENGTH:
+        issues.append(Issue("required", "Bundle.identifier.value（届出の識別子）がないか不正です。", "Bundle.identifier"))
+    if revision is None or revision < 1:
+        issues.append(Issue("required", "Bundle.meta.versionId（版数）は 1 以上の整数でなければなりません。",
+                            "Bundle.meta.versionId"))
+
+    entries = bundle.get("entry")
+    resources: list[dict[str, Any]] = []
+    if isinstance(entries, list):
+        resources = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    if not resources or resources[0].get("resourceType") != "Composition":
+        issues.append(Issue("structure", "Bundle の最初のエントリは Composition でなければなりません。", "Bundle.entry[0]"))
+
+    qrs = [r for r in resources if r.get("resourceType") == "QuestionnaireResponse"]
+    if len(qrs) != 1:
+        issues.append(Issue("structure", "QuestionnaireResponse（届出内容）がちょうど 1 つ必要です。", "Bundle.entry"))
+        return None, issues
+    qr = qrs[0]
+
+    qr_status = qr.get("status")
+    if qr_status not in QR_STATUSES:
+        issues.append(Issue("value", "QuestionnaireResponse.status は completed・amended・stopped のいずれかです。",
+                            "QuestionnaireResponse.status"))
+    version = _version(qr.get("questionnaire"))
+    # A withdrawal must stay possible after an item-set change and needs no complete content.
+    if qr_status != "stopped":
+        accepted = list(accepted_versions)
+        if version is None:
+            issues.append(Issue("required", "QuestionnaireResponse.questionnaire に項目セットの版がありません。",
+                                "QuestionnaireResponse.questionnaire"))
+        elif version not in accepted:
+            issues.append(Issue(
+                "not-supported",
+                f"項目セットの版「{version[:40]}」は現在受け付けていません（受付中の版: {'、'.join(accepted)}）。"
+                "最新の様式で入力し直してください。",
+                "QuestionnaireResponse.questionnaire",
+            ))
+        else:
+            answered = _answered_items(qr.get("item"))
+            for item_id in (*REQUIRED_ALWAYS, *REQUIRED_BY_VERSION.get(version, ())):
+                if item_id not in answered:
+                    issues.append(Issue(
+                        "required",
+                        f"必須項目「{ITEM_LABELS_JA.get(item_id, item_id)}」（{item_id}）が入力されていません。",
+                        f"QuestionnaireResponse.item.where(definition='{ITEM_DEFINITION_PREFIX}{item_id}')",
+                    ))
+    if issues:
+        return None, issues
+    assert identifier is not None and revision is not None and isinstance(qr_status, str)
+    return Submission(identifier, revision, qr_status, version or ""), []
+
+
+def _version(questionnaire: Any) -> str | None:
+    if not isinstance(questionnaire, str) or "|" not in questionnaire:
+        return None
+    version = questionnaire.rsplit("|", 1)[1].strip()
+    return version or None
+
+
+def _answered_items(items: Any) -> set[str]:
+    """Item ids (from `definition`) that carry at least one non-empty answer, at any depth."""
+    found: set[str] = set()
+    stack: list[Any] = [items]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, list):
+            continue
+        for item in node:
+            if not isinstance(item, dict):
+                continue
+            answers = item.get("answer")
+            if isinstance(answers, list):
+                definition = item.get("definition")
+                if isinstance(definition, str) and definition.startswith(ITEM_DEFINITION_PREFIX) and any(
+                    _has_value(a) for a in answers
+                ):
+                    found.add(definition[len(ITEM_DEFINITION_PREFIX):])
+                stack.extend(a.get("item") for a in answers if isinstance(a, dict))
+            stack.append(item.get("item"))
+    return found
+
+
+def _has_value(answer: Any) -> bool:
+    if not isinstance(answer, dict):
+        return False
+    for key, value in answer.items():
+        if key.startswith("value") and value not in (None, "", [], {}):
+            return True
+    return False
+
+
+def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
+    out = []
+    for issue in issues:
+        entry: dict[str, Any] = {"severity": "error", "code": issue.code, "diagnostics": issue.diagnostics}
+        if issue.expression:
+            entry["expression"] = [issue.expression]
+        out.append(entry)
+    return {"resourceType": "OperationOutcome", "issue": out}
