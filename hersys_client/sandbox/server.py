@@ -281,6 +281,8 @@ class Handler(BaseHTTPRequestHandler):
             raise _outcome(400, "structure", "Content-Length が不正です。", close=True)
         length = int(raw)
         if length > self.app.config.max_body_bytes:
+            if length <= 4 * self.app.config.max_body_bytes:
+                self._discard(length)  # a client still writing its body would otherwise miss the answer
             raise _outcome(413, "too-costly",
                            f"送信データが大きすぎます（上限 {self.app.config.max_body_bytes} バイト）。", close=True)
         body = self.rfile.read(length)
@@ -288,6 +290,13 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ConnectionError("short body")
         return body
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 64 * 1024))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     def _latency(self) -> None:
         ms = self.app.faults().latency_ms
