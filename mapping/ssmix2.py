@@ -1,0 +1,535 @@
+"""SS-MIX2 standard storage (HL7 v2.5) → HER-SYS items.
+
+A patient folder is ``<id>/<date>/<type>/<file>``; file names are
+``<patientid>_<date>_<datatype>_<order no>_<timestamp>_<dept>_<condition flag>``; flag 0 marks a cancelled or
+deleted record, which is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import normalize as nz
+from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
+from .codes import (
+    LocalCodes,
+    is_covid_clinical,
+    is_covid_confirmed,
+    load_local_codes,
+    parse_interpretation,
+    parse_result,
+    risk_factor,
+)
+from .hl7v2 import Message, Segment, parse_bytes
+
+MAX_FILES = 20000
+MAX_TOTAL_BYTES = 200 * 1024 * 1024
+
+# MSH-9 trigger → SS-MIX2 data type, for files whose name does not say it
+_TRIGGER_TYPE = {"A08": "ADT-00", "A31": "ADT-00", "A28": "ADT-00", "A04": "ADT-12", "A01": "ADT-22",
+                 "A03": "ADT-52", "ZD1": "PPR-01", "R22": "OML-11", "R01": "OML-11", "O33": "OML-11",
+                 "O21": "OML-11"}
+_CANCEL_TRIGGERS = {"A11", "A13", "A12", "A27", "A38", "A23", "A29"}
+_ICD_SYSTEMS = {"I10", "ICD10", "ICD-10", "I10-2013", "ICD10-2013", "I10P", "ICD10JP"}
+_GUARDIAN_REL = {"GRD", "MTH", "FTH", "PAR"}
+_GUARDIAN_TEXT = {"保護者", "母", "父", "母親", "父親", "親権者", "後見人", "未成年後見人"}
+
+
+@dataclass
+class FileMeta:
+    rel: str
+    patient_id: str = ""
+    date: str = ""
+    datatype: str = ""
+    order: str = ""
+    timestamp: str = ""
+    dept: str = ""
+    flag: str = ""
+    named: bool = False
+
+
+def parse_name(rel: str) -> FileMeta:
+    base = re.split(r"[\\/]", rel)[-1]
+    parts = base.split("_")
+    meta = FileMeta(rel=rel)
+    if len(parts) >= 7:
+        meta.patient_id, meta.date, meta.datatype = parts[0], parts[1], parts[2].upper()
+        meta.flag, meta.dept, meta.timestamp = parts[-1], parts[-2], parts[-3]
+        meta.order = "_".join(parts[3:-3])
+        meta.named = bool(re.fullmatch(r"[A-Z]{3}-\d{2}", meta.datatype))
+    return meta
+
+
+def _xpn_reps(seg: Segment, n: int) -> list[tuple[list[str], str]]:
+    """(components, representation code I/P/A or '') per repetition of an XPN field."""
+    out = []
+    for r in range(len(seg.reps(n))):
+        cs = seg.comps(n, r)
+        rep = (cs[7] if len(cs) > 7 else "").strip().upper()
+        out.append((cs, rep))
+    return out
+
+
+def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | None,
+                   item_kana: str | None) -> None:
+    kanji: tuple[list[str], str] | None = None
+    kana: tuple[list[str], str] | None = None
+    for cs, rep in _xpn_reps(seg, n):
+        fam, given = (cs + ["", ""])[:2]
+        whole = fam + given
+        if not whole.strip():
+            continue
+        if rep == "P" or (not rep and nz.is_kana_text(whole) and kana is None and not nz.has_kanji(whole)):
+            if kana is None:
+                kana = (cs, rep)
+        elif rep in ("I", "A", "") and kanji is None:
+            kanji = (cs, rep)
+    if item_name and kanji:
+        cs = kanji[0] + ["", ""]
+        f.put(item_name, nz.person_name(cs[0], cs[1]), prov)
+    if item_kana and kana:
+        cs = kana[0] + ["", ""]
+        f.put(item_kana, nz.kana_name(cs[0], cs[1]), prov)
+
+
+def _doctor(seg: Segment, n: int) -> str | None:
+    """XCN (ID^family^given^...^representation at 9) → kanji name."""
+    best = None
+    for r in range(len(seg.reps(n))):
+        cs = seg.comps(n, r) + [""] * 10
+        fam, given = cs[1], cs[2]
+        if not (fam + given).strip():
+            continue
+        name, _w = nz.person_name(fam, given)
+        if not name:
+            continue
+        rep = cs[8].upper() if len(cs) > 8 else ""
+        if rep == "P" or (nz.is_kana_text(fam + given) and not nz.has_kanji(fam + given)):
+            continue
+        if best is None or rep == "I":
+            best = name
+    return best
+
+
+def _addr(seg: Segment, n: int) -> tuple[str | None, str | None, int]:
+    """(address text, postal code, repetition) from an XAD field: home (H) first, then legal/current, then first."""
+    reps = seg.reps(n)
+    order = sorted(range(len(reps)), key=lambda r: {"H": 0, "L": 1, "C": 2}.get(seg.get(n, 7, r).upper(), 3))
+    for r in order:
+        cs = seg.comps(n, r) + [""] * 8
+        street, other, city, state, zip_ = cs[0], cs[1], cs[2], cs[3], cs[4]
+        text = nz.join_address([state, city, street, other])
+        if text or zip_:
+            return text or None, zip_ or None, r
+    return None, None, 0
+
+
+def _phone(seg: Segment, n: int) -> tuple[str | None, int]:
+    reps = seg.reps(n)
+    order = sorted(range(len(reps)), key=lambda r: (
+        {"PRN": 0, "ORN": 1, "": 2}.get(seg.get(n, 2, r).upper(), 3),
+        {"PH": 0, "CP": 1, "": 1}.get(seg.get(n, 3, r).upper(), 5)))
+    for r in order:
+        if seg.get(n, 3, r).upper() in ("FX", "INTERNET", "X.400", "BP"):
+            continue
+        cs = seg.comps(n, r) + [""] * 12
+        num = cs[11] or cs[0]
+        if not num and (cs[5] or cs[6]):
+            num = "-".join(x for x in (cs[5], cs[6]) if x)
+        if num.strip():
+            return num, r
+    return None, 0
+
+
+def _date_of(seg: Segment, n: int, comp: int = 1) -> str | None:
+    v, _w = nz.parse_date(seg.get(n, comp))
+    return v  # type: ignore[return-value]
+
+
+class _Doc:
+    def __init__(self, meta: FileMeta, msg: Message) -> None:
+        self.meta = meta
+        self.msg = msg
+        code, trig = msg.type
+        self.trigger = trig
+        self.datatype = meta.datatype if meta.named else _TRIGGER_TYPE.get(trig, "")
+        msh = msg.msh
+        ts = meta.timestamp if re.fullmatch(r"\d{8,}", meta.timestamp or "") else ""
+        if not ts and msh is not None:
+            ts = re.sub(r"\D", "", msh.get(7))
+        self.stamp = (ts + "0" * 17)[:17]
+        self.label = self.datatype or (f"{code}^{trig}" if code else "HL7")
+
+    def prov(self, where: str) -> str:
+        return f"ss-mix2:{self.label} {where}"
+
+
+def _patient(f: Facts, docs: list[_Doc]) -> None:
+    with_pid = [d for d in docs if d.msg.first("PID")]
+    if not with_pid:
+        f.warn("患者情報（PIDセグメント）が見つかりません")
+        return
+    adt00 = sorted((d for d in with_pid if d.datatype == "ADT-00"), key=lambda d: d.stamp)
+    primary = adt00[-1] if adt00 else max(with_pid, key=lambda d: d.stamp)
+    # fields the newest patient message leaves out are taken from messages at least as new (never older ones)
+    newer = sorted((d for d in with_pid if d.stamp >= primary.stamp and d is not primary),
+                   key=lambda d: d.stamp, reverse=True)
+    sources = [primary, *newer]
+
+    def first_with(n: int) -> tuple[_Doc, Segment] | None:
+        for d in sources:
+            pid = d.msg.first("PID")
+            if pid is None:
+                continue
+            raw = pid.raw(n)
+            if raw == '""':
+                return None  # explicitly deleted in the newest message that has the field
+            if raw.strip():
+                return d, pid
+        return None
+
+    hit = first_with(5)
+    if hit:
+        d, pid = hit
+        _name_from_xpn(pid, 5, d.prov("PID-5"), f, "patient.name", "patient.name_kana")
+        if "patient.name_kana" not in f.items:
+            # kana may only be present in another (not older) message
+            for d2 in sources:
+                p2 = d2.msg.first("PID")
+                if p2 is not None and d2 is not d:
+                    _name_from_xpn(p2, 5, d2.prov("PID-5"), f, None, "patient.name_kana")
+                    if "patient.name_kana" in f.items:
+                        break
+    if (hit := first_with(8)) is not None:
+        d, pid = hit
+        f.put("patient.sex", nz.sex(pid.get(8)), d.prov("PID-8"))
+    if (hit := first_with(7)) is not None:
+        d, pid = hit
+        f.put("patient.birth_date", nz.parse_date(pid.get(7)), d.prov("PID-7"))
+    if (hit := first_with(11)) is not None:
+        d, pid = hit
+        text, zip_, r = _addr(pid, 11)
+        suffix = f"[{r}]" if r else ""
+        f.put("patient.address", nz.address(text), d.prov(f"PID-11{suffix}"))
+        if zip_:
+            f.put("patient.postal_code", nz.postal_code(zip_), d.prov(f"PID-11{suffix}.5"))
+        elif text:
+            m = re.match(r"^〒?\s*([0-9０-９]{3}[-－ー−‐]?[0-9０-９]{4})\s", nz.clean(text))
+            if m and nz.clean(text).startswith("〒"):
+                f.put("patient.postal_code", nz.postal_code(m.group(1)), d.prov(f"PID-11{suffix}"))
+    if (hit := first_with(13)) is not None:
+        d, pid = hit
+        num, r = _phone(pid, 13)
+        if num:
+            f.put("patient.phone", nz.phone(num), d.prov(f"PID-13[{r}]" if r else "PID-13"))
+    if (hit := first_with(29)) is not None:
+        d, pid = hit
+        if pid.get(30).upper() == "N":
+            f.warn("clinical.death_date: 死亡日がありますが死亡フラグがNのため転記しませんでした")
+        else:
+            f.put("clinical.death_date", nz.parse_date(pid.get(29)), d.prov("PID-29"))
+
+    # guardian (NK1): only a relationship that is a guardian/parent
+    nk1s = [(d, s) for d in sources[:1] for s in d.msg.all("NK1")]
+    if not nk1s:
+        nk1s = [(d, s) for d in sources for s in d.msg.all("NK1")][:10]
+    for d, nk1 in nk1s:
+        rel_code, rel_text = nk1.get(3, 1).upper(), nk1.get(3, 2)
+        is_guardian = rel_code in _GUARDIAN_REL or nz.clean(rel_text) in _GUARDIAN_TEXT
+        tmp = Facts()
+        _name_from_xpn(nk1, 2, d.prov("NK1-2"), tmp, "patient.guardian_name", None)
+        if not tmp.items:
+            continue
+        if not is_guardian:
+            if not rel_code and not rel_text:
+                f.suggestions.setdefault("patient.guardian_name", {
+                    "value": tmp.items["patient.guardian_name"],
+                    "reason": "連絡先（NK1）に続柄の記載がないため、保護者かどうか確認してください"})
+            continue
+        f.items["patient.guardian_name"] = tmp.items["patient.guardian_name"]
+        f.provenance["patient.guardian_name"] = tmp.provenance["patient.guardian_name"]
+        text, _zip, r = _addr(nk1, 4)
+        if text:
+            f.put("patient.guardian_address", nz.address(text), d.prov("NK1-4"))
+        break
+
+
+def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
+    for d in docs:
+        pv1 = d.msg.first("PV1")
+        evn = d.msg.first("EVN")
+        folder_date, _w = nz.parse_date(d.meta.date) if d.meta.date not in ("", "-") else (None, None)
+
+        def when(n: int, label: str, pv1: Segment | None = pv1, evn: Segment | None = evn,
+                 folder_date: Any = folder_date, d: _Doc = d) -> tuple[str | None, str]:
+            if pv1 is not None and (v := _date_of(pv1, n)):
+                return v, d.prov(f"PV1-{n}")
+            if evn is not None and (v := _date_of(evn, 6)):
+                return v, d.prov("EVN-6")
+            if folder_date:
+                return folder_date, d.prov("(保存フォルダの日付)")
+            return None, d.prov(label)
+
+        doc = _doctor(pv1, 7) if pv1 is not None else None
+        dprov = d.prov("PV1-7")
+        if d.trigger in _CANCEL_TRIGGERS:
+            if d.trigger == "A11":
+                f.admission_cancelled = True
+            continue
+        if d.datatype == "ADT-12":
+            v, p = when(44, "PV1-44")
+            if v:
+                f.visits.append(Event(v, p, doc, dprov))
+        elif d.datatype == "ADT-22":
+            v, p = when(44, "PV1-44")
+            if v:
+                f.admissions.append(Event(v, p, doc, dprov))
+        elif d.datatype == "ADT-52":
+            v, p = when(45, "PV1-45")
+            adm = _date_of(pv1, 44) if pv1 is not None else None
+            if v:
+                f.discharges.append(Event(v, p, admit_date=adm))
+            if adm and not any(a.admit_date == adm for a in f.admissions):
+                # a discharge message also dates the admission it closes
+                f.admissions.append(Event(adm, d.prov("PV1-44"), doc, dprov))
+
+
+def _problems(f: Facts, docs: list[_Doc]) -> None:
+    for d in docs:
+        if d.datatype != "PPR-01" and d.msg.type[0] != "PPR":
+            continue
+        for prb in d.msg.all("PRB"):
+            action = prb.get(1).upper()
+            if action in ("DE", "RE"):   # deleted / removed problem
+                continue
+            codes: list[str] = []
+            for first in (1, 4):
+                code, system = prb.get(3, first), prb.get(3, first + 2).upper().replace(" ", "")
+                if code and (system in _ICD_SYSTEMS or not system):
+                    codes.append(code)
+            status = (prb.get(13) + prb.get(14)).upper()
+            suspected = any(x in status for x in ("疑", "SUSP", "PROV", "DIFF")) or prb.get(13).upper() == "P"
+            resolved = bool(prb.get(9).strip()) or any(x in prb.get(14).upper() for x in ("RESOLV", "INACT", "治癒"))
+            for code in codes:
+                if is_covid_confirmed(code):
+                    date_, w = nz.parse_date(prb.get(7))
+                    if w:
+                        f.warn(f"clinical.diagnosis_date: {w}")
+                    f.diagnoses.append(Diagnosis(date_, d.prov("PRB-7"), suspected))  # type: ignore[arg-type]
+                    break
+                if is_covid_clinical(code):
+                    f.diagnoses.append(Diagnosis(None, d.prov("PRB-3"), True))
+                    break
+                factor = risk_factor(code)
+                if factor:
+                    f.conditions.append(Condition(factor, code, d.prov("PRB-3"), resolved or suspected))
+                    break
+
+
+def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:
+    for d in docs:
+        if d.datatype not in ("OML-11", "OUL-11") and d.msg.type[0] not in ("OUL", "OML", "ORU"):
+            continue
+        spm: Segment | None = None
+        obr: Segment | None = None
+        orc: Segment | None = None
+        groups: list[tuple[Segment | None, Segment | None, Segment | None, list[Segment]]] = []
+        for seg in d.msg.segments:
+            if seg.name == "SPM":
+                spm, obr, orc = seg, None, None
+            elif seg.name == "ORC":
+                orc = seg
+            elif seg.name == "OBR":
+                obr = seg
+                groups.append((spm, obr, orc, []))
+            elif seg.name == "OBX":
+                if not groups or groups[-1][1] is not obr:
+                    groups.append((spm, obr, orc, []))
+                groups[-1][3].append(seg)
+        for gi, (spm_, obr_, orc_, obxs) in enumerate(groups):
+            if orc_ is not None and orc_.get(1).upper() in ("CA", "OC", "CR", "DC"):
+                continue
+            if obr_ is not None and obr_.get(25).upper() == "X":
+                continue
+            order_method = codes.method(obr_.get(4), obr_.get(4, 2)) if obr_ is not None else None
+            hits: list[tuple[Segment, str]] = []
+            for obx in obxs:
+                m = codes.method(obx.get(3), obx.get(3, 2))
+                if m:
+                    hits.append((obx, m))
+            if not hits and order_method:
+                readable = [o for o in obxs if _obx_result(o)[0]]
+                if len(readable) == 1:
+                    hits = [(readable[0], order_method)]
+            # one result per analyte code: corrected/final supersede preliminary
+            by_code: dict[str, tuple[Segment, str]] = {}
+            for obx, m in hits:
+                if obx.get(11).upper() in ("X", "D", "W"):
+                    continue
+                by_code[obx.get(3)] = (obx, m)
+            for code, (obx, method) in by_code.items():
+                t = _make_test(d, spm_, obr_, obx, method, codes, f)
+                if t:
+                    t.key = f"{d.meta.order or '-'}|{obr_.get(2) if obr_ is not None else gi}|{code}"
+                    f.tests.append(t)
+
+
+def _obx_result(obx: Segment) -> tuple[str | None, str]:
+    status = obx.get(11).upper()
+    if status == "I":
+        return "pending", "OBX-11"
+    vt = obx.get(2).upper()
+    candidates = []
+    if vt in ("CWE", "CE", "CNE", "CF"):
+        for rep in range(max(1, len(obx.reps(5)))):
+            cs = obx.comps(5, rep) + ["", "", "", "", ""]
+            candidates += [cs[0], cs[1], cs[3], cs[4]]
+    else:
+        candidates.append(obx.raw(5) if vt in ("ST", "TX", "FT", "") else obx.get(5))
+    found = {r for r in (parse_result(c) for c in candidates if c.strip()) if r}
+    if len(found) == 1:
+        return found.pop(), "OBX-5"
+    if len(found) > 1:
+        return None, "OBX-5"
+    flag = {r for r in (parse_interpretation(obx.get(8, 1, rep)) for rep in range(max(1, len(obx.reps(8))))) if r}
+    if len(flag) == 1:
+        return flag.pop(), "OBX-8"
+    return None, "OBX-5"
+
+
+def _make_test(d: _Doc, spm: Segment | None, obr: Segment | None, obx: Segment, method: str, codes: LocalCodes,
+               f: Facts) -> Test | None:
+    prov: dict[str, str] = {"method": d.prov("OBX-3")}
+    specimen = None
+    if spm is not None:
+        specimen = codes.specimen_of(spm.get(4), spm.get(4, 2))
+        if specimen:
+            prov["specimen"] = d.prov("SPM-4")
+    if specimen is None and obr is not None and obr.get(15):
+        specimen = codes.specimen_of(obr.get(15), obr.get(15, 2))
+        if specimen:
+            prov["specimen"] = d.prov("OBR-15")
+    if specimen is None:
+        f.warn("tests: 院内コード表にない検体コードのため検体を転記しませんでした")
+    coll = None
+    if spm is not None and (coll := _date_of(spm, 17)):
+        prov["collection_date"] = d.prov("SPM-17")
+    elif obr is not None and (coll := _date_of(obr, 7)):
+        prov["collection_date"] = d.prov("OBR-7")
+    result, where = _obx_result(obx)
+    if result:
+        prov["result"] = d.prov(where)
+    else:
+        f.warn(f"tests: 検査結果「{nz.clean(obx.raw(5))[:20]}」を陽性・陰性に判定できないため結果を転記しませんでした")
+    rdate = None
+    if (rdate := _date_of(obx, 19)):
+        prov["result_date"] = d.prov("OBX-19")
+    elif obr is not None and (rdate := _date_of(obr, 22)):
+        prov["result_date"] = d.prov("OBR-22")
+    if result == "pending":
+        rdate = None
+        prov.pop("result_date", None)
+    return Test(method, specimen, coll, result, rdate, prov, stamp=d.stamp)
+
+
+def extract_ssmix2_files(files: dict[str, bytes], local_codes: Any = None) -> dict[str, Any]:
+    """Extract items from the files of ONE patient folder: {relative path: raw bytes}. Never raises."""
+    try:
+        return _extract(files, load_local_codes(local_codes))
+    except Exception as exc:  # noqa: BLE001 - the contract: bad input never crashes the caller
+        return empty_result(f"SS-MIX2データを処理できませんでした（{type(exc).__name__}）")
+
+
+def _extract(files: dict[str, bytes], codes: LocalCodes) -> dict[str, Any]:
+    f = Facts()
+    for e in codes.errors:
+        f.warn(e)
+    if not isinstance(files, dict) or not files:
+        f.warn("SS-MIX2のファイルがありません")
+        return finalize(f)
+    metas = []
+    for rel, data in files.items():
+        if not isinstance(data, (bytes, bytearray)):
+            continue
+        meta = parse_name(str(rel))
+        if meta.named and meta.flag == "0":
+            continue  # cancelled / deleted record
+        metas.append((meta, bytes(data)))
+    ids = [m.patient_id for m, _ in metas if m.named]
+    folder_id = max(set(ids), key=ids.count) if ids else ""
+    docs: list[_Doc] = []
+    skipped_other = 0
+    for meta, data in sorted(metas, key=lambda x: x[0].rel):
+        if meta.named and folder_id and meta.patient_id != folder_id:
+            skipped_other += 1
+            continue
+        msgs, warns = parse_bytes(data)
+        for w in warns:
+            f.warn(f"{meta.rel.split('/')[-1]}: {w}")
+        for msg in msgs:
+            pid = msg.first("PID")
+            pid_id = pid.get(3) if pid is not None else ""
+            if folder_id and pid_id and pid_id != folder_id and pid_id.lstrip("0") != folder_id.lstrip("0"):
+                skipped_other += 1
+                continue
+            docs.append(_Doc(meta, msg))
+    if skipped_other:
+        f.warn(f"別の患者IDのデータが{skipped_other}件含まれていたため除外しました")
+    if not docs:
+        f.warn("読み込めるHL7メッセージがありません")
+        return finalize(f)
+    _patient(f, docs)
+    _pv1_events(f, docs)
+    _problems(f, docs)
+    _tests(f, docs, codes)
+    return finalize(f)
+
+
+def read_patient_dir(path: str | os.PathLike[str]) -> tuple[dict[str, bytes], str | None]:
+    """Read a patient folder (or a single file) into {relative path: bytes}; (files, error message)."""
+    p = Path(path)
+    if not p.exists():
+        return {}, f"パスが存在しません: {path}"
+    if p.is_file():
+        try:
+            return {p.name: p.read_bytes()}, None
+        except OSError as exc:
+            return {}, f"ファイルを読めません: {path} ({exc.strerror})"
+    files: dict[str, bytes] = {}
+    total = 0
+    for root, dirnames, names in os.walk(p):
+        dirnames.sort()
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            fp = Path(root) / name
+            try:
+                size = fp.stat().st_size
+                if size > 5 * 1024 * 1024:
+                    continue
+                total += size
+                if total > MAX_TOTAL_BYTES or len(files) >= MAX_FILES:
+                    return files, None
+                files[fp.relative_to(p).as_posix()] = fp.read_bytes()
+            except OSError:
+                continue
+    if not files:
+        return {}, f"SS-MIX2のファイルがありません: {path}"
+    return files, None
+
+
+def extract_ssmix2_dir(path: str | os.PathLike[str], local_codes: Any = None) -> dict[str, Any]:
+    """Extract one SS-MIX2 patient folder. Never raises; a bad path gives a result with 'error'."""
+    try:
+        files, error = read_patient_dir(path)
+    except Exception as exc:  # noqa: BLE001
+        files, error = {}, f"読み込みに失敗しました: {path} ({type(exc).__name__})"
+    if error:
+        res = empty_result(error)
+        res["error"] = error
+        return res
+    return extract_ssmix2_files(files, local_codes)
