@@ -72,8 +72,8 @@ def build_document_bundle(
         raise ValueError('QuestionnaireResponse.questionnaire must be "<canonical url>|<item-set version>"')
 
     if today is None:
-        timestamp = datetime.now(JST).replace(microsecond=0).isoformat()
-        today = datetime.now(JST).date()
+        now = datetime.now(JST).replace(microsecond=0)
+        timestamp, today = now.isoformat(), now.date()
     else:
         timestamp = f"{today.isoformat()}T00:00:00+09:00"
 
