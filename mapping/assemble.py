@@ -237,7 +237,7 @@ def finalize(f: Facts) -> dict[str, Any]:
     if confirmed and positive:
         f.suggestions["report.diagnosis_class"] = {
             "value": "confirmed_patient",
-            "reason": "COVID-19（U07.1）の病名と陽性の検査結果があります（症状の有無・死亡の有無は医師が確認してください）"}
+            "reason": "COVID-19の確定病名（U07.1）と陽性の検査結果があります（症状の有無・死亡の有無は医師が確認してください）"}
     elif any(d.suspected for d in f.diagnoses) and not positive:
         f.suggestions["report.diagnosis_class"] = {"value": "suspected_patient",
                                                    "reason": "COVID-19の疑い病名のみで陽性の検査結果がありません"}
