@@ -80,8 +80,9 @@ def _convert(kind: str, value: str, spec: dict[str, Any]) -> tuple[Any, str | No
     if mapping is not None:
         if value in mapping:
             return mapping[value], None
-        if kind not in ("icd10_list",):
+        if kind == "text":
             return None, f"値「{value[:20]}」はプロファイルの変換表にありません"
+        # not in the table: the type's own reading still applies (e.g. '女' or 'female' for sex)
     if kind == "name":
         return nz.person_name(value)
     if kind == "kana":
