@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -23,7 +24,6 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -277,7 +277,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
-        if not raw.strip().isdigit() or len(raw.strip()) > 12:
+        if not re.fullmatch(r"[0-9]{1,12}", raw.strip()):
             raise _outcome(400, "structure", "Content-Length が不正です。", close=True)
         length = int(raw)
         if length > self.app.config.max_body_bytes:
@@ -416,7 +416,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, *,
               close: bool = False, content_type: str = "application/json; charset=utf-8") -> None:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else None)
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():

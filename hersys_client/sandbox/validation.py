@@ -6,11 +6,14 @@ can raise here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-ITEM_DEFINITION_PREFIX = "urn:hersys-assist:item:"
+from ..bundle import ITEM_DEFINITION_PREFIX
+
+_REVISION = re.compile(r"[0-9]{1,9}")
 DEFAULT_ACCEPTED_VERSIONS = ("2021-03", "2022-09")
 QR_STATUSES = ("completed", "amended", "stopped")
 MAX_IDENTIFIER_LENGTH = 200
@@ -50,7 +53,8 @@ def bundle_key(bundle: Any) -> tuple[str | None, int | None]:
     value = ident.get("value") if isinstance(ident, dict) else None
     meta = bundle.get("meta")
     version_id = meta.get("versionId") if isinstance(meta, dict) else None
-    revision = int(version_id) if isinstance(version_id, str) and version_id.isdigit() and len(version_id) < 10 else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    revision = int(version_id) if isinstance(version_id, str) and _REVISION.fullmatch(version_id) else None
     return (value if isinstance(value, str) else None), revision
 
 

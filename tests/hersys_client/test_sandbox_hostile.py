@@ -75,7 +75,8 @@ def test_malformed_body_is_400(sandbox: SandboxHandle, raw: httpx.Client, conten
 @pytest.mark.parametrize("doc", [[], None, 123, "Bundle", {"resourceType": "Patient"},
                                  {"resourceType": "Bundle", "type": "document", "entry": "x", "identifier": 5,
                                   "meta": []},
-                                 {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": []}]}])
+                                 {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": []}]},
+                                 {"resourceType": "Bundle", "type": "document", "meta": {"versionId": "²"}}])
 def test_wrong_shapes_are_422_not_500(sandbox: SandboxHandle, raw: httpx.Client, doc: Any) -> None:
     r = post_bundle(raw, json.dumps(doc).encode())
     assert r.status_code == 422
@@ -96,7 +97,7 @@ def test_absurd_content_length_is_refused_without_reading(sandbox: SandboxHandle
     assert_alive(sandbox)
 
 
-@pytest.mark.parametrize("length", [b"-1", b"abc", b"1e9"])
+@pytest.mark.parametrize("length", [b"-1", b"abc", b"1e9", b"\xb2"])
 def test_bad_content_length_is_400(sandbox: SandboxHandle, length: bytes) -> None:
     answer = raw_exchange(sandbox, b"POST /fhir/Bundle HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
