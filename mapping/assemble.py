@@ -195,8 +195,11 @@ def finalize(f: Facts) -> dict[str, Any]:
     elif not f.admissions and not f.admission_cancelled and (f.visits or f.tests):
         f.suggestions["care.hospitalized"] = {"value": "no", "reason": "抽出データに入院の記録がありません（入院の有無は確認してください）"}
 
-    # physician: the encounter physician closest before/at the diagnosis, else the first visit's
-    cands = [e for e in sorted(f.visits + f.admissions, key=lambda e: e.date) if e.physician]
+    # physician: the outpatient physician closest before/at the diagnosis (else the admitting one, else an
+    # ordering provider), falling back to the first visit's
+    cands = [e for e in sorted(f.visits, key=lambda e: e.date) if e.physician]
+    if not cands:
+        cands = [e for e in sorted(f.admissions, key=lambda e: e.date) if e.physician]
     if not cands:
         cands = [e for e in sorted(f.physicians, key=lambda e: e.date) if e.physician]
     if cands:

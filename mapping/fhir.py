@@ -218,8 +218,14 @@ def _encounters(f: Facts, b: _Bundle) -> None:
         status = _s(e.get("status"))
         if status in _SKIP_STATUS:
             continue
-        cls = _dict(e.get("class"))
-        code = _s(cls.get("code"))
+        cls_raw = e.get("class")
+        cls_list = _list(cls_raw)
+        code = ""
+        for c in cls_list:  # R4 Coding, or CodeableConcept(s) as later versions write it
+            c = _dict(c)
+            code = _s(c.get("code")) or next((_s(cd.get("code")) for cd in _codings(c) if cd.get("code")), "")
+            if code:
+                break
         period = _dict(e.get("period"))
         start = _date(period.get("start"))
         doc = None
@@ -259,6 +265,12 @@ def _conditions(f: Facts, b: _Bundle) -> None:
                 continue
             if is_covid_confirmed(code):
                 recorded = c.get("recordedDate")
+                for role in ("asserter", "recorder"):
+                    name = _practitioner_name(b, c.get(role)) if c.get(role) else None
+                    if name:
+                        f.physicians.append(Event(_date(recorded) or "0000-01-01", f"fhir:Condition/{cid}.{role}",
+                                                  name, f"fhir:Condition/{cid}.{role}"))
+                        break
                 d, w = nz.parse_date(_s(recorded)) if recorded else (None, None)
                 if w:
                     f.warn(f"clinical.diagnosis_date: {w}")

@@ -145,6 +145,11 @@ def _phone(seg: Segment, n: int) -> tuple[str | None, int]:
     return None, 0
 
 
+def _coded(seg: Segment, n: int, lookup: Any) -> str | None:
+    """Look a CWE field up by its identifier, then by its alternate identifier (components 4/5)."""
+    return lookup(seg.get(n, 1), seg.get(n, 2)) or (lookup(seg.get(n, 4), seg.get(n, 5)) if seg.get(n, 4) else None)
+
+
 def _date_of(seg: Segment, n: int, comp: int = 1) -> str | None:
     v, _w = nz.parse_date(seg.get(n, comp))
     return v  # type: ignore[return-value]
@@ -317,9 +322,15 @@ def _problems(f: Facts, docs: list[_Doc]) -> None:
             for code in codes:
                 if is_covid_confirmed(code):
                     date_, w = nz.parse_date(prb.get(7))
+                    prov = d.prov("PRB-7")
                     if w:
                         f.warn(f"clinical.diagnosis_date: {w}")
-                    f.diagnoses.append(Diagnosis(date_, d.prov("PRB-7"), suspected))  # type: ignore[arg-type]
+                    elif date_ is None and re.fullmatch(r"\d{8}", d.meta.date):
+                        # the storage folder of a PPR-01 record is the problem's start date
+                        date_, _w = nz.parse_date(d.meta.date)
+                        prov = d.prov("(保存フォルダの日付)")
+                        f.warn("clinical.diagnosis_date: 病名開始日（PRB-7）がないため保存フォルダの日付を転記しました。確認してください")
+                    f.diagnoses.append(Diagnosis(date_, prov, suspected))  # type: ignore[arg-type]
                     break
                 if is_covid_clinical(code):
                     f.diagnoses.append(Diagnosis(None, d.prov("PRB-3"), True))
@@ -355,10 +366,10 @@ def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:
                 continue
             if obr_ is not None and obr_.get(25).upper() == "X":
                 continue
-            order_method = codes.method(obr_.get(4), obr_.get(4, 2)) if obr_ is not None else None
+            order_method = _coded(obr_, 4, codes.method) if obr_ is not None else None
             hits: list[tuple[Segment, str]] = []
             for obx in obxs:
-                m = codes.method(obx.get(3), obx.get(3, 2))
+                m = _coded(obx, 3, codes.method)
                 if m:
                     hits.append((obx, m))
             if not hits and order_method:
@@ -406,11 +417,11 @@ def _make_test(d: _Doc, spm: Segment | None, obr: Segment | None, obx: Segment, 
     prov: dict[str, str] = {"method": d.prov("OBX-3")}
     specimen = None
     if spm is not None:
-        specimen = codes.specimen_of(spm.get(4), spm.get(4, 2))
+        specimen = _coded(spm, 4, codes.specimen_of)
         if specimen:
             prov["specimen"] = d.prov("SPM-4")
     if specimen is None and obr is not None and obr.get(15):
-        specimen = codes.specimen_of(obr.get(15), obr.get(15, 2))
+        specimen = _coded(obr, 15, codes.specimen_of)
         if specimen:
             prov["specimen"] = d.prov("OBR-15")
     if specimen is None:

@@ -156,6 +156,24 @@ def drop_optional(name: str, fields: list[str]) -> list[str] | None:
     return fields
 
 
+def drop_event_dates(name: str, fields: list[str]) -> list[str]:
+    """No PV1-44/45 and no PRB-7: the storage folder's date (SS-MIX2 semantics) still dates the event."""
+    if name == "PV1":
+        fields = _set(_set(fields, 44, ""), 45, "")
+    if name == "PRB":
+        fields = _set(fields, 7, "")
+    return fields
+
+
+def alternate_codes(name: str, fields: list[str]) -> list[str]:
+    """Local codes moved to the CWE alternate identifier, a (fictitious) standard code first."""
+    for seg, n in (("OBX", 3), ("SPM", 4), ("OBR", 4)):
+        if name == seg and _field(fields, n):
+            c = fields[n].split("^")
+            fields = _set(fields, n, "^".join(["99999", "標準コード例", "JC10", c[0], c[1] if len(c) > 1 else "", "99L"]))
+    return fields
+
+
 def superseded_adt00(files: Files) -> Files:
     """Add an older patient-information message (2015) with another address, phone and kana."""
     out = dict(files)
@@ -251,6 +269,8 @@ SSMIX2_VARIANTS: dict[str, tuple[Callable[[Files], Files], Callable[[Key], Key]]
     "cancelled-orders": (cancelled_orders, same),
     "z-and-unknown-segments": (lambda f: rewrite(f, text_fn=add_z_segments), same),
     "missing-optional-fields": (lambda f: rewrite(f, drop_optional), same),
+    "missing-event-dates": (lambda f: rewrite(f, drop_event_dates), same),
+    "local-code-as-alternate": (lambda f: rewrite(f, alternate_codes), same),
     "everything-at-once": (
         lambda f: rewrite(cancelled_orders(superseded_adt00(f)),
                           chain(_kana_rep(jaconv.kata2hira), space_names("\u3000"), phone_no_hyphen,
