@@ -67,7 +67,7 @@ def delivery_enqueue(delivery_id: int, countdown: float | None = None) -> None:
 
 @lru_cache(maxsize=1)
 def hersys_client():
-    from hersys_client.client import HersysClient
+    from hersys_client import HersysClient
     from hersys_client.devpki import ensure_dev_pki
 
     pki = ensure_dev_pki(settings.HERSYS_PKI_DIR)
@@ -99,7 +99,7 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
 
 def build_bundle(delivery: Delivery) -> dict:
     """The FHIR document Bundle for one revision: only HER-SYS items leave the data centre."""
-    from hersys_client.bundle import build_document_bundle
+    from hersys_client import build_document_bundle
 
     from assist_portal.formengine import to_questionnaire_response
     from assist_portal.forms.selectors import item_set_version
@@ -118,7 +118,7 @@ def build_bundle(delivery: Delivery) -> dict:
 def delivery_attempt(delivery_id: int) -> Delivery | None:
     """One try: claim, send (outside any transaction), record the outcome. Safe to run twice: the
     idempotency key makes HER-SYS answer a replay with the original receipt."""
-    from hersys_client.client import PermanentError, RetryableError, backoff_delay
+    from hersys_client import PermanentError, RetryableError, backoff_delay
 
     claimed = _claim(delivery_id)
     if claimed is None:

@@ -5,6 +5,15 @@ from . import views
 app_name = "formdefs"
 urlpatterns = [
     path("definitions/", views.definition_list, name="list"),
+    path("definitions/new/", views.definition_new, name="new"),
+    path("definitions/<int:pk>/", views.definition_detail, name="detail"),
+    path("definitions/<int:pk>/rename/", views.definition_rename, name="rename"),
+    path("definitions/<int:pk>/items/add/", views.item_edit, name="item-add"),
+    path("definitions/<int:pk>/items/<str:item_id>/", views.item_edit, name="item-edit"),
+    path("definitions/<int:pk>/rules/", views.rules_edit, name="rules"),
+    path("definitions/<int:pk>/preview/", views.definition_preview, name="preview"),
+    path("definitions/<int:pk>/publish/", views.definition_publish_view, name="publish"),
+    path("definitions/<int:pk>/questionnaire.json", views.definition_questionnaire, name="questionnaire"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),
 ]

@@ -1,15 +1,67 @@
-"""Central admin UI: form definitions and delivery monitoring. No patient data is shown here."""
+"""Central admin UI: form definitions (draft → edit → preview → diff → publish) and delivery monitoring.
+No patient data is shown here."""
 from __future__ import annotations
 
+import copy
+import json
+from datetime import date
+
 from django.contrib import messages
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import admin_required
+from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
+from assist_portal.formengine import (
+    DefinitionError,
+    diff_definitions,
+    evaluate,
+    from_excel_layout,
+    from_questionnaire,
+    render_model,
+    to_questionnaire,
+)
 
+from . import services
 from .models import FormAssignment, FormDefinition
+from .selectors import item_set_version
+
+ITEM_FLAGS = ("required", "priority", "medical_judgement")
+MAX_UPLOAD = 5 * 1024 * 1024
+
+# Invented sample values for the preview (no real patient).
+PREVIEW_VALUES = {
+    "report.diagnosis_class": "confirmed_patient", "patient.name": "見本　太郎", "patient.name_kana": "ミホン　タロウ",
+    "patient.sex": "male", "patient.birth_date": "1950-04-01", "patient.address": "東京都千代田区千代田１−１",
+    "patient.postal_code": "1000001", "clinical.diagnosis_date": "2022-09-27", "report.report_date": "2022-09-27",
+    "care.hospitalized": "yes", "care.admission_date": "2022-09-27",
+    "tests": [{"method": "pcr", "specimen": "nasopharyngeal_swab", "collection_date": "2022-09-26",
+               "result": "positive", "result_date": "2022-09-27"}],
+}
+PREVIEW_PROVENANCE = {"patient.name": "ss-mix2:ADT-00 PID-5", "patient.birth_date": "fhir:Patient.birthDate",
+                      "report.report_date": "computed:today", "care.hospitalized": "ss-mix2:ADT-22 PV1-2"}
+
+
+def _definition(pk) -> FormDefinition:
+    return get_object_or_404(FormDefinition, pk=pk)
+
+
+def _draft(pk) -> FormDefinition:
+    row = _definition(pk)
+    if row.is_published:
+        raise Http404("公開済みの定義は編集できません")
+    return row
+
+
+def _current_published() -> FormDefinition | None:
+    assignment = (FormAssignment.objects.filter(hospital__isnull=True, effective_from__lte=timezone.now())
+                  .select_related("definition").first())
+    return assignment.definition if assignment else FormDefinition.objects.filter(status="published").first()
 
 
 @admin_required
@@ -18,7 +70,197 @@ def definition_list(request):
     return render(request, "formdefs/list.html", {
         "definitions": FormDefinition.objects.all()[:100],
         "assignments": FormAssignment.objects.select_related("definition", "hospital")[:100],
+        "current": _current_published(),
+        "builtin_versions": ["2021-03", "2022-09"],
     })
+
+
+def _fail(request, exc, target):
+    messages.error(request, f"保存できませんでした：{exc}")
+    return redirect(*target)
+
+
+@admin_required
+@require_POST
+def definition_new(request):
+    """Create a draft: a copy of a definition, a built-in catalog, a FHIR Questionnaire or an Excel-layout form."""
+    source = request.POST.get("source", "copy")
+    try:
+        if source == "builtin":
+            row = services.definition_import_builtin(request.POST.get("version", ""), user=request.user,
+                                                     request=request)
+        elif source in ("questionnaire", "excel"):
+            upload = request.FILES.get("file")
+            if upload is None or upload.size > MAX_UPLOAD:
+                raise DefinitionError("ファイルを選択してください（5MBまで）。")
+            data = upload.read()
+            defn = from_questionnaire(json.loads(data.decode("utf-8"))) if source == "questionnaire" \
+                else from_excel_layout(data)
+            row = services.definition_create(defn, user=request.user, version=request.POST.get("label") or None,
+                                             request=request)
+        else:
+            base = _definition(request.POST.get("base") or getattr(_current_published(), "pk", 0))
+            row = services.definition_create(copy.deepcopy(base.definition), user=request.user, based_on=base,
+                                             version=f"{base.version}-draft-{timezone.now():%Y%m%d%H%M%S}",
+                                             request=request)
+    except (DefinitionError, ValueError, UnicodeDecodeError) as exc:
+        return _fail(request, exc, ("formdefs:list",))
+    messages.success(request, f"下書き「{row.version}」を作成しました。")
+    return redirect("formdefs:detail", pk=row.pk)
+
+
+@admin_required
+@require_GET
+def definition_detail(request, pk):
+    row = _definition(pk)
+    base = row.based_on or _current_published()
+    changes = diff_definitions(base.definition, row.definition) if base and base.pk != row.pk else []
+    return render(request, "formdefs/detail.html", {
+        "d": row, "defn": row.definition, "base": base, "changes": changes,
+        "hospitals": Hospital.objects.filter(is_active=True).order_by("code"),
+        "rules_json": json.dumps(row.definition.get("rules", []), ensure_ascii=False, indent=1),
+        "item_set_version": item_set_version(row),
+    })
+
+
+@admin_required
+@require_POST
+def definition_rename(request, pk):
+    row = _draft(pk)
+    label = request.POST.get("version", "").strip()[:40]
+    if label:
+        row.version = label
+        row.save(update_fields=["version"])
+    return redirect("formdefs:detail", pk=row.pk)
+
+
+def _find_item(defn: dict, item_id: str) -> dict:
+    for item in defn.get("items", []):
+        if item.get("id") == item_id:
+            return item
+    raise Http404("項目が見つかりません")
+
+
+def _parse_values(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if "=" not in line:
+            raise DefinitionError(f"選択肢は「コード=ラベル」の形で1行に1つ書いてください：{line}")
+        code, label = (part.strip() for part in line.split("=", 1))
+        out.append({"code": code, "label": label})
+    return out
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def item_edit(request, pk, item_id=None):
+    row = _draft(pk)
+    defn = copy.deepcopy(row.definition)
+    item = _find_item(defn, item_id) if item_id else None
+    if request.method == "POST":
+        try:
+            if item is None:
+                new_id = request.POST.get("id", "").strip()
+                if not new_id:
+                    raise DefinitionError("項目IDを入力してください。")
+                item = {"id": new_id, "section": request.POST.get("section", ""),
+                        "type": request.POST.get("type", "text")}
+                defn.setdefault("items", []).append(item)
+            item["label"] = request.POST.get("label", "").strip()
+            for key in ("help", "emr_source"):
+                value = request.POST.get(key, "").strip()
+                if value:
+                    item[key] = value
+                else:
+                    item.pop(key, None)
+            for flag in ITEM_FLAGS:
+                item[flag] = request.POST.get(flag) == "on"
+            if item.get("type") in ("enum", "multi_enum"):
+                item["values"] = _parse_values(request.POST.get("values", ""))
+            visible = request.POST.get("visible_when", "").strip()
+            if visible:
+                item["visible_when"] = json.loads(visible)
+            else:
+                item.pop("visible_when", None)
+            services.definition_update_draft(row, defn, user=request.user, request=request)
+        except (DefinitionError, ValueError) as exc:
+            return render(request, "formdefs/item_edit.html",
+                          {"d": row, "item": item or {}, "error": str(exc), "post": request.POST,
+                           "sections": defn.get("sections", [])}, status=400)
+        messages.success(request, "項目を保存しました。")
+        return redirect("formdefs:detail", pk=row.pk)
+    values_text = "\n".join(f"{v['code']}={v['label']}" for v in (item or {}).get("values", []))
+    return render(request, "formdefs/item_edit.html", {
+        "d": row, "item": item or {}, "values_text": values_text, "sections": defn.get("sections", []),
+        "visible_json": json.dumps(item.get("visible_when"), ensure_ascii=False) if item and item.get("visible_when") else "",
+    })
+
+
+@admin_required
+@require_POST
+def rules_edit(request, pk):
+    row = _draft(pk)
+    defn = copy.deepcopy(row.definition)
+    try:
+        rules = json.loads(request.POST.get("rules", ""))
+        if not isinstance(rules, list):
+            raise DefinitionError("ルールはJSONの配列で入力してください。")
+        defn["rules"] = rules
+        services.definition_update_draft(row, defn, user=request.user, request=request)
+    except (DefinitionError, ValueError) as exc:
+        return _fail(request, exc, ("formdefs:detail", row.pk))
+    messages.success(request, "ルールを保存しました。")
+    return redirect("formdefs:detail", pk=row.pk)
+
+
+@admin_required
+@require_GET
+def definition_preview(request, pk):
+    row = _definition(pk)
+    evaluation = evaluate(row.definition, PREVIEW_VALUES, today=date.today(), provenance=PREVIEW_PROVENANCE,
+                          stage="confirm")
+    return render(request, "formdefs/preview.html", {
+        "d": row, "form": render_model(row.definition, evaluation, PREVIEW_PROVENANCE), "evaluation": evaluation})
+
+
+@admin_required
+@require_POST
+def definition_publish_view(request, pk):
+    row = _draft(pk)
+    scope = request.POST.get("scope", "all")
+    hospitals = list(Hospital.objects.filter(pk__in=request.POST.getlist("hospitals"))) if scope == "subset" else None
+    if scope == "subset" and not hospitals:
+        return _fail(request, "対象の医療機関を選んでください。", ("formdefs:detail", row.pk))
+    effective = request.POST.get("effective_from", "").strip()
+    effective_from = None
+    if effective:
+        effective_from = parse_datetime(effective)
+        if effective_from is None:
+            return _fail(request, "適用開始日時の形式が正しくありません。", ("formdefs:detail", row.pk))
+        if timezone.is_naive(effective_from):
+            effective_from = timezone.make_aware(effective_from)
+    try:
+        services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
+                                    request=request)
+    except DefinitionError as exc:
+        return _fail(request, exc, ("formdefs:detail", row.pk))
+    messages.success(request, f"「{row.version}」を公開しました。")
+    return redirect("formdefs:detail", pk=row.pk)
+
+
+@admin_required
+@require_GET
+def definition_questionnaire(request, pk):
+    row = _definition(pk)
+    from django.conf import settings
+
+    q = to_questionnaire(row.definition, url=settings.QUESTIONNAIRE_CANONICAL, version=item_set_version(row))
+    response = JsonResponse(q, json_dumps_params={"ensure_ascii": False, "indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="questionnaire-{row.pk}.json"'
+    return response
 
 
 @admin_required

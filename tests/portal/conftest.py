@@ -1,0 +1,230 @@
+"""Fixtures for the Django project: tenants, users with TOTP, published definitions, the HER-SYS sandbox."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.conftest import DEMO_SAMPLES
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def hospital(db):
+    from assist_portal.accounts.models import Hospital
+
+    codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
+    return Hospital.objects.create(code="H0001", name="さくら総合病院", address="東京都千代田区霞が関１−２−２",
+                                   phone="03-5253-1111", local_codes=codes,
+                                   api_key_hash=Hospital.hash_api_key("key-h0001"))
+
+
+@pytest.fixture
+def other_hospital(db):
+    from assist_portal.accounts.models import Hospital
+
+    return Hospital.objects.create(code="H0002", name="みなと市民病院", address="大阪府大阪市北区梅田１−１",
+                                   phone="06-0000-0000", api_key_hash=Hospital.hash_api_key("key-h0002"))
+
+
+def current_totp(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+@pytest.fixture
+def make_user(db):
+    from assist_portal.accounts.models import User
+
+    def make(username: str, role: str, hospital=None, display_name: str = "") -> User:
+        user = User.objects.create_user(username=username, password=PASSWORD, role=role, hospital=hospital,
+                                        display_name=display_name or username)
+        TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def physician(make_user, hospital):
+    return make_user("dr_okada", "physician", hospital, "山田　一郎")
+
+
+@pytest.fixture
+def clerk(make_user, hospital):
+    return make_user("clerk_sato", "clerk", hospital, "佐藤　花子")
+
+
+@pytest.fixture
+def central_admin(make_user):
+    return make_user("central", "central_admin")
+
+
+def verified_login(client, user):
+    """Sign a test client in as if password + TOTP had been checked (the real sign-in is tested apart)."""
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user).first()
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def login():
+    return verified_login
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+@pytest.fixture
+def published(db):
+    """Publish a builtin catalog version for every hospital; returns a function."""
+    from assist_portal.forms.services import definition_import_builtin, definition_publish
+
+    def publish(version: str = "2021-03", hospitals=None):
+        return definition_publish(definition_import_builtin(version), hospitals=hospitals)
+
+    return publish
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory):
+    """A real HER-SYS sandbox subprocess over HTTPS with mutual TLS, shared by the session."""
+    from hersys_client.sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as handle:
+        yield handle
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings):
+    """The sandbox, reset, with the Django settings pointing at it."""
+    from assist_portal.delivery.services import hersys_client
+
+    sandbox_server.reset()
+    settings.HERSYS_API_URL = sandbox_server.url
+    settings.HERSYS_PKI_DIR = sandbox_server.pki.dir
+    settings.HERSYS_CLIENT_ID = sandbox_server.client_id
+    settings.HERSYS_CLIENT_SECRET = sandbox_server.client_secret
+    hersys_client.cache_clear()
+    yield sandbox_server
+    hersys_client.cache_clear()
+
+
+def push_extract(client, patient_id: str, fmt: str = "fhir", key: str = "key-h0001"):
+    """What the hospital connector does: push the extract with the hospital's API key."""
+    import base64
+
+    if fmt == "fhir":
+        body = {"patient_id": patient_id, "format": "fhir",
+                "bundle": json.loads((DEMO_SAMPLES / "fhir" / f"{patient_id}.json").read_text(encoding="utf-8"))}
+    else:
+        folder = DEMO_SAMPLES / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id
+        body = {"patient_id": patient_id, "format": "ss-mix2",
+                "files": [{"path": str(p.relative_to(folder)), "data_base64": base64.b64encode(p.read_bytes()).decode()}
+                          for p in sorted(folder.rglob("*")) if p.is_file()]}
+    return client.post("/api/v1/extracts", data=json.dumps(body), content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Api-Key {key}")
+
+
+@pytest.fixture
+def push():
+    return push_extract
+
+
+def launch_path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def worker_env(sandbox_handle, extra: dict | None = None) -> dict:
+    """Environment for a real Celery worker subprocess on the test database and the test Redis."""
+    import os
+
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    db = connection.settings_dict
+    env.update({
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "PATIENT_DATA_KEYS": ",".join(settings.PATIENT_DATA_KEYS),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "HERSYS_API_URL": sandbox_handle.url,
+        "HERSYS_PKI_DIR": str(sandbox_handle.pki.dir),
+        "HERSYS_CLIENT_ID": sandbox_handle.client_id,
+        "HERSYS_CLIENT_SECRET": sandbox_handle.client_secret,
+        "DELIVERY_BACKOFF_BASE": "0.2",
+        "DELIVERY_BACKOFF_CAP": "1",
+        "HERSYS_TIMEOUT_SECONDS": "3",
+    })
+    env.update(extra or {})
+    return env
+
+
+class CeleryWorker:
+    """A real `celery worker` process consuming the `hersys` queue."""
+
+    def __init__(self, env: dict, log_path, concurrency: int = 1, queues: str = "hersys"):
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT
+
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "assist_portal.celery", "worker", "-Q", queues, "-c",
+             str(concurrency), "-l", "INFO", "-n", f"test-{id(self)}@%h", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self, sig=None):
+        import os
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGKILL)
+            self.proc.wait(20)
+
+    def stop(self):
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def celery_worker_factory(sandbox, transactional_db, tmp_path):
+    from assist_portal.celery import app
+
+    app.control.purge()
+    workers = []
+
+    def start(**kwargs):
+        worker = CeleryWorker(worker_env(sandbox, kwargs.pop("env", None)), tmp_path / f"worker{len(workers)}.log",
+                              **kwargs)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.control.purge()

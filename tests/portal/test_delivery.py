@@ -1,0 +1,124 @@
+"""Delivery to the real sandbox over HTTPS + mutual TLS: accepted, retried, rejected, never duplicated."""
+import pytest
+from django.utils import timezone
+
+from assist_portal.delivery.models import Attempt, Delivery
+from assist_portal.delivery.services import delivery_attempt, delivery_redrive, delivery_sweep
+from assist_portal.notifications import services as nsvc
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture
+def confirmed(hospital, physician, published, django_capture_on_commit_callbacks):
+    """A confirmed notification with its queued delivery (the on-commit enqueue is not run)."""
+    published("2021-03")
+    extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(
+        format="fhir", patient_ref="1100000002",
+        data=__import__("json").loads((__import__("tests.conftest", fromlist=["x"]).DEMO_SAMPLES / "fhir" / "1100000002.json").read_text())))
+    with django_capture_on_commit_callbacks(execute=False):
+        notification = nsvc.notification_open_from_extract(extract, physician)
+        values = dict(notification.values)
+        values["report.diagnosis_class"] = "confirmed_patient"
+        row, evaluation, delivery = nsvc.notification_confirm(notification, physician, values,
+                                                              notification.lock_version)
+    assert delivery is not None, [m.text_ja for m in evaluation.errors]
+    return row, delivery
+
+
+def test_accepted_with_receipt(confirmed, sandbox):
+    notification, delivery = confirmed
+    result = delivery_attempt(delivery.pk)
+    assert result.status == Delivery.Status.ACCEPTED
+    assert result.receipt_id.startswith("HS-")
+    received = sandbox.received()
+    assert len(received["notifications"]) == 1
+    stored = received["notifications"][0]
+    assert stored["bundle_identifier"] == str(notification.uuid)
+    assert Attempt.objects.get(delivery=delivery).outcome == "accepted"
+
+
+def test_retry_on_503_then_accepted(confirmed, sandbox, settings):
+    _, delivery = confirmed
+    sandbox.set_faults(fail_next=1)
+    first = delivery_attempt(delivery.pk)
+    assert first.status == Delivery.Status.RETRYING and first.last_error
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    second = delivery_attempt(delivery.pk)
+    assert second.status == Delivery.Status.ACCEPTED
+    assert len(sandbox.received()["notifications"]) == 1
+
+
+def test_retry_after_is_honoured(confirmed, sandbox):
+    _, delivery = confirmed
+    sandbox.set_faults(rate_limit_next=1, retry_after=120)
+    row = delivery_attempt(delivery.pk)
+    assert row.status == Delivery.Status.RETRYING
+    assert (row.next_attempt_at - timezone.now()).total_seconds() >= 115
+    assert delivery_attempt(delivery.pk) is None  # not due yet: nothing sent
+
+
+def test_permanent_rejection_surfaces_to_people(confirmed, sandbox):
+    _, delivery = confirmed
+    sandbox.set_faults(accepted_versions=["2022-09"])
+    row = delivery_attempt(delivery.pk)
+    assert row.status == Delivery.Status.REJECTED
+    assert row.last_error  # a Japanese, actionable message
+    assert delivery_attempt(delivery.pk) is None  # no loop
+    assert Attempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_dead_letter_after_max_attempts_and_redrive(confirmed, sandbox, settings, central_admin):
+    _, delivery = confirmed
+    settings.DELIVERY_MAX_ATTEMPTS = 2
+    sandbox.set_faults(fail_next=2)
+    delivery_attempt(delivery.pk)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.DEAD
+    assert delivery_attempt(delivery.pk) is None
+    delivery_redrive(Delivery.objects.get(pk=delivery.pk), central_admin)
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.ACCEPTED
+
+
+def test_crash_after_send_is_replayed_without_duplicate(confirmed, sandbox, monkeypatch):
+    """A worker that dies after HER-SYS accepted but before recording: the sweeper resends the same
+    idempotency key; HER-SYS answers with the original receipt; one notification stored."""
+    _, delivery = confirmed
+    from assist_portal.delivery import services as dsvc
+
+    real_record = dsvc._record
+
+    def die(*args, **kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(dsvc, "_record", die)
+    with pytest.raises(SystemExit):
+        delivery_attempt(delivery.pk)
+    monkeypatch.setattr(dsvc, "_record", real_record)
+    row = Delivery.objects.get(pk=delivery.pk)
+    assert row.status == Delivery.Status.SENDING
+    Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timezone.timedelta(seconds=1))
+    assert delivery_sweep() >= 1
+    final = delivery_attempt(delivery.pk)
+    assert final.status == Delivery.Status.ACCEPTED
+    notifications = sandbox.received()["notifications"]
+    assert len(notifications) == 1 and len(notifications[0]["revisions"]) == 1
+
+
+def test_update_and_withdrawal_reach_the_same_receipt(confirmed, sandbox, physician,
+                                                     django_capture_on_commit_callbacks):
+    notification, delivery = confirmed
+    first = delivery_attempt(delivery.pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        values = dict(notification.values)
+        values["patient.occupation"] = "会社員"
+        row, _, update = nsvc.notification_confirm(notification, physician, values, notification.lock_version)
+    second = delivery_attempt(update.pk)
+    assert second.status == Delivery.Status.ACCEPTED and second.receipt_id == first.receipt_id
+    row.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        _, withdrawal = nsvc.notification_withdraw(row, physician, row.lock_version)
+    third = delivery_attempt(withdrawal.pk)
+    assert third.receipt_id == first.receipt_id
+    stored = sandbox.received()["notifications"]
+    assert len(stored) == 1 and stored[0]["status"] == "withdrawn"

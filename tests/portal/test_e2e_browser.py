@@ -1,0 +1,104 @@
+"""The whole thin path in real headless Chromium: connector push → launch URL → sign-in with TOTP → pre-filled
+form → clerk saves a draft → physician confirms → Celery worker → hersys_client over HTTPS → sandbox → receipt."""
+import json
+import os
+import shutil
+import urllib.request
+
+import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.conftest import SHARED
+from tests.portal.conftest import PASSWORD, current_totp, push_extract
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+CHROMIUM = "/usr/bin/chromium"
+PATIENT = "1100000002"
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+        pytest.fail("Debian chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs a loop in this thread
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                    "--no-first-run", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def sign_in(page, user):
+    device = TOTPDevice.objects.get(user=user)
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", current_totp(device))
+    page.click("button[type=submit]")
+
+
+def test_whole_flow_in_chromium(browser, live_server, settings, hospital, physician, clerk, published,
+                                celery_worker_factory, sandbox):
+    settings.PUBLIC_BASE_URL = live_server.url
+    key = json.loads((SHARED / "emr-samples" / "answer-key.json").read_text(encoding="utf-8"))[PATIENT]
+    published("2021-03")
+    celery_worker_factory()
+
+    # 1. The hospital connector pushes the extract over HTTP and gets a one-time launch URL.
+    from django.test import Client
+
+    pushed = push_extract(Client(), PATIENT, "ss-mix2")
+    assert pushed.status_code == 201
+    launch_url = pushed.json()["launch_url"]
+    assert launch_url.startswith(live_server.url)
+
+    # 2. The clerk opens it from the EMR button, signs in with TOTP, sees the pre-filled form, saves a draft.
+    ctx = browser.new_context(locale="ja-JP")
+    page = ctx.new_page()
+    page.goto(launch_url)
+    assert "/accounts/login/" in page.url
+    sign_in(page, clerk)
+    page.wait_for_url("**/notifications/*/")
+    assert page.input_value("[name='patient.name']") == key["patient.name"]
+    assert page.input_value("[name='patient.birth_date']") == key["patient.birth_date"]
+    name_row = page.locator("[data-item='patient.name']")
+    assert "電子カルテ" in name_row.inner_text()
+    assert "医療機関マスタ" in page.locator("[data-item='report.facility_name']").inner_text()
+    page.fill("[name='patient.occupation']", "会社員")
+    page.click("button[name=action][value=save]")
+    page.wait_for_selector("text=下書きを保存しました")
+    assert page.input_value("[name='patient.occupation']") == "会社員"
+    page.click("text=ログアウト")
+    ctx.close()
+
+    # 3. The physician signs in, opens the draft, completes the medical items and confirms.
+    ctx = browser.new_context(locale="ja-JP")
+    page = ctx.new_page()
+    page.goto(live_server.url + "/notifications/")
+    sign_in(page, physician)
+    page.wait_for_url("**/notifications/")
+    page.click("text=開く")
+    page.select_option("[name='report.diagnosis_class']", "confirmed_patient")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[name=action][value=confirm]")
+    page.wait_for_url("**/status/")
+    page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
+    receipt = page.inner_text("#receipt-id")
+    assert receipt.startswith("HS-")
+    ctx.close()
+
+    # 4. The sandbox received exactly one notification, with the right values.
+    received = sandbox.received()["notifications"]
+    assert len(received) == 1
+    assert received[0]["receipt_id"] == receipt
+    bundle = received[0]["revisions"][0]["bundle"]
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["birthDate"] == key["patient.birth_date"]
+    names = json.dumps(patient["name"], ensure_ascii=False)
+    assert key["patient.name"].split("\u3000")[0] in names
+    qr = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    answers = json.dumps(qr, ensure_ascii=False)
+    assert "会社員" in answers and "confirmed_patient" in answers

@@ -1,0 +1,160 @@
+"""The thin path through the services and views: push → launch → draft → confirm → outbox."""
+import json
+
+import pytest
+from django.urls import reverse
+
+from assist_portal.delivery.models import Delivery
+from assist_portal.notifications.models import LaunchToken, Notification
+from tests.conftest import SHARED
+from tests.portal.conftest import launch_path
+
+pytestmark = pytest.mark.django_db
+PATIENT = "1100000002"
+
+
+def answer_key():
+    path = SHARED / "emr-samples" / "answer-key.json"
+    if not path.exists():
+        pytest.skip("../shared is not beside the checkout")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def launched(client, physician, published, push, login):
+    published("2021-03")
+    response = push(client, PATIENT, "ss-mix2")
+    assert response.status_code == 201, response.content
+    login(client, physician)
+    opened = client.get(launch_path(response.json()["launch_url"]))
+    assert opened.status_code == 302
+    return Notification.objects.get(patient_ref=PATIENT)
+
+
+@pytest.mark.parametrize("fmt", ["ss-mix2", "fhir"])
+def test_form_opens_prefilled_with_demographics_and_sources(client, physician, published, push, login, fmt):
+    key = answer_key()[PATIENT]
+    published("2021-03")
+    response = push(client, PATIENT, fmt)
+    assert response.status_code == 201
+    login(client, physician)
+    page = client.get(launch_path(response.json()["launch_url"]), follow=True)
+    html = page.content.decode()
+    assert page.status_code == 200
+    for item in ("patient.name", "patient.birth_date", "patient.sex"):
+        assert key[item] in html or key[item] in json.dumps(Notification.objects.get().values, ensure_ascii=False)
+    notification = Notification.objects.get()
+    assert notification.values["patient.name"] == key["patient.name"]
+    assert notification.values["patient.birth_date"] == key["patient.birth_date"]
+    assert notification.provenance["patient.name"].startswith(fmt)
+    assert notification.values["report.facility_name"] == "さくら総合病院"
+    assert notification.provenance["report.facility_name"] == "master:facility"
+    assert "電子カルテ" in html and "医療機関マスタ" in html
+
+
+def test_launch_url_is_single_use(client, physician, published, push, login):
+    published("2021-03")
+    url = launch_path(push(client, PATIENT).json()["launch_url"])
+    login(client, physician)
+    assert client.get(url).status_code == 302
+    again = client.get(url)
+    assert again.status_code == 400
+    assert "使用済み" in again.content.decode()
+
+
+def test_launch_url_expires(client, physician, published, push, login):
+    published("2021-03")
+    url = launch_path(push(client, PATIENT).json()["launch_url"])
+    from django.utils import timezone
+
+    LaunchToken.objects.update(expires_at=timezone.now())
+    login(client, physician)
+    response = client.get(url)
+    assert response.status_code == 400 and "有効期限" in response.content.decode()
+
+
+def test_tampered_launch_url_is_refused(client, physician, published, push, login):
+    published("2021-03")
+    url = launch_path(push(client, PATIENT).json()["launch_url"])
+    login(client, physician)
+    tampered = url[:-5] + ("A" if url[-5] != "A" else "B") + url[-4:]
+    assert client.get(tampered).status_code in (400, 404)
+    assert Notification.objects.count() == 0
+
+
+def form_post(notification, values, action="save"):
+    data = {"action": action, "lock_version": str(notification.lock_version)}
+    for key, value in values.items():
+        if key == "tests":
+            for i, row in enumerate(value):
+                for field, v in row.items():
+                    data[f"tests-{i}-{field}"] = v
+        else:
+            data[key] = value
+    return data
+
+
+def filled_values(notification):
+    values = {k: v for k, v in notification.values.items() if not isinstance(v, (list, dict))}
+    values.update({"report.diagnosis_class": "confirmed_patient",
+                   "patient.residence_address": notification.values.get("patient.address", "東京都")})
+    values["tests"] = notification.values.get("tests", [])
+    if "risk.factors" in notification.values:
+        values["risk.factors"] = notification.values["risk.factors"]
+    return values
+
+
+def test_clerk_saves_draft_but_cannot_confirm(client, launched, clerk, login):
+    login(client, clerk)
+    url = reverse("notifications:form", args=[launched.uuid])
+    values = filled_values(launched)
+    values["patient.occupation"] = "会社員"
+    response = client.post(url, form_post(launched, values))
+    assert response.status_code == 302
+    launched.refresh_from_db()
+    assert launched.values["patient.occupation"] == "会社員"
+    assert launched.provenance["patient.occupation"] == f"typed:{clerk.username}"
+    denied = client.post(url, form_post(launched, values, "confirm"))
+    assert denied.status_code == 403
+    assert Delivery.objects.count() == 0
+
+
+def test_concurrent_edit_is_never_silently_overwritten(client, launched, clerk, physician, login):
+    url = reverse("notifications:form", args=[launched.uuid])
+    stale = form_post(launched, {**filled_values(launched), "patient.occupation": "教員"})
+    login(client, clerk)
+    assert client.post(url, form_post(launched, {**filled_values(launched), "patient.occupation": "会社員"})).status_code == 302
+    login(client, physician)
+    response = client.post(url, stale)
+    assert response.status_code == 409
+    assert "他の利用者" in response.content.decode()
+    assert "教員" in response.content.decode()  # the typed input is still on the screen
+    launched.refresh_from_db()
+    assert launched.values["patient.occupation"] == "会社員"
+
+
+def test_physician_confirm_writes_revision_and_outbox_in_one_transaction(client, launched, physician, login,
+                                                                        django_capture_on_commit_callbacks):
+    login(client, physician)
+    url = reverse("notifications:form", args=[launched.uuid])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(url, form_post(launched, filled_values(launched), "confirm"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    launched.refresh_from_db()
+    assert launched.status == "confirmed" and launched.revision == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == "queued"
+    assert delivery.idempotency_key == f"{launched.uuid}:1"
+    assert len(callbacks) == 1  # the task is enqueued only after commit
+
+
+def test_confirm_with_errors_keeps_input_and_sends_nothing(client, launched, physician, login):
+    login(client, physician)
+    url = reverse("notifications:form", args=[launched.uuid])
+    values = filled_values(launched)
+    values["clinical.onset_date"] = "2099-01-01"
+    values["report.diagnosis_class"] = ""
+    response = client.post(url, form_post(launched, values, "confirm"))
+    assert response.status_code == 400
+    assert Delivery.objects.count() == 0
+    assert "2099-01-01" in response.content.decode()
