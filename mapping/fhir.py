@@ -115,10 +115,11 @@ def _names(names: Any, f: Facts, item: str | None, item_kana: str | None, prov: 
         whole = fam + given
         if not whole:
             continue
-        if rep == "SYL" or (not rep and nz.is_kana_text(whole) and not nz.has_kanji(whole)):
+        is_kana = rep == "SYL" or (rep not in ("IDE", "ABC") and nz.is_kana_text(whole) and not nz.has_kanji(whole))
+        if is_kana:
             if kana is None:
                 kana = (i, fam, given)
-        elif rep in ("IDE", "ABC", "") and kanji is None:
+        elif kanji is None:
             kanji = (i, fam, given)
     if kanji is None and kana is not None and item and not item_kana:
         kanji = kana  # a contact's only name, written in kana, is still their name

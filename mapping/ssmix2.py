@@ -83,10 +83,11 @@ def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | N
         whole = fam + given
         if not whole.strip():
             continue
-        if rep == "P" or (not rep and nz.is_kana_text(whole) and kana is None and not nz.has_kanji(whole)):
+        is_kana = rep == "P" or (rep not in ("I", "A") and nz.is_kana_text(whole) and not nz.has_kanji(whole))
+        if is_kana:
             if kana is None:
                 kana = (cs, rep)
-        elif rep in ("I", "A", "") and kanji is None:
+        elif kanji is None:
             kanji = (cs, rep)
     if item_name and kanji:
         cs = kanji[0] + ["", ""]

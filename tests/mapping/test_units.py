@@ -96,3 +96,13 @@ def test_segment_separators_and_escapes() -> None:
     # custom delimiters from MSH-1/MSH-2
     pid = parse_text("MSH#*@\\%#A\rPID#1##9**** PI##山田*太郎")[0].first("PID")
     assert pid is not None and pid.get(5, 2) == "太郎"
+
+
+def test_kana_only_repetitions_never_become_the_kanji_name() -> None:
+    from mapping import extract_ssmix2_files
+
+    msg = ("MSH|^~\\&|HIS|H|S|H|20210101||ADT^A08^ADT_A01|1|P|2.5\r"
+           "PID|0001||1^^^^PI||もり^はなこ~モリ^ハナコ||19800101|F\r").encode("cp932")
+    items = extract_ssmix2_files({"-/ADT-00/1_-_ADT-00_-_20210101000000000_01_1": msg})["items"]
+    assert items.get("patient.name_kana") == "モリ　ハナコ"
+    assert "patient.name" not in items  # no kanji (official) name in the extract: left for the user
