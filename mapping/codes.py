@@ -20,6 +20,11 @@ SPECIMENS = {"nasopharyngeal_swab", "nasal_swab", "saliva", "sputum", "throat_sw
              "other"}
 
 
+# relationship words that make a contact the patient's guardian (保護者) — nothing broader (not 親戚, 祖母 ...)
+GUARDIAN_TEXT = frozenset({"保護者", "母", "父", "母親", "父親", "親権者", "後見人", "未成年後見人", "guardian", "parent",
+                           "mother", "father"})
+
+
 def _key(s: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s)).upper()
 

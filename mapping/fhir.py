@@ -8,6 +8,7 @@ from typing import Any
 from . import normalize as nz
 from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
 from .codes import (
+    GUARDIAN_TEXT,
     LocalCodes,
     icd10_norm,
     is_covid_clinical,
@@ -24,8 +25,6 @@ _INPATIENT = {"IMP", "ACUTE", "NONAC", "inpatient"}
 _VISIT = {"AMB", "EMER", "outpatient", "ambulatory", "emergency"}
 _SKIP_STATUS = {"cancelled", "entered-in-error", "planned"}
 _GUARDIAN_CODES = {"GUARD", "PRN", "MTH", "FTH", "NMTH", "NFTH", "PAR", "GRD"}
-_GUARDIAN_TEXT = {"保護者", "母", "父", "母親", "父親", "親権者", "後見人", "未成年後見人", "guardian", "parent", "mother",
-                  "father"}
 
 
 def _list(x: Any) -> list[Any]:
@@ -184,7 +183,7 @@ def _patient(f: Facts, pat: dict[str, Any]) -> None:
                f"fhir:Patient.contact[{ci}].name")
         if not tmp.items:
             continue
-        if not (codes & _GUARDIAN_CODES or texts & _GUARDIAN_TEXT):
+        if not (codes & _GUARDIAN_CODES or texts & GUARDIAN_TEXT):
             if not codes and not (texts - {""}):
                 f.suggestions.setdefault("patient.guardian_name", {
                     "value": tmp.items["patient.guardian_name"],

@@ -16,6 +16,7 @@ from typing import Any
 from . import normalize as nz
 from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
 from .codes import (
+    GUARDIAN_TEXT,
     LocalCodes,
     is_covid_clinical,
     is_covid_confirmed,
@@ -36,7 +37,6 @@ _TRIGGER_TYPE = {"A08": "ADT-00", "A31": "ADT-00", "A28": "ADT-00", "A04": "ADT-
 _CANCEL_TRIGGERS = {"A11", "A13", "A12", "A27", "A38", "A23", "A29"}
 _ICD_SYSTEMS = {"I10", "ICD10", "ICD-10", "I10-2013", "ICD10-2013", "I10P", "ICD10JP"}
 _GUARDIAN_REL = {"GRD", "MTH", "FTH", "PAR"}
-_GUARDIAN_TEXT = {"保護者", "母", "父", "母親", "父親", "親権者", "後見人", "未成年後見人"}
 
 
 @dataclass
@@ -245,7 +245,7 @@ def _patient(f: Facts, docs: list[_Doc]) -> None:
         nk1s = [(d, s) for d in sources for s in d.msg.all("NK1")][:10]
     for d, nk1 in nk1s:
         rel_code, rel_text = nk1.get(3, 1).upper(), nk1.get(3, 2)
-        is_guardian = rel_code in _GUARDIAN_REL or nz.clean(rel_text) in _GUARDIAN_TEXT
+        is_guardian = rel_code in _GUARDIAN_REL or nz.clean(rel_text).lower() in GUARDIAN_TEXT
         tmp = Facts()
         _name_from_xpn(nk1, 2, d.prov("NK1-2"), tmp, "patient.guardian_name", None)
         if not tmp.items:
