@@ -1,0 +1,147 @@
+"""POSTed form fields → values (docs/contracts.md §1).
+
+Field names: ``<item id>`` (multi_enum: the key repeated once per checked code), ``<item id>__unit`` for the
+unit of an age (``years``/``months``, default years), and ``<group>-<row>-<key>`` for repeat-group cells
+(``tests-0-method`` … ``tests-3-result_date``). Input is a ``dict[str, list[str]]`` (or str values) or anything
+with ``getlist(key)`` and ``keys()`` (a Django QueryDict). Unknown field names (``action``, ``lock_version``,
+…) are ignored.
+
+Normalisation: surrounding whitespace is stripped; dates, phone numbers, postal codes, integers and ages are
+NFKC-normalised (full-width digits → ASCII, every hyphen-like character → ``-``) and dates written
+``2022/9/27`` or ``2022年9月27日`` become ISO; everything else is kept exactly as typed. Empty → absent.
+A value that still doesn't fit its type is kept as typed: evaluate() reports it, the user sees what they typed.
+The returned errors are only about the request itself (a row beyond the group's slots, several values for a
+single-value field, a value over the hard size limit — dropped); they are Message objects (rule_id
+``input.*``).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .definition import groups_by_id, row_key
+from .engine import Message
+from .valuetypes import AGE_UNITS, normalise_date_text, normalise_digits
+
+HARD_LIMIT = 20000
+_INT = re.compile(r"^-?\d{1,12}$")
+
+
+def _getlist(data: Any, key: str) -> list[str]:
+    if hasattr(data, "getlist"):
+        raw = data.getlist(key)
+    elif isinstance(data, Mapping):
+        raw = data.get(key, [])
+    else:
+        return []
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+        raw = [raw]
+    out = []
+    for value in raw:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value is None:
+            continue
+        out.append(value if isinstance(value, str) else str(value))
+    return out
+
+
+def _keys(data: Any) -> list[str]:
+    try:
+        return [k for k in data.keys() if isinstance(k, str)]
+    except (AttributeError, TypeError):
+        return []
+
+
+def _normalise(item_type: str, text: str) -> Any:
+    text = text.strip()
+    if not text:
+        return None
+    if item_type == "date":
+        return normalise_date_text(text)
+    if item_type in ("phone", "postal_code"):
+        return re.sub(r"\s+", "", normalise_digits(text))
+    if item_type in ("integer", "age"):
+        digits = re.sub(r"\s+", "", normalise_digits(text))
+        return int(digits) if _INT.match(digits) else text
+    return text
+
+
+def parse_form_input(defn: dict[str, Any], data: Any) -> tuple[dict[str, Any], list[Message]]:
+    """Return (values, request errors). Never raises on any input."""
+    values: dict[str, Any] = {}
+    errors: list[Message] = []
+    groups = groups_by_id(defn)
+
+    def one(item: dict[str, Any], name: str, row: int | None = None) -> str | None:
+        raw = _getlist(data, name)
+        usable = [v for v in raw if v.strip()]
+        if any(len(v) > HARD_LIMIT for v in usable):
+            errors.append(Message(item["id"], row, "input.too_long", "error",
+                                  f"「{item['label']}」の値が長すぎるため受け付けませんでした（{HARD_LIMIT}文字まで）。"))
+            return None
+        if len(usable) > 1:
+            errors.append(Message(item["id"], row, "input.multiple", "error",
+                                  f"「{item['label']}」に複数の値が送信されました。最初の値を使います。"))
+        return usable[0] if usable else None
+
+    for item in defn.get("items", []):
+        if item.get("group"):
+            continue
+        iid, item_type = item["id"], item["type"]
+        if item_type == "multi_enum":
+            raw = _getlist(data, iid)
+            if any(len(v) > HARD_LIMIT for v in raw):
+                errors.append(Message(iid, None, "input.too_long", "error",
+                                      f"「{item['label']}」の値が長すぎるため受け付けませんでした。"))
+                continue
+            codes: list[str] = []
+            for v in raw:
+                v = v.strip()
+                if v and v not in codes:
+                    codes.append(v)
+            if codes:
+                values[iid] = codes
+            continue
+        text = one(item, iid)
+        if text is None:
+            continue
+        value = _normalise(item_type, text)
+        if value is None:
+            continue
+        if item_type == "age":
+            unit_raw = _getlist(data, iid + "__unit")
+            unit = unit_raw[0].strip() if unit_raw and unit_raw[0].strip() in AGE_UNITS else "years"
+            value = {"value": value, "unit": unit}
+        values[iid] = value
+
+    for gid, group in groups.items():
+        members = {row_key(item): item for item in defn.get("items", []) if item.get("group") == gid}
+        pattern = re.compile(rf"^{re.escape(gid)}-(\d+)-(.+)$")
+        for key in _keys(data):
+            match = pattern.match(key)
+            if not match:
+                continue
+            index, field = int(match.group(1)) if len(match.group(1)) < 6 else 10**6, match.group(2)
+            if index >= group["max"] and any(v.strip() for v in _getlist(data, key)):
+                errors.append(Message(gid, None, "input.too_many_rows", "error",
+                                      f"「{group['label']}」は最大{group['max']}件までです。"))
+                break
+            if field not in members and any(v.strip() for v in _getlist(data, key)):
+                errors.append(Message(gid, None, "input.unknown_field", "error",
+                                      f"「{group['label']}」に不明な欄があります。"))
+                break
+        rows: list[dict[str, Any]] = []
+        for index in range(group["max"]):
+            row: dict[str, Any] = {}
+            for key, item in members.items():
+                text = one(item, f"{gid}-{index}-{key}", index)
+                value = _normalise(item["type"], text) if text is not None else None
+                if value is not None:
+                    row[key] = value
+            if row:
+                rows.append(row)
+        if rows:
+            values[gid] = rows
+    return values, errors
