@@ -526,7 +526,8 @@ def load_catalog(catalog: dict[str, Any]) -> dict[str, Any]:
 
 
 def builtin_catalog(version: str) -> dict[str, Any]:
-    """The HER-SYS catalog shipped with the product (a copy of ../shared/hersys, never read at run time)."""
+    """The HER-SYS catalog shipped with the product (copied into catalogs/ here; the
+    shared folder is never read at run time)."""
     if version not in BUILTIN_VERSIONS:
         raise DefinitionError(f"組み込みの項目カタログ「{version}」はありません（{'、'.join(BUILTIN_VERSIONS)}）。")
     return copy.deepcopy(_builtin_catalog(version))
