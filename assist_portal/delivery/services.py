@@ -126,6 +126,12 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
     delivery, attempt = claimed
     try:
         bundle = build_bundle(delivery)
+    except Exception as exc:  # our data or code is wrong: retrying cannot help, a person must look
+        log.exception("delivery %s: bundle could not be built", delivery_id)
+        return _record(delivery, attempt, Attempt.Outcome.PERMANENT,
+                       f"送信データを作成できませんでした（{type(exc).__name__}）。サポート窓口へ連絡してください。",
+                       None, dead=True)
+    try:
         receipt = hersys_client().submit(bundle, delivery.idempotency_key)
     except RetryableError as exc:
         delay = backoff_delay(delivery.attempts, retry_after=exc.retry_after, base=settings.DELIVERY_BACKOFF_BASE,
@@ -142,7 +148,7 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
 
 
 def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, http_status: int | None,
-            delay: float | None = None, receipt=None) -> Delivery:
+            delay: float | None = None, receipt=None, dead: bool = False) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
         row = Delivery.objects.select_for_update().get(pk=delivery.pk)
@@ -153,6 +159,8 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         if outcome == Attempt.Outcome.ACCEPTED:
             delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
                                 report_date=receipt.report_date, last_error="", lease_until=None)
+        elif dead:
+            delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
         elif outcome == Attempt.Outcome.PERMANENT:
             delivery_transition(row, Delivery.Status.REJECTED, last_error=message, lease_until=None)
         elif row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:

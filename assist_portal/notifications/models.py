@@ -57,7 +57,7 @@ class Notification(models.Model):
     has_unsent_changes = models.BooleanField(default=True)
     lock_version = models.PositiveIntegerField(default=1)
     revision = models.PositiveIntegerField(default=0)
-    migration_report = models.JSONField(default=list, blank=True)
+    migration_report = EncryptedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

@@ -298,7 +298,9 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
         values, report = migrate_values(row.definition.definition, current.definition, row.values)
         old_version = row.definition.version
         row.values = values
-        row.migration_report = {"from": old_version, "to": current.version, "report": _jsonable(report)}
+        labels = {item["id"]: item["label"] for item in current.definition.get("items", [])}
+        row.migration_report = {"from": old_version, "to": current.version, "report": _jsonable(report),
+                                "missing_labels": [labels.get(i, i) for i in report.missing_required]}
         row.definition = current
         row.lock_version += 1
         row.updated_at = timezone.now()

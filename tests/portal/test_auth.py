@@ -20,6 +20,8 @@ def test_every_role_needs_password_and_totp(client, make_user, hospital, role):
     device = TOTPDevice.objects.get(user=user)
     assert post_login(client, user.username, PASSWORD, "").status_code == 401
     assert post_login(client, user.username, PASSWORD, "000000" if current_totp(device) != "000000" else "111111").status_code == 401
+    device.refresh_from_db()
+    device.throttle_reset()  # django-otp throttles a device after wrong codes; that is tested below
     response = post_login(client, user.username, PASSWORD, current_totp(device))
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action="login.success", actor_username=user.username).count() == 1
@@ -44,6 +46,14 @@ def test_lockout_after_repeated_failures(client, physician, settings):
     assert "ロック" in response.content.decode()
     assert AuditEvent.objects.filter(action="login.locked", actor_username=physician.username).exists()
     assert AuditEvent.objects.filter(action="login.failure").count() == 3
+
+
+def test_totp_device_is_throttled_after_a_wrong_code(client, physician):
+    device = TOTPDevice.objects.get(user=physician)
+    wrong = "000000" if current_totp(device) != "000000" else "111111"
+    assert post_login(client, physician.username, PASSWORD, wrong).status_code == 401
+    # Right code right after a wrong one: refused while the device is throttled (brute force slowed down).
+    assert post_login(client, physician.username, PASSWORD, current_totp(device)).status_code == 401
 
 
 def test_failure_message_does_not_tell_which_factor(client, physician):

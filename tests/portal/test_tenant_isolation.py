@@ -53,7 +53,7 @@ def test_launch_url_of_other_hospital_is_refused(client, physician, other_hospit
     assert Notification.objects.count() == 0
 
 
-def test_connector_key_only_sees_its_own_hospital(client, b_notification):
+def test_connector_key_only_sees_its_own_hospital(client, hospital, b_notification):
     feed = client.get("/api/v1/notifications", HTTP_AUTHORIZATION="Api-Key key-h0001")
     assert feed.status_code == 200 and feed.json()["results"] == []
     doc = client.get(f"/api/v1/notifications/{b_notification.uuid}/document", HTTP_AUTHORIZATION="Api-Key key-h0001")

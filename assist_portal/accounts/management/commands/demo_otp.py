@@ -8,9 +8,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from assist_portal.accounts.management.commands.seed_demo import DEMO_USERS
 
 
-def current_code(device: TOTPDevice, at: float | None = None) -> str:
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}" \
-        if at is None else f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift, clock=at):0{device.digits}d}"
+def current_code(device: TOTPDevice) -> str:
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift)
+    return f"{code:0{device.digits}d}"
 
 
 class Command(BaseCommand):
