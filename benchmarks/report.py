@@ -1,0 +1,141 @@
+"""Readable tables on stdout; the JSON file is the complete record."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(header))]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [f"\n■ {title}", line]
+    for i, row in enumerate(cells):
+        out.append("| " + " | ".join(_pad(c, w, i > 0 and j > 0) for j, (c, w) in enumerate(zip(row, widths,
+                                                                                               strict=True))) + " |")
+        if i == 0:
+            out.append(line)
+    out.append(line)
+    return "\n".join(out)
+
+
+def _width(text: str) -> int:
+    """Display width: East Asian wide characters take two columns."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    gap = " " * (width - _width(text))
+    return gap + text if right else text + gap
+
+
+def launch_table(r: dict[str, Any]) -> str:
+    s, b = r["steps"], r["baseline"]
+    rows = [[label, s[k]["median_ms"], s[k]["p95_ms"], s[k]["n"]] for label, k in [
+        ("connector push (POST /api/v1/extracts)", "push"), ("launch URL (GET → 302)", "launch_redirect"),
+        ("pre-filled form (GET)", "form_get"), ("whole launch flow", "flow_total")]]
+    rows.append([f"baseline: bare view, {r['form_fields']} fields", b["median_ms"], b["p95_ms"], b["n"]])
+    ratios = r["ratios"]
+    rows.append(["ratio form GET / baseline", ratios["form_get_median"], ratios["form_get_p95"], ""])
+    rows.append(["ratio whole flow / baseline", ratios["flow_median"], ratios["flow_p95"], ""])
+    return table("launch 起動→事前入力済みフォーム (per request)", ["step", "median ms", "p95 ms", "n"], rows) + (
+        "\n  SQL statements: push {push}, launch {launch_redirect}, form {form_get} (baseline {baseline});"
+        .format(**r["sql_queries"]) +
+        f" page {r['page_bytes']['product']:,} B (baseline {r['page_bytes']['baseline']:,} B)")
+
+
+def _pipeline_rows(r: dict[str, Any]) -> list[list[Any]]:
+    real, direct = r["real"], r["direct"]
+    c2a = real["confirm_to_accepted"]
+    return [
+        ["real path notifications/s (first confirm → last accepted)", real["per_second"]],
+        [f"real path /s while all worker slots busy ({real['saturated_seconds']:.1f} s)",
+         real["saturated_per_second"]],
+        [f"direct to sandbox notifications/s (1 process, n={direct['notifications']})", direct["per_second"]],
+        ["ratio real / direct", r["ratios"]["throughput_real_over_direct"]],
+        ["confirm → accepted median ms", c2a["median_ms"]],
+        ["confirm → accepted p95 ms", c2a["p95_ms"]],
+        ["confirm → accepted p99 ms", c2a["p99_ms"]],
+        ["queue wait (confirm → first try) median ms", real["confirm_to_first_try"]["median_ms"]],
+        ["send (first try → accepted) median ms", real["first_try_to_accepted"]["median_ms"]],
+        ["direct POST median ms", direct["post"]["median_ms"]],
+        ["max backlog (confirmed, not yet accepted)", real["max_backlog"]],
+    ]
+
+
+def _integrity_rows(r: dict[str, Any]) -> list[list[Any]]:
+    i = r["integrity"]
+    return [["confirmed / received by sandbox", f"{i['confirmed']:,} / {i['received']:,}"],
+            ["lost / duplicated / unexpected", f"{i['lost']} / {i['duplicated']} / {i['unexpected']}"],
+            ["extra attempts (retries)", i["extra_attempts"]]]
+
+
+def delivery_table(r: dict[str, Any]) -> str:
+    w = r["workers"]
+    rows = [["notifications", r["notifications"]],
+            ["workers", f"{w['processes']} process × {w['concurrency']}"],
+            ["confirm rate (this process) /s", r["real"]["confirm_per_second"]],
+            ["confirm call median ms", r["real"]["confirm_call"]["median_ms"]],
+            *_pipeline_rows(r), *_integrity_rows(r)]
+    return table("delivery 確定→受理 (throughput)", ["measure", "value"], rows)
+
+
+def peak_table(r: dict[str, Any]) -> str:
+    w, nat, o = r["workers"], r["national"], r["offered"]
+    rows = [["notifications (scale of 261,004)", f"{r['notifications']:,} ({r['scale']:.4f})"],
+            ["hospitals (Zipf sizes)", r["hospitals"]],
+            ["workers", f"{w['processes']} processes × {w['concurrency']}, {w['confirm_threads']} confirm threads"],
+            ["day compressed into s", r["day_seconds"]],
+            ["offered mean / peak-hour /s", f"{o['mean_per_second']} / {o['peak_hour_per_second']}"],
+            *_pipeline_rows(r),
+            [f"hours for {r['peak_day_cases']:,} at this throughput", nat["hours_at_this_throughput"]],
+            [f"hours for {r['peak_day_cases']:,} at the saturated throughput", nat["hours_at_saturated_throughput"]],
+            ["national need: mean / peak-hour /s",
+             f"{nat['required_mean_per_second']} / {nat['required_peak_hour_per_second']}"],
+            ["headroom over the national peak hour", nat["headroom_over_peak_hour"]],
+            [f"national mean per hospital ({nat['hospitals_assumed']:,})", nat["per_hospital_mean_cases"]],
+            ["per-hospital p95 ms min / median / max",
+             " / ".join(_fmt(r["per_hospital_p95_ms"][k]) for k in ("min", "median", "max"))],
+            *_integrity_rows(r)]
+    top = sorted(r["per_hospital"], key=lambda h: -h["notifications"])[:5]
+    hosp = table("peak: largest hospitals", ["hospital", "notifications", "median ms", "p95 ms", "max ms"],
+                 [[h["hospital"], h["notifications"], h["median_ms"], h["p95_ms"], h["max_ms"]] for h in top])
+    return table(f"peak 全国ピーク日 {r['peak_day']} replay", ["measure", "value"], rows) + hosp
+
+
+TABLES = {"launch": launch_table, "delivery": delivery_table, "peak": peak_table}
+
+
+def render(results: dict[str, Any]) -> str:
+    parts = [TABLES[name](r) for name, r in results["benchmarks"].items() if name in TABLES and "error" not in r]
+    parts += [f"\n■ {name}: FAILED — {r['error']}" for name, r in results["benchmarks"].items() if "error" in r]
+    return "\n".join(parts)
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (a figure that could not be measured) become null: the file stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(results), ensure_ascii=False, indent=2, default=str, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,67 @@
+"""The benchmarks still run end to end: the smallest profile of every benchmark, in a subprocess with its own
+database and Redis database number. Asserts the shape of the result and the zero lost / zero duplicated check,
+never timings (figures on a shared CI machine mean nothing; see docs/benchmarks.md)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
+        pytest.skip("needs PostgreSQL and Redis (scripts/with_services.py)")
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out),
+         "--db-name", f"hersys_bench_smoke_{os.getpid()}", "--redis-db", "13"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_every_benchmark_ran(smoke):
+    assert set(smoke["benchmarks"]) == {"launch", "delivery", "peak"}
+    assert not [r["error"] for r in smoke["benchmarks"].values() if "error" in r]
+
+
+def test_launch_compares_with_a_plain_form_of_the_same_size(smoke):
+    r = smoke["benchmarks"]["launch"]
+    assert r["form_fields"] > 0
+    for step in ("push", "launch_redirect", "form_get", "flow_total"):
+        assert positive(r["steps"][step]["median_ms"]) and positive(r["steps"][step]["p95_ms"])
+    assert positive(r["baseline"]["median_ms"])
+    assert all(positive(v) for v in r["ratios"].values())
+
+
+@pytest.mark.parametrize("name", ["delivery", "peak"])
+def test_throughput_ratio_and_nothing_lost_or_duplicated(smoke, name):
+    r = smoke["benchmarks"][name]
+    assert positive(r["real"]["per_second"]) and positive(r["direct"]["per_second"])
+    assert all(positive(v) for v in r["ratios"].values())
+    assert positive(r["real"]["confirm_to_accepted"]["p95_ms"])
+    i = r["integrity"]
+    assert i["confirmed"] == r["notifications"] == i["received"]
+    assert i["lost"] == 0 and i["duplicated"] == 0 and i["unexpected"] == 0
+    assert i["status_counts"] == {"accepted": r["notifications"]}
+
+
+def test_peak_extrapolates_to_the_national_day(smoke):
+    r = smoke["benchmarks"]["peak"]
+    assert r["peak_day_cases"] == 261_004
+    assert positive(r["national"]["hours_at_this_throughput"])
+    assert sum(h["notifications"] for h in r["per_hospital"]) == r["notifications"]
+    assert sum(r["offered"]["burst_sizes"]) == r["notifications"]
