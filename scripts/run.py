@@ -38,7 +38,7 @@ def main() -> int:
     subprocess.run([PY, "-m", "hersys_client.devpki", str(var / "pki")], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
 
-    celery = [PY, "-m", "celery", "-A", "assist_portal.celery"]
+    celery = [PY, "-m", "celery", "--quiet", "-A", "assist_portal.celery"]
     procs: list[tuple[str, subprocess.Popen]] = []
     specs = [
         ("sandbox", [PY, "-m", "hersys_client.sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
