@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from .conditions import is_empty
-from .definition import groups_by_id, items_by_id, row_key
+from .definition import ensure_valid, groups_by_id, items_by_id, row_key
 from .engine import evaluate
 from .valuetypes import INVALID, check_value
 
@@ -158,6 +158,7 @@ def migrate_values(old_defn: dict[str, Any], new_defn: dict[str, Any], values: A
     if they no longer fit — they are listed in ``report.invalid`` and evaluate() flags them); values of
     removed items are left out of the result and listed in ``report.dropped`` (with the value, so nothing
     is silently lost). Never raises on any ``values``."""
+    ensure_valid(new_defn)
     report = MigrationReport(str(old_defn.get("version", "")), str(new_defn.get("version", "")),
                              changes=diff_definitions(old_defn, new_defn))
     values = values if isinstance(values, dict) else {}

@@ -119,19 +119,19 @@ def parse_form_input(defn: dict[str, Any], data: Any) -> tuple[dict[str, Any], l
     for gid, group in groups.items():
         members = {row_key(item): item for item in defn.get("items", []) if item.get("group") == gid}
         pattern = re.compile(rf"^{re.escape(gid)}-(\d+)-(.+)$")
+        too_many = unknown = False
         for key in _keys(data):
             match = pattern.match(key)
-            if not match:
+            if not match or not any(v.strip() for v in _getlist(data, key)):
                 continue
             index, field = int(match.group(1)) if len(match.group(1)) < 6 else 10**6, match.group(2)
-            if index >= group["max"] and any(v.strip() for v in _getlist(data, key)):
-                errors.append(Message(gid, None, "input.too_many_rows", "error",
-                                      f"「{group['label']}」は最大{group['max']}件までです。"))
-                break
-            if field not in members and any(v.strip() for v in _getlist(data, key)):
-                errors.append(Message(gid, None, "input.unknown_field", "error",
-                                      f"「{group['label']}」に不明な欄があります。"))
-                break
+            too_many = too_many or index >= group["max"]
+            unknown = unknown or field not in members
+        if too_many:
+            errors.append(Message(gid, None, "input.too_many_rows", "error",
+                                  f"「{group['label']}」は最大{group['max']}件までです。"))
+        if unknown:
+            errors.append(Message(gid, None, "input.unknown_field", "error", f"「{group['label']}」に不明な欄があります。"))
         rows: list[dict[str, Any]] = []
         for index in range(group["max"]):
             row: dict[str, Any] = {}

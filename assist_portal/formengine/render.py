@@ -120,7 +120,8 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
     elif item_type in ("enum", "prefecture"):
         display = labels.get(value, text_value) if isinstance(value, str) else text_value
     elif item_type == "multi_enum":
-        display = "、".join(labels.get(v, _text(v)) for v in value) if isinstance(value, list) else text_value
+        display = "、".join(labels.get(v, v) if isinstance(v, str) else _text(v) for v in value) \
+            if isinstance(value, list) else text_value
     input_hints = dict(_INPUT_HINTS.get(item_type, {"type": "text"}))
     if item.get("max_length"):
         input_hints["maxlength"] = item["max_length"]
