@@ -59,6 +59,12 @@ class MigrationReport:
     def dropped_item_ids(self) -> list[str]:
         return [d["item_id"] for d in self.dropped]
 
+    def without_values(self) -> MigrationReport:
+        """A copy without patient values (``dropped[*].value`` removed), for audit records and logs."""
+        redacted = copy.copy(self)
+        redacted.dropped = [{k: v for k, v in d.items() if k != "value"} for d in self.dropped]
+        return redacted
+
 
 def _jsonish(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -29,7 +29,19 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         evaluation = evaluate(defn, values, today=services.local_date(), provenance=notification.provenance,
                               stage="draft")
     model = render_model(defn, evaluation, notification.provenance)
+    items = {item["id"]: item for item in defn.get("items", [])}
+
+    def option_label(item_id, code):
+        options = {v.get("code"): v.get("label") for v in items[item_id].get("values", []) or []}
+        return options.get(code, code) if isinstance(code, str) else code
+
+    emr_suggestions = [
+        {"item": items[key]["label"], "value": option_label(key, s.get("value")),
+         "reason": s.get("reason") or s.get("reason_ja") or ""}
+        for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
+    ]
     return {
+        "emr_suggestions": emr_suggestions,
         "notification": notification,
         "form": model,
         "evaluation": evaluation,
