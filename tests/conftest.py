@@ -1,10 +1,7 @@
 """Shared fixtures. Tests run against real PostgreSQL and Redis (see scripts/with_services.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -99,10 +99,9 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
 
 def build_bundle(delivery: Delivery) -> dict:
     """The FHIR document Bundle for one revision: only HER-SYS items leave the data centre."""
-    from hersys_client import build_document_bundle
-
     from assist_portal.formengine import to_questionnaire_response
     from assist_portal.forms.selectors import item_set_version
+    from hersys_client import build_document_bundle
 
     revision = delivery.revision
     notification = revision.notification

@@ -42,7 +42,7 @@ def test_malformed_json_is_a_clear_error(client, hospital):
 
 @pytest.mark.parametrize("payload", [
     b"MSH|^~\\&|\rPID|||||\x00\x01\x02",
-    "MSH|^~\\&|HIS|H0001\rPID|0001||X^^^^PI||<script>alert(1)</script>^^^^^^L^I".encode(),
+    b"MSH|^~\\&|HIS|H0001\rPID|0001||X^^^^PI||<script>alert(1)</script>^^^^^^L^I",
     bytes(range(256)) * 100,
     b"\x1b$B" * 1000,
 ])

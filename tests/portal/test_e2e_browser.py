@@ -3,7 +3,6 @@ form → clerk saves a draft → physician confirms → Celery worker → hersys
 import json
 import os
 import shutil
-import urllib.request
 
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
