@@ -190,6 +190,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "30")),
     },
 }
+CELERY_BEAT_SCHEDULE["purge-delivered"] = {
+    "task": "assist_portal.notifications.tasks.purge_delivered",
+    "schedule": 24 * 3600.0,
+}
+PATIENT_DATA_RETENTION_DAYS = int(os.environ.get("PATIENT_DATA_RETENTION_DAYS", "90"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # HER-SYS WebAPI (the sandbox by default)

@@ -332,3 +332,29 @@ def drafts_migrate(hospital=None) -> int:
         if notification_migrate_if_needed(row).definition_id != before:
             count += 1
     return count
+
+
+def notifications_purge(older_than_days: int, now=None) -> int:
+    """Retention: once every revision of a notification is accepted (or it was withdrawn and that was accepted)
+    and nothing changed for `older_than_days`, its patient values are erased. The audit trail, receipts and
+    metadata stay; the connector has had the document to store in the chart."""
+    from assist_portal.delivery.models import Delivery
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=older_than_days)
+    candidates = (Notification.objects.filter(updated_at__lt=cutoff, revision__gt=0)
+                  .exclude(status=Notification.Status.DRAFT).exclude(values={}))
+    purged = 0
+    for row in candidates.iterator():
+        deliveries = Delivery.objects.filter(revision__notification=row)
+        if deliveries.count() != row.revision or deliveries.exclude(status=Delivery.Status.ACCEPTED).exists():
+            continue  # something still in flight or needing attention: keep everything
+        with transaction.atomic():
+            Notification.objects.filter(pk=row.pk).update(values={}, suggestions={}, display_name="",
+                                                          migration_report={})
+            for revision in NotificationRevision.objects.filter(notification=row):
+                NotificationRevision.objects.filter(pk=revision.pk).update(values={})
+            Extract.objects.filter(hospital=row.hospital, patient_ref=row.patient_ref).delete()
+        audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
+        purged += 1
+    return purged

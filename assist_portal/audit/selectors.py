@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+
+from django.utils.dateparse import parse_date
+
+from .models import AuditEvent
+
+COLUMNS = ["at", "actor_username", "actor_role", "hospital_code", "action", "object_type", "object_id", "ip",
+           "user_agent", "detail"]
+
+
+def audit_events(*, hospital_code: str = "", since: str = "", until: str = ""):
+    qs = AuditEvent.objects.order_by("at", "id")
+    if hospital_code:
+        qs = qs.filter(hospital_code=hospital_code)
+    if since and parse_date(since):
+        qs = qs.filter(at__date__gte=parse_date(since))
+    if until and parse_date(until):
+        qs = qs.filter(at__date__lte=parse_date(until))
+    return qs
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def audit_csv_rows(qs) -> Iterator[str]:
+    """CSV lines (UTF-8 with BOM for spreadsheet software), streamed."""
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(COLUMNS)
+    for e in qs.iterator(chunk_size=2000):
+        yield writer.writerow([e.at.isoformat(), e.actor_username, e.actor_role, e.hospital_code, e.action,
+                               e.object_type, e.object_id, e.ip or "", e.user_agent,
+                               json.dumps(e.detail, ensure_ascii=False)])

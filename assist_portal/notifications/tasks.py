@@ -1,0 +1,9 @@
+from celery import shared_task
+from django.conf import settings
+
+from .services import notifications_purge
+
+
+@shared_task(name="assist_portal.notifications.tasks.purge_delivered")
+def purge_delivered() -> int:
+    return notifications_purge(settings.PATIENT_DATA_RETENTION_DAYS)
