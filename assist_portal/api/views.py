@@ -37,6 +37,21 @@ def notification_feed(request):
 
 
 @api_view(["GET"])
+def notification_pdf(request, uuid):
+    """The newest confirmed revision as a PDF, for the chart."""
+    from django.http import HttpResponse
+
+    from assist_portal.notifications.pdf import revision_pdf
+
+    revision = selectors.latest_revision(request.auth, uuid)
+    if revision is None:
+        return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
+    response = HttpResponse(revision_pdf(revision, request.auth), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="notification-{uuid}-r{revision.number}.pdf"'
+    return response
+
+
+@api_view(["GET"])
 def notification_document(request, uuid):
     """The confirmed FHIR document Bundle of the newest revision, for the chart."""
     document = selectors.notification_document(request.auth, uuid)

@@ -70,3 +70,8 @@ def notification_document(hospital, uuid) -> dict | None:
                 .order_by("-revision__number").select_related("revision__notification__hospital",
                                                               "revision__definition").first())
     return build_bundle(delivery) if delivery else None
+
+
+def latest_revision(hospital, uuid) -> NotificationRevision | None:
+    return (NotificationRevision.objects.filter(notification__hospital=hospital, notification__uuid=uuid)
+            .select_related("definition").order_by("-number").first())

@@ -75,3 +75,25 @@ def test_patient_values_are_encrypted_at_rest(b_notification):
         raw = cursor.fetchone()[0]
     name = b_notification.values["patient.name"]
     assert name and name not in raw and json.dumps(name)[1:-1] not in raw
+
+
+def test_connector_pulls_pdf_and_document_of_its_own_hospital_only(client, hospital, physician, published, push,
+                                                                   login, b_notification,
+                                                                   django_capture_on_commit_callbacks):
+    from tests.portal.test_workflow import filled_values, form_post
+
+    response = push(client, "1100000002", "fhir")
+    login(client, physician)
+    client.get(launch_path(response.json()["launch_url"]))
+    own = Notification.objects.get(hospital=hospital)
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("notifications:form", args=[own.uuid]), form_post(own, filled_values(own), "confirm"))
+    client.logout()
+    auth = {"HTTP_AUTHORIZATION": "Api-Key key-h0001"}
+    pdf = client.get(f"/api/v1/notifications/{own.uuid}/document.pdf", **auth)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    doc = client.get(f"/api/v1/notifications/{own.uuid}/document", **auth)
+    assert doc.status_code == 200 and doc.json()["resourceType"] == "Bundle"
+    feed = client.get("/api/v1/notifications", **auth).json()["results"]
+    assert [r["id"] for r in feed] == [str(own.uuid)]
+    assert client.get(f"/api/v1/notifications/{b_notification.uuid}/document.pdf", **auth).status_code == 404
