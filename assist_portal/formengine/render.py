@@ -5,7 +5,8 @@ visibility, messages — is taken here. Shape::
 
     {"title", "version", "stage", "notifiable", "ok_to_confirm",
      "counts": {"errors", "warnings", "infos"},
-     "messages": [message], "missing_required": [{"id", "label"}], "missing_priority": [{"id", "label"}],
+     "messages": [message], "missing_required": [{"id", "label", "html_id"}],
+     "missing_priority": [{"id", "label", "html_id"}],
      "suggestions": {...},
      "sections": [{"id", "label", "help", "html_id", "has_errors", "entries": [field | group]}]}
 
@@ -150,7 +151,8 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         "priority": bool(item.get("priority")),
         "medical_judgement": bool(item.get("medical_judgement")),
         "highlight": highlight,
-        "visible": visible,
+        # A hidden item that holds a value stays on screen (with its warning): nothing disappears silently.
+        "visible": visible or has_value,
         "visible_when": item.get("visible_when"),
         "hidden_with_value": (not visible) and has_value,
         "messages": msg_dicts,
@@ -173,6 +175,9 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
     groups = groups_by_id(defn)
     items = defn.get("items", [])
     labels = {item["id"]: item["label"] for item in items}
+    # Where a "missing" link should jump: the field, or the repeat group's box.
+    anchors = {item["id"]: ("group-" + item["group"]) if item.get("group") else "f-" + item["id"].replace(".", "-")
+               for item in items}
 
     def source_of(key: str) -> Any:
         return evaluation.derived.get(key) or provenance.get(key)
@@ -213,8 +218,10 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
         "counts": {"errors": len(evaluation.errors), "warnings": len(evaluation.warnings),
                    "infos": len(evaluation.infos)},
         "messages": [m.as_dict() for m in evaluation.messages if m.item_id is None],
-        "missing_required": [{"id": i, "label": labels.get(i, i)} for i in evaluation.missing_required],
-        "missing_priority": [{"id": i, "label": labels.get(i, i)} for i in evaluation.missing_priority],
+        "missing_required": [{"id": i, "label": labels.get(i, i), "html_id": anchors.get(i, "")}
+                             for i in evaluation.missing_required],
+        "missing_priority": [{"id": i, "label": labels.get(i, i), "html_id": anchors.get(i, "")}
+                             for i in evaluation.missing_priority],
         "suggestions": evaluation.suggestions,
         "sections": sections,
     }

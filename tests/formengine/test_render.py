@@ -55,6 +55,10 @@ def test_sections_items_and_widgets():
     age = _field(model, "patient.age")
     assert age["value"] == "42" and age["unit"] == "years" and age["display"] == "42歳" and age["derived"]
     assert _field(model, "infection.prefecture")["visible"] is False
+    shown = _render(patched("2022-09", {"infection.region": "overseas", "infection.prefecture": "13"}))
+    hidden_with_value = _field(shown, "infection.prefecture")
+    assert hidden_with_value["visible"] is True and hidden_with_value["hidden_with_value"] is True
+    assert hidden_with_value["messages"][0]["rule_id"] == "item.hidden_value"
     assert _field(model, "infection.prefecture")["visible_when"] == {"item": "infection.region", "eq": "domestic"}
     assert len(_field(model, "infection.prefecture")["options"]) == 47
 
@@ -95,7 +99,9 @@ def test_missing_priority_items_are_highlighted():
     assert _field(model, "tests-0-method")["highlight"] is True  # no test yet: first slot shows what's missing
     assert _field(model, "tests-1-method")["highlight"] is False
     assert _group(model)["highlight"] is True
-    assert {m["id"] for m in model["missing_priority"]} >= {"patient.sex", "tests.method"}
+    anchors = {m["id"]: m["html_id"] for m in model["missing_priority"]}
+    assert anchors["patient.sex"] == "f-patient-sex" == _field(model, "patient.sex")["html_id"]
+    assert anchors["tests.method"] == "group-tests" == _group(model)["html_id"]
 
 
 def test_messages_land_on_items_rows_and_form():
