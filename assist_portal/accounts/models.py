@@ -16,6 +16,7 @@ class Hospital(models.Model):
     phone = models.CharField("電話番号", max_length=30)
     api_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
     local_codes = models.JSONField("院内コード表", default=dict, blank=True)
+    csv_profile = models.JSONField("DWH/CSV列対応プロファイル", default=dict, blank=True)
     is_active = models.BooleanField(default=True)
 
     class Meta:

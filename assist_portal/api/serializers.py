@@ -26,8 +26,16 @@ class FileSerializer(serializers.Serializer):
 
 class ExtractPushSerializer(serializers.Serializer):
     patient_id = serializers.CharField(max_length=64)
-    format = serializers.ChoiceField(choices=["fhir", "ss-mix2"])
+    format = serializers.ChoiceField(choices=["fhir", "ss-mix2", "csv"])
     bundle = serializers.JSONField(required=False)
+    csv = serializers.CharField(required=False, trim_whitespace=False, max_length=5_000_000)
+    csv_base64 = serializers.CharField(required=False, max_length=7_000_000)
+
+    def validate_csv_base64(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("base64として読めません。")
     files = FileSerializer(many=True, required=False)
 
     def validate_patient_id(self, value):
@@ -36,7 +44,11 @@ class ExtractPushSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if attrs["format"] == "fhir":
+        if attrs["format"] == "csv":
+            if not attrs.get("csv") and not attrs.get("csv_base64"):
+                raise serializers.ValidationError(
+                    {"csv": "CSV形式では csv（文字列）または csv_base64（元のバイト列、Shift_JIS可）が必要です。"})
+        elif attrs["format"] == "fhir":
             if not isinstance(attrs.get("bundle"), dict):
                 raise serializers.ValidationError({"bundle": "FHIR形式では bundle（JSONオブジェクト）が必要です。"})
         else:

@@ -17,7 +17,8 @@ def extract_push(request):
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     hospital = request.auth
-    source = data["bundle"] if data["format"] == "fhir" else {f["path"]: f["data_base64"] for f in data["files"]}
+    source = {"fhir": lambda: data["bundle"], "csv": lambda: data.get("csv_base64") or data["csv"],
+              "ss-mix2": lambda: {f["path"]: f["data_base64"] for f in data["files"]}}[data["format"]]()
     try:
         extract = extract_receive(hospital, ExtractPayload(format=data["format"], patient_ref=data["patient_id"],
                                                            data=source))

@@ -281,3 +281,49 @@ def delivery_redrive_view(request, pk):
     delivery_redrive(delivery, request.user, request)
     messages.success(request, "再送を開始しました。")
     return redirect("formdefs:deliveries")
+
+
+@admin_required
+@require_GET
+def hospital_list(request):
+    return render(request, "formdefs/hospitals.html", {"hospitals": Hospital.objects.order_by("code")})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def hospital_mapping(request, pk):
+    """Central admins edit a hospital's mapping tables (local lab/specimen codes, DWH column profile) once."""
+    from assist_portal.audit.services import audit_record
+    from assist_portal.notifications.services import hospital_csv_profile
+    from mapping import load_local_codes
+    from mapping.csvdwh import load_profile
+
+    hospital = get_object_or_404(Hospital, pk=pk)
+    error = ""
+    codes_text = json.dumps(hospital.local_codes, ensure_ascii=False, indent=1)
+    profile_text = json.dumps(hospital_csv_profile(hospital) or {}, ensure_ascii=False, indent=1)
+    if request.method == "POST":
+        codes_text = request.POST.get("local_codes", "")
+        profile_text = request.POST.get("csv_profile", "")
+        try:
+            codes = json.loads(codes_text or "{}")
+            profile = json.loads(profile_text or "{}")
+            if not isinstance(codes, dict) or not all(isinstance(codes.get(k, {}), dict) for k in ("lab", "specimen")):
+                raise ValueError("院内コード表は {\"lab\": {...}, \"specimen\": {...}} の形にしてください。")
+            load_local_codes(codes)
+            if profile:
+                _, problem = load_profile(profile)
+                if problem:
+                    raise ValueError(problem)
+        except ValueError as exc:
+            error = f"保存できませんでした：{exc}"
+        else:
+            hospital.local_codes = codes
+            hospital.csv_profile = profile
+            hospital.save(update_fields=["local_codes", "csv_profile"])
+            audit_record("hospital.mapping_edit", request=request, hospital_code=hospital.code, obj=hospital)
+            messages.success(request, "対応表を保存しました。次に受け付ける抽出データから使われます。")
+            return redirect("formdefs:hospital-mapping", pk=hospital.pk)
+    return render(request, "formdefs/hospital_mapping.html", {
+        "hospital": hospital, "codes_text": codes_text, "profile_text": profile_text, "error": error},
+        status=400 if error else 200)

@@ -60,6 +60,9 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
         result = mapping.extract_fhir(payload.data, codes)
         raw = json.dumps(payload.data, sort_keys=True, ensure_ascii=False).encode() if isinstance(
             payload.data, dict) else (payload.data if isinstance(payload.data, bytes) else str(payload.data).encode())
+    elif payload.format == "csv":
+        result = mapping.extract_csv(payload.data, codes, hospital_csv_profile(hospital))
+        raw = payload.data if isinstance(payload.data, bytes) else str(payload.data).encode()
     elif payload.format == "ss-mix2":
         result = mapping.extract_ssmix2_files(payload.data, codes)
         raw = b"".join(k.encode() + v for k, v in sorted(payload.data.items()))
@@ -78,6 +81,16 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
     audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
                  items=len(extract.items), warnings=len(extract.warnings))
     return extract
+
+
+def hospital_csv_profile(hospital) -> dict | None:
+    """The hospital's DWH column profile as edited by a central admin, else the one shipped for its code."""
+    if hospital.csv_profile:
+        return hospital.csv_profile
+    from pathlib import Path
+
+    shipped = Path(mapping.__file__).parent / "profiles" / f"{hospital.code}.json"
+    return json.loads(shipped.read_text(encoding="utf-8")) if shipped.exists() else None
 
 
 def launch_token_issue(extract: Extract) -> tuple[str, Any]:

@@ -77,3 +77,35 @@ def test_openapi_schema_is_served(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/v1/extracts" in response.content
+
+
+def test_dwh_csv_push_uses_the_hospitals_profile(client, hospital, published):
+    from tests.conftest import DEMO_SAMPLES
+
+    published("2021-03")
+    raw = (DEMO_SAMPLES / "dwh" / "8800000101.csv").read_bytes()  # Shift_JIS, as DWH exports are
+    response = post(client, {"patient_id": "8800000101", "format": "csv",
+                             "csv_base64": base64.b64encode(raw).decode()})
+    assert response.status_code == 201, response.content
+    extract = Extract.objects.get()
+    assert extract.items.get("patient.name") and extract.items.get("patient.birth_date")
+    assert any(str(v).startswith("csv") for v in extract.provenance.values())
+
+
+def test_central_admin_edits_mapping_tables_with_validation(client, hospital, central_admin, login):
+    from django.urls import reverse
+
+    from assist_portal.audit.models import AuditEvent
+
+    login(client, central_admin)
+    url = reverse("formdefs:hospital-mapping", args=[hospital.pk])
+    assert client.get(url).status_code == 200
+    bad = client.post(url, {"local_codes": "[1,2]", "csv_profile": "{}"})
+    assert bad.status_code == 400 and "保存できませんでした" in bad.content.decode()
+    codes = dict(hospital.local_codes)
+    codes["lab"] = dict(codes["lab"], L9999={"name": "SARS-CoV-2 新検査", "method": "pcr"})
+    ok = client.post(url, {"local_codes": json.dumps(codes, ensure_ascii=False), "csv_profile": ""})
+    assert ok.status_code == 302
+    hospital.refresh_from_db()
+    assert "L9999" in hospital.local_codes["lab"]
+    assert AuditEvent.objects.filter(action="hospital.mapping_edit").exists()
