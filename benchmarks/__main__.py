@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if bench not in args.only:
                 continue
             print(f"benchmarks: running {bench} …", flush=True)
-            t = time.perf_counter()
+            t, load_before = time.perf_counter(), _loadavg()
             try:
                 results["benchmarks"][bench] = _one(bench, env, world, prof)
             except KeyboardInterrupt:
@@ -120,8 +120,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 traceback.print_exc()
                 results["benchmarks"][bench] = {"name": bench, "error": f"{type(exc).__name__}: {exc}"}
             results["benchmarks"][bench]["wall_seconds"] = round(time.perf_counter() - t, 1)
+            # Other work on the machine skews figures (ratios less so): keep a trace of it.
+            results["benchmarks"][bench]["loadavg_1min"] = {"before": load_before, "after": _loadavg()}
     results["wall_seconds"] = round(time.perf_counter() - t_run, 1)
     return results
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _one(bench: str, env: BenchEnv, world, prof: Profile) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .cpu import CpuMeter
 from .pipeline import (
     bundles_for,
     confirm,
@@ -33,13 +34,16 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
     try:
         warm = [confirm(d) for d in drafts[:warmup]]  # imports, DB connections, token, TLS in every child
         wait_accepted([c.delivery_id for c in warm])
-        env.sandbox.reset()  # the sandbox holds the measured notifications only
+        env.sandbox.reset()
+        meter = CpuMeter(env, workers)
+        cpu_before = meter.snapshot()  # the sandbox holds the measured notifications only
 
         t0 = time.time()
         confirmed = [confirm(d) for d in drafts[warmup:]]
         t_confirmed = time.time()
         ids = [c.delivery_id for c in confirmed]
         counts = wait_accepted(ids)
+        cpu = CpuMeter.per_notification_ms(cpu_before, meter.snapshot(), len(ids))
     finally:
         env.stop_workers(workers)
 
@@ -70,5 +74,6 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
         "direct": direct,
         "ratios": {"throughput_real_over_direct": ratio(real_rate, direct["per_second"]),
                    "slowdown_direct_over_real": ratio(direct["per_second"], real_rate)},
+        "cpu_per_notification": cpu,
         "integrity": check,
     }

@@ -9,9 +9,11 @@ sandbox, and check that the sandbox holds exactly one revision of every confirme
 """
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
+from .cpu import CpuMeter
 from .pipeline import (
     allot,
     bundles_for,
@@ -45,6 +47,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
         day_seconds: float, direct_sample: int) -> dict[str, Any]:
     warm_drafts = drafts_prepare(world, warmup, "PW")
     drafts = drafts_prepare(world, n, "P", hospital_weights(len(world.sites)))
+    random.Random(20220819).shuffle(drafts)  # every hospital reports all day long, not only in the morning
     hours = allot(list(range(24)), HOURLY_SHARE, n)
     bursts: list[list] = [[] for _ in range(24)]
     for draft, hour in zip(drafts, sorted(hours), strict=True):  # one burst per hour, in order
@@ -57,6 +60,8 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
         warm = confirm_concurrently(warm_drafts, confirmers)
         wait_accepted([c.delivery_id for c in warm])
         env.sandbox.reset()
+        meter = CpuMeter(env, workers)
+        cpu_before = meter.snapshot()
 
         confirmed = []
         t0 = time.time()
@@ -72,6 +77,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
         t_confirmed = time.time()
         ids = [c.delivery_id for c in confirmed]
         counts = wait_accepted(ids)
+        cpu = CpuMeter.per_notification_ms(cpu_before, meter.snapshot(), len(ids))
     finally:
         env.stop_workers(workers)
 
@@ -135,5 +141,6 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
         "direct": direct,
         "ratios": {"throughput_real_over_direct": ratio(rate, direct["per_second"]),
                    "slowdown_direct_over_real": ratio(direct["per_second"], rate)},
+        "cpu_per_notification": cpu,
         "integrity": check,
     }

@@ -72,7 +72,16 @@ def _pipeline_rows(r: dict[str, Any]) -> list[list[Any]]:
         ["send (first try → accepted) median ms", real["first_try_to_accepted"]["median_ms"]],
         ["direct POST median ms", direct["post"]["median_ms"]],
         ["max backlog (confirmed, not yet accepted)", real["max_backlog"]],
-    ]
+    ] + _cpu_rows(r)
+
+
+def _cpu_rows(r: dict[str, Any]) -> list[list[Any]]:
+    cpu = r.get("cpu_per_notification") or {}
+    if not cpu:
+        return []
+    parts = [("confirming process", "bench_process_ms"), ("workers", "workers_ms"), ("sandbox", "sandbox_ms"),
+             ("PostgreSQL, Redis, other", "other_ms"), ("whole machine", "machine_ms")]
+    return [[f"CPU ms per notification: {label}", cpu.get(key)] for label, key in parts]
 
 
 def _integrity_rows(r: dict[str, Any]) -> list[list[Any]]:
@@ -119,7 +128,8 @@ TABLES = {"launch": launch_table, "delivery": delivery_table, "peak": peak_table
 
 
 def render(results: dict[str, Any]) -> str:
-    parts = [TABLES[name](r) for name, r in results["benchmarks"].items() if name in TABLES and "error" not in r]
+    parts = [TABLES[name](r) + _load_line(r) for name, r in results["benchmarks"].items()
+             if name in TABLES and "error" not in r]
     parts += [f"\n■ {name}: FAILED — {r['error']}" for name, r in results["benchmarks"].items() if "error" in r]
     return "\n".join(parts)
 
@@ -133,6 +143,12 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+def _load_line(r: dict[str, Any]) -> str:
+    load = r.get("loadavg_1min") or {}
+    return (f"\n  {r.get('wall_seconds', '?')} s; load average (1 min) before / after:"
+            f" {_fmt(load.get('before'))} / {_fmt(load.get('after'))}")
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
