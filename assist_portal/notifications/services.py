@@ -215,6 +215,21 @@ def _locked(notification_id: int, lock_version: int) -> Notification:
     return row
 
 
+def _apply_values(row: Notification, values: dict, user, stage: str):
+    """Evaluate `values` against the row's definition and write them with provenance (row is locked)."""
+    evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
+                          stage=stage)
+    row.provenance = _merge_provenance(row, evaluation.values, user)
+    row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
+    row.values = evaluation.values
+    row.display_name = evaluation.values.get("patient.name", "")
+    row.lock_version += 1
+    row.has_unsent_changes = True
+    row.updated_at = timezone.now()
+    row.updated_by = user
+    return evaluation
+
+
 def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None):
     """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
@@ -223,15 +238,7 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
         row = _locked(notification.pk, lock_version)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
-        evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
-                              stage="draft")
-        row.provenance = _merge_provenance(row, evaluation.values, user)
-        row.values = evaluation.values
-        row.display_name = evaluation.values.get("patient.name", "")
-        row.lock_version += 1
-        row.has_unsent_changes = True
-        row.updated_at = timezone.now()
-        row.updated_by = user
+        evaluation = _apply_values(row, values, user, "draft")
         row.save()
     audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
     return row, evaluation
@@ -245,16 +252,8 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         row = _locked(notification.pk, lock_version)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は確定できません。")
-        evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
-                              stage="confirm")
-        row.provenance = _merge_provenance(row, evaluation.values, user)
-        row.values = evaluation.values
-        row.display_name = evaluation.values.get("patient.name", "")
-        row.lock_version += 1
-        row.updated_at = timezone.now()
-        row.updated_by = user
+        evaluation = _apply_values(row, values, user, "confirm")
         if not evaluation.ok_to_confirm or not evaluation.notifiable:
-            row.has_unsent_changes = True
             row.save()
             return row, evaluation, None
         kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE

@@ -68,6 +68,7 @@ def notification_list(request):
 def notification_form(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     if request.method == "GET":
+        notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
         audit_record("notification.view", request=request, obj=notification)
         return render(request, "notifications/form.html",
                       _form_context(request, notification, notification.values))

@@ -124,3 +124,11 @@ def test_scheduled_publish_takes_effect_later(client, hospital, physician, centr
     assert draft.definition_id == old.pk
     later = timezone.now() + timedelta(days=1, minutes=1)
     assert definition_for_hospital(hospital, at=later).pk == new_def.pk
+    # When the date comes, the draft moves on its next opening.
+    from assist_portal.forms.models import FormAssignment
+
+    FormAssignment.objects.filter(definition=new_def).update(effective_from=timezone.now())
+    login(client, physician)
+    html = client.get(reverse("notifications:form", args=[draft.uuid])).content.decode()
+    draft.refresh_from_db()
+    assert draft.definition_id == new_def.pk and 'id="migration-report"' in html

@@ -114,6 +114,8 @@ def test_clerk_saves_draft_but_cannot_confirm(client, launched, clerk, login):
     launched.refresh_from_db()
     assert launched.values["patient.occupation"] == "会社員"
     assert launched.provenance["patient.occupation"] == f"typed:{clerk.username}"
+    assert launched.provenance["patient.age"].startswith("computed:")  # derived, not typed by the clerk
+    assert launched.provenance["patient.name"].startswith("ss-mix2:")  # unchanged values keep their source
     denied = client.post(url, form_post(launched, values, "confirm"))
     assert denied.status_code == 403
     assert Delivery.objects.count() == 0
