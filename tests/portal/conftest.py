@@ -208,6 +208,10 @@ class CeleryWorker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        try:  # pool children that outlived their parent would keep database sessions open
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.log.close()
 
 

@@ -1,5 +1,6 @@
 """The whole thin path in real headless Chromium: connector push → launch URL → sign-in with TOTP → pre-filled
 form → clerk saves a draft → physician confirms → Celery worker → hersys_client over HTTPS → sandbox → receipt."""
+import contextlib
 import json
 import os
 import shutil
@@ -15,31 +16,34 @@ CHROMIUM = "/usr/bin/chromium"
 PATIENT = "1100000002"
 
 
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium driven by Playwright. No ORM calls may happen inside: Playwright's sync API runs an
+    event loop in this thread, and Django would open a second, never-closed connection there."""
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if not executable:
         pytest.fail("Debian chromium is not installed (.ci/run installs it: apt-get install chromium)")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs a loop in this thread
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+        b = p.chromium.launch(executable_path=executable,
                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                                     "--no-first-run", "--disable-background-networking",
                                     "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
+        try:
+            yield b
+        finally:
+            b.close()
 
 
-def sign_in(page, user):
-    device = TOTPDevice.objects.get(user=user)
+def sign_in(page, user, device):
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)
     page.fill("#id_otp_token", current_totp(device))
     page.click("button[type=submit]")
 
 
-def test_whole_flow_in_chromium(browser, live_server, settings, hospital, physician, clerk, published,
+def test_whole_flow_in_chromium(live_server, settings, hospital, physician, clerk, published,
                                 celery_worker_factory, sandbox):
     settings.PUBLIC_BASE_URL = live_server.url
     key = json.loads((SHARED / "emr-samples" / "answer-key.json").read_text(encoding="utf-8"))[PATIENT]
@@ -53,13 +57,31 @@ def test_whole_flow_in_chromium(browser, live_server, settings, hospital, physic
     assert pushed.status_code == 201
     launch_url = pushed.json()["launch_url"]
     assert launch_url.startswith(live_server.url)
+    devices = {u.username: TOTPDevice.objects.get(user=u) for u in (clerk, physician)}
+    with chromium() as browser:
+        receipt = drive_browser(browser, live_server.url, launch_url, clerk, physician, devices, key)
 
+    # 4. The sandbox received exactly one notification, with the right values.
+    received = sandbox.received()["notifications"]
+    assert len(received) == 1
+    assert received[0]["receipt_id"] == receipt
+    bundle = received[0]["revisions"][0]["bundle"]
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["birthDate"] == key["patient.birth_date"]
+    names = json.dumps(patient["name"], ensure_ascii=False)
+    assert key["patient.name"].split("\u3000")[0] in names
+    qr = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    answers = json.dumps(qr, ensure_ascii=False)
+    assert "会社員" in answers and "confirmed_patient" in answers
+
+
+def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key) -> str:
     # 2. The clerk opens it from the EMR button, signs in with TOTP, sees the pre-filled form, saves a draft.
     ctx = browser.new_context(locale="ja-JP")
     page = ctx.new_page()
     page.goto(launch_url)
     assert "/accounts/login/" in page.url
-    sign_in(page, clerk)
+    sign_in(page, clerk, devices[clerk.username])
     page.wait_for_url("**/notifications/*/")
     assert page.input_value("[name='patient.name']") == key["patient.name"]
     assert page.input_value("[name='patient.birth_date']") == key["patient.birth_date"]
@@ -76,8 +98,8 @@ def test_whole_flow_in_chromium(browser, live_server, settings, hospital, physic
     # 3. The physician signs in, opens the draft, completes the medical items and confirms.
     ctx = browser.new_context(locale="ja-JP")
     page = ctx.new_page()
-    page.goto(live_server.url + "/notifications/")
-    sign_in(page, physician)
+    page.goto(base_url + "/notifications/")
+    sign_in(page, physician, devices[physician.username])
     page.wait_for_url("**/notifications/")
     page.click("text=開く")
     page.select_option("[name='report.diagnosis_class']", "confirmed_patient")
@@ -88,16 +110,4 @@ def test_whole_flow_in_chromium(browser, live_server, settings, hospital, physic
     receipt = page.inner_text("#receipt-id")
     assert receipt.startswith("HS-")
     ctx.close()
-
-    # 4. The sandbox received exactly one notification, with the right values.
-    received = sandbox.received()["notifications"]
-    assert len(received) == 1
-    assert received[0]["receipt_id"] == receipt
-    bundle = received[0]["revisions"][0]["bundle"]
-    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    assert patient["birthDate"] == key["patient.birth_date"]
-    names = json.dumps(patient["name"], ensure_ascii=False)
-    assert key["patient.name"].split("\u3000")[0] in names
-    qr = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
-    answers = json.dumps(qr, ensure_ascii=False)
-    assert "会社員" in answers and "confirmed_patient" in answers
+    return receipt
