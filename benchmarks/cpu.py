@@ -1,5 +1,6 @@
 """Where the CPU goes during a throughput run (Linux /proc; empty elsewhere): this process (confirming), the
-Celery worker process trees, the sandbox, and everything else on the machine (PostgreSQL, Redis, …).
+Celery worker process trees, the sandbox, PostgreSQL and Redis (all their processes: on a shared server that
+includes other people's work), and the rest of the machine.
 
 A pointer for finding the bottleneck, reported as CPU milliseconds per notification next to the ratios.
 """
@@ -41,6 +42,22 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def by_command(names: tuple[str, ...]) -> dict[str, float]:
+    """CPU seconds of every live process whose command name is in `names` (PostgreSQL backends,
+    redis-server), keyed by name. Processes that exit between two snapshots are missed (they land in "other")."""
+    out = dict.fromkeys(names, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.find("(") + 1:text.rfind(")")]
+        if comm in out:
+            fields = text.rsplit(")", 1)[1].split()
+            out[comm] += (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
 def machine_busy() -> float:
     """CPU seconds all CPUs spent not idle since boot."""
     try:
@@ -64,10 +81,13 @@ class CpuMeter:
             return {}
         t = os.times()
         sandbox = self.env.sandbox.process.pid if self.env.sandbox and self.env.sandbox.process else None
+        servers = by_command(("postgres", "redis-server"))
         return {
             "bench_process": t.user + t.system,
             "workers": sum(tree_cpu(w.proc.pid) for w in self.workers),
             "sandbox": tree_cpu(sandbox) if sandbox else 0.0,
+            "postgresql": servers["postgres"],
+            "redis": servers["redis-server"],
             "machine": machine_busy(),
         }
 
@@ -76,5 +96,6 @@ class CpuMeter:
         if not before or not after or not n:
             return {}
         delta = {k: after[k] - before[k] for k in before}
-        delta["other"] = max(delta["machine"] - delta["bench_process"] - delta["workers"] - delta["sandbox"], 0.0)
+        known = sum(v for k, v in delta.items() if k != "machine")
+        delta["other"] = max(delta["machine"] - known, 0.0)
         return {f"{k}_ms": round(v * 1000 / n, 2) for k, v in delta.items()}

@@ -80,7 +80,8 @@ def _cpu_rows(r: dict[str, Any]) -> list[list[Any]]:
     if not cpu:
         return []
     parts = [("confirming process", "bench_process_ms"), ("workers", "workers_ms"), ("sandbox", "sandbox_ms"),
-             ("PostgreSQL, Redis, other", "other_ms"), ("whole machine", "machine_ms")]
+             ("PostgreSQL", "postgresql_ms"), ("Redis", "redis_ms"), ("rest of the machine", "other_ms"),
+             ("whole machine", "machine_ms")]
     return [[f"CPU ms per notification: {label}", cpu.get(key)] for label, key in parts]
 
 
