@@ -58,6 +58,8 @@ class Notification(models.Model):
     lock_version = models.PositiveIntegerField(default=1)
     revision = models.PositiveIntegerField(default=0)
     migration_report = EncryptedJSONField(default=dict, blank=True)
+    # Q&A 8: the report date of each diagnosis class is the first day it was reported ({class: date}).
+    class_report_dates = EncryptedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

@@ -230,6 +230,23 @@ def _apply_values(row: Notification, values: dict, user, stage: str):
     return evaluation
 
 
+def _apply_class_report_date(row: Notification, values: dict) -> None:
+    """Q&A 3, 7, 8: a class change (疑似症 → 確定) is an edit of the same notification, and the report date of each
+    class is the first day it was reported: the first confirmation keeps the form's date, a class first reported
+    in a later revision gets today's date, and re-confirming a class keeps its first date."""
+    cls = values.get("report.diagnosis_class")
+    if not cls:
+        return
+    dates = dict(row.class_report_dates or {})
+    if cls not in dates:
+        dates[cls] = (values.get("report.report_date") if row.revision == 0 else None) or local_date().isoformat()
+    if values.get("report.report_date") != dates[cls]:
+        values["report.report_date"] = dates[cls]
+        row.provenance["report.report_date"] = "computed:first_report_of_class"
+    row.class_report_dates = dates
+    row.values = values
+
+
 def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None):
     """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
@@ -257,6 +274,7 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
             row.save()
             return row, evaluation, None
         kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE
+        _apply_class_report_date(row, evaluation.values)
         row.revision += 1
         row.status = Notification.Status.CONFIRMED
         row.has_unsent_changes = False

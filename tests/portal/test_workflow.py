@@ -160,3 +160,38 @@ def test_confirm_with_errors_keeps_input_and_sends_nothing(client, launched, phy
     assert response.status_code == 400
     assert Delivery.objects.count() == 0
     assert "2099-01-01" in response.content.decode()
+
+
+def test_class_change_is_an_update_with_the_first_report_date_per_class(client, launched, physician, login,
+                                                                        monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    """疑似症 → 確定 is an edit (Q&A 3, 7), never a duplicate; each class keeps its first report date (Q&A 8)."""
+    from datetime import date
+
+    from assist_portal.notifications import services
+
+    login(client, physician)
+    url = reverse("notifications:form", args=[launched.uuid])
+
+    def confirm(cls, today):
+        monkeypatch.setattr(services, "local_date", lambda: today)
+        launched.refresh_from_db()
+        values = filled_values(launched)
+        values["report.diagnosis_class"] = cls
+        if not launched.revision:
+            values["report.report_date"] = today.isoformat()
+        with django_capture_on_commit_callbacks(execute=False):
+            r = client.post(url, form_post(launched, values, "confirm"))
+        assert r.status_code == 302, [line for line in r.content.decode().splitlines() if "error" in line][:10]
+        launched.refresh_from_db()
+        return launched.revisions.order_by("-number").first()
+
+    first = confirm("suspected_patient", date(2021, 1, 9))
+    assert first.values["report.report_date"] == "2021-01-09"
+    second = confirm("confirmed_patient", date(2021, 1, 11))
+    third = confirm("confirmed_patient", date(2021, 1, 15))
+    assert [r.kind for r in (first, second, third)] == ["completed", "amended", "amended"]
+    assert second.values["report.report_date"] == "2021-01-11"
+    assert third.values["report.report_date"] == "2021-01-11"
+    keys = list(Delivery.objects.order_by("id").values_list("idempotency_key", flat=True))
+    assert keys == [f"{launched.uuid}:1", f"{launched.uuid}:2", f"{launched.uuid}:3"]
