@@ -31,12 +31,24 @@ def latest_delivery(notification: Notification) -> Delivery | None:
             .order_by("-revision__number").select_related("revision").first())
 
 
+GUIDANCE = {
+    "queued": "送信の順番を待っています。通常は数秒で送信されます。",
+    "sending": "HER-SYSへ送信しています。",
+    "retrying": "HER-SYSに一時的に接続できないため、自動で再送します。入力し直す必要はありません。",
+    "accepted": "HER-SYSが受理しました。受付番号を控えてください。",
+    "rejected": "HER-SYSが受け付けませんでした。理由を確認し、届出を開いて内容を修正してから、もう一度確定してください。",
+    "dead": "HER-SYSへの送信を繰り返しても届きませんでした。運用担当（中央管理者）が対応します。"
+            "急ぐ場合は紙の様式を印刷して保健所へFAXしてください。",
+}
+
+
 def delivery_status(notification: Notification) -> dict:
     """What the user sees live: queued → sent → accepted, or a clear rejection."""
     delivery = latest_delivery(notification)
     if delivery is None:
-        return {"status": "none", "label": "未送信", "final": False}
+        return {"status": "none", "label": "未送信", "final": False, "guidance": "まだ確定していません。"}
     return {
+        "guidance": GUIDANCE.get(delivery.status, ""),
         "status": delivery.status,
         "label": delivery.get_status_display(),
         "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD),

@@ -10,6 +10,7 @@
       label.className = "badge status-" + s.status;
       document.getElementById("receipt-id").textContent = s.receipt_id || "（受理後に表示）";
       document.getElementById("report-date").textContent = s.report_date || "";
+      document.getElementById("status-guidance").textContent = s.guidance || "";
       var err = document.getElementById("status-error");
       err.textContent = s.error || "";
       err.hidden = !s.error;

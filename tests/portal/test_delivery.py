@@ -122,3 +122,17 @@ def test_update_and_withdrawal_reach_the_same_receipt(confirmed, sandbox, physic
     assert third.receipt_id == first.receipt_id
     stored = sandbox.received()["notifications"]
     assert len(stored) == 1 and stored[0]["status"] == "withdrawn"
+
+
+def test_rejection_is_shown_to_the_user_with_what_to_do(client, confirmed, sandbox, physician, login):
+    from django.urls import reverse
+
+    notification, delivery = confirmed
+    sandbox.set_faults(accepted_versions=["2022-09"])
+    delivery_attempt(delivery.pk)
+    login(client, physician)
+    status = client.get(reverse("notifications:status-json", args=[notification.uuid])).json()
+    assert status["status"] == "rejected" and status["final"] is True
+    assert status["error"] and "修正" in status["guidance"]
+    page = client.get(reverse("notifications:status", args=[notification.uuid])).content.decode()
+    assert status["error"] in page and "差戻し" in page
