@@ -11,3 +11,19 @@ urlpatterns = [
     path("central/audit.csv", audit_export, name="audit-export"),
     path("", include("assist_portal.notifications.urls")),
 ]
+
+
+def healthz(request):
+    """Load-balancer probe: the database answers. No patient data, no authentication."""
+    from django.db import connection
+    from django.http import JsonResponse
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns.insert(0, path("healthz", healthz, name="healthz"))

@@ -155,6 +155,11 @@ def prefill_values(extract: Extract | None, hospital, user=None) -> tuple[dict, 
 
 def notification_open_from_extract(extract: Extract, user) -> Notification:
     """The patient's open draft, refreshed with EMR values it lacks, or a new one pre-filled from the extract."""
+    with transaction.atomic():
+        return _open_from_extract(extract, user)
+
+
+def _open_from_extract(extract: Extract, user) -> Notification:
     existing = (Notification.objects.select_for_update()
                 .filter(hospital=extract.hospital, patient_ref=extract.patient_ref,
                         status=Notification.Status.DRAFT).order_by("-created_at").first())
