@@ -18,6 +18,7 @@ from .pipeline import (
     delivery_timings,
     direct_baseline,
     drafts_prepare,
+    failure_reasons,
     latency_summary,
     max_backlog,
     sandbox_check,
@@ -55,6 +56,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
     check = sandbox_check(env.sandbox, {c.notification_uuid for c in confirmed})
     check["extra_attempts"] = sum(t["tries"] - 1 for t in timings)
     check["status_counts"] = counts
+    check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
 
     direct = direct_baseline(env.sandbox, bundles_for([c.delivery_id for c in warm] + ids), warmup=len(warm))
     return {

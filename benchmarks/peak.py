@@ -21,6 +21,7 @@ from .pipeline import (
     delivery_timings,
     direct_baseline,
     drafts_prepare,
+    failure_reasons,
     latency_summary,
     max_backlog,
     sandbox_check,
@@ -89,6 +90,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
     check = sandbox_check(env.sandbox, {c.notification_uuid for c in confirmed})
     check["extra_attempts"] = sum(t["tries"] - 1 for t in timings)
     check["status_counts"] = counts
+    check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
 
     per_hospital = []
     by_site = {s.hospital.pk: s for s in world.sites}

@@ -227,6 +227,15 @@ def direct_baseline(sandbox, bundles: list[tuple[dict[str, Any], str]], warmup: 
             "post": summary_ms(latencies)}
 
 
+def failure_reasons(delivery_ids: list[int], limit: int = 3) -> list[str]:
+    """A few distinct `last_error`s of deliveries that did not end accepted (to diagnose a broken run)."""
+    from assist_portal.delivery.models import Delivery
+
+    errors = (Delivery.objects.filter(pk__in=delivery_ids).exclude(status="accepted")
+              .values_list("status", "last_error").distinct()[:limit])
+    return [f"{status}: {error[:300]}" for status, error in errors]
+
+
 def sandbox_check(sandbox, expected_uuids: set[str]) -> dict[str, int]:
     """Compare what the sandbox stored with what was confirmed: zero lost, zero duplicated."""
     received = sandbox.received(include_bundles=False)

@@ -89,7 +89,9 @@ def _integrity_rows(r: dict[str, Any]) -> list[list[Any]]:
     i = r["integrity"]
     return [["confirmed / received by sandbox", f"{i['confirmed']:,} / {i['received']:,}"],
             ["lost / duplicated / unexpected", f"{i['lost']} / {i['duplicated']} / {i['unexpected']}"],
-            ["extra attempts (retries)", i["extra_attempts"]]]
+            ["extra attempts (retries)", i["extra_attempts"]],
+            ["final statuses", ", ".join(f"{k} {v:,}" for k, v in sorted(i["status_counts"].items()))],
+            *[["failure", f] for f in i.get("failures", [])]]
 
 
 def delivery_table(r: dict[str, Any]) -> str:
