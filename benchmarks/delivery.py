@@ -35,7 +35,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
     try:
         warm = [confirm(d) for d in drafts[:warmup]]  # imports, DB connections, token, TLS in every child
         wait_accepted([c.delivery_id for c in warm])
-        env.sandbox.reset()
+        env.sandbox_reset()
         meter = CpuMeter(env, workers)
         cpu_before = meter.snapshot()  # the sandbox holds the measured notifications only
 
@@ -58,7 +58,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
     check["status_counts"] = counts
     check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
 
-    direct = direct_baseline(env.sandbox, bundles_for([c.delivery_id for c in warm] + ids), warmup=len(warm))
+    direct = direct_baseline(env, bundles_for([c.delivery_id for c in warm] + ids), warmup=len(warm))
     return {
         "name": "delivery",
         "notifications": n,

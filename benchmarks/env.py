@@ -245,6 +245,12 @@ class BenchEnv:
     def _flush_redis(self) -> None:
         redis_flush(self.redis_url)
 
+    def sandbox_reset(self) -> None:
+        """Empty the sandbox's store; re-apply the latency (a reset clears every fault switch)."""
+        self.sandbox.reset()
+        if self.sandbox_latency_ms:
+            self.sandbox.set_faults(latency_ms=self.sandbox_latency_ms)
+
     # -- workers --------------------------------------------------------------------------------------------------
     def start_workers(self, processes: int, concurrency: int, tag: str) -> list[CeleryWorker]:
         """Start `processes` worker subprocesses with `concurrency` pool children each; wait until ready."""

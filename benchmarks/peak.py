@@ -60,7 +60,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
     try:
         warm = confirm_concurrently(warm_drafts, confirmers)
         wait_accepted([c.delivery_id for c in warm])
-        env.sandbox.reset()
+        env.sandbox_reset()
         meter = CpuMeter(env, workers)
         cpu_before = meter.snapshot()
 
@@ -102,7 +102,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
     p95s = [h["p95_ms"] for h in per_hospital if h["accepted"]]
 
     sample = [c.delivery_id for c in warm] + ids[:direct_sample]
-    direct = direct_baseline(env.sandbox, bundles_for(sample), warmup=len(warm))
+    direct = direct_baseline(env, bundles_for(sample), warmup=len(warm))
     peak_hour_share = max(HOURLY_SHARE) / sum(HOURLY_SHARE)
     national_peak_hour_rate = PEAK_DAY_CASES * peak_hour_share / 3600
     return {

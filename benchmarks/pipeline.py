@@ -204,12 +204,12 @@ def bundles_for(delivery_ids: list[int]) -> list[tuple[dict[str, Any], str]]:
     return [(build_bundle(d), d.idempotency_key) for d in rows]
 
 
-def direct_baseline(sandbox, bundles: list[tuple[dict[str, Any], str]], warmup: int) -> dict[str, Any]:
+def direct_baseline(env, bundles: list[tuple[dict[str, Any], str]], warmup: int) -> dict[str, Any]:
     """Post the same Bundles straight to a freshly reset sandbox with one HersysClient from one process."""
     from hersys_client import HersysClient  # noqa: F401 - the client under test
 
-    sandbox.reset()
-    client = sandbox.client_factory(timeout=30.0)
+    env.sandbox_reset()
+    client = env.sandbox.client_factory(timeout=30.0)
     try:
         for bundle, key in bundles[:warmup]:  # token, TLS session, connection pool
             client.submit(bundle, key)
