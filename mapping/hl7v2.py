@@ -95,6 +95,22 @@ def decode_iso2022jp_lenient(data: bytes) -> tuple[str, bool]:
     return "".join(out), ok
 
 
+def _looks_euc_jp(data: bytes) -> bool:
+    """EUC-JP (Unix-based EMR exports) is often also *valid* cp932, read as half-width katakana and stray kanji —
+    a wrong name rather than an unreadable one. Japanese text in cp932 is practically never valid EUC-JP (kana,
+    full-width digits and level-1 kanji have lead bytes 0x81-0x9F). A string of only half-width katakana in cp932
+    (bytes 0xA1-0xDF) can be valid EUC-JP too, so EUC-JP also needs a byte above 0xDF (EUC kana rows, trail bytes
+    of most kanji)."""
+    try:
+        data.decode("euc_jp")
+    except UnicodeDecodeError:
+        return False
+    high = [b for b in data if b >= 0x80]
+    if not high:
+        return False
+    return any(b > 0xDF for b in high) or any(b in (0x8E, 0x8F) for b in high)
+
+
 def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
     """Bytes of one SS-MIX2 file → (text, encoding used, warnings). Never raises."""
     warnings: list[str] = []
@@ -117,12 +133,16 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
     # No escape sequences: Shift_JIS (cp932, with the vendor kanji) is what EMRs write when they do not follow
     # ISO-2022-JP, whatever MSH-18 says. Valid UTF-8 is tried first: Japanese text in cp932 is practically
     # never valid UTF-8, while UTF-8 bytes can slip through a cp932 decoder as wrong kanji.
-    order = ["utf-8", "cp932"]
-    for enc in order:
-        try:
-            return data.decode(enc), enc, warnings
-        except UnicodeDecodeError:
-            continue
+    try:
+        return data.decode("utf-8"), "utf-8", warnings
+    except UnicodeDecodeError:
+        pass
+    if _looks_euc_jp(data):
+        return data.decode("euc_jp"), "euc_jp", warnings
+    try:
+        return data.decode("cp932"), "cp932", warnings
+    except UnicodeDecodeError:
+        pass
     text = data.decode("cp932", errors="replace")
     warnings.append("文字コードを判別できない文字があり、一部の値を転記していません")
     return text, "cp932(replace)", warnings

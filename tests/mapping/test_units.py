@@ -106,3 +106,15 @@ def test_kana_only_repetitions_never_become_the_kanji_name() -> None:
     items = extract_ssmix2_files({"-/ADT-00/1_-_ADT-00_-_20210101000000000_01_1": msg})["items"]
     assert items.get("patient.name_kana") == "モリ　ハナコ"
     assert "patient.name" not in items  # no kanji (official) name in the extract: left for the user
+
+
+def test_euc_jp_is_not_read_as_cp932_katakana() -> None:
+    """EUC-JP bytes are valid cp932 too (half-width katakana and stray kanji): a wrong name, not an unreadable one.
+    Genuine cp932 half-width katakana (0xA1-0xDF only) stays cp932."""
+    msg = "PID|1||1||渡辺^恵^^^^^L^I~ワタナベ^メグミ^^^^^L^P\r"
+    text, enc, _w = decode_bytes(msg.encode("euc_jp"))
+    assert enc == "euc_jp" and "渡辺^恵" in text and "ワタナベ" in text
+    sjis_kana = "PID|1||1||ﾜﾀﾅﾍ^ﾒｸﾞﾐ\r".encode("cp932")
+    text, enc, _w = decode_bytes(sjis_kana)
+    assert enc == "cp932" and "ﾜﾀﾅﾍ" in text
+    assert decode_bytes("渡辺^恵\r".encode("cp932"))[1] == "cp932"
