@@ -21,6 +21,7 @@ from .codes import (
 
 MAX_BYTES = 50 * 1024 * 1024
 REPRESENTATION_URL = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+_REPRESENTATION_TAIL = REPRESENTATION_URL.lower().split("://")[-1]
 _INPATIENT = {"IMP", "ACUTE", "NONAC", "inpatient"}
 _VISIT = {"AMB", "EMER", "outpatient", "ambulatory", "emergency"}
 _SKIP_STATUS = {"cancelled", "entered-in-error", "planned"}
@@ -90,7 +91,8 @@ class _Bundle:
 
 def _representation(name: dict[str, Any]) -> str:
     for ext in _list(name.get("extension")):
-        if isinstance(ext, dict) and _s(ext.get("url")) == REPRESENTATION_URL:
+        # vendors write the URL with other casing or https
+        if isinstance(ext, dict) and _s(ext.get("url")).lower().split("://")[-1] == _REPRESENTATION_TAIL:
             return _s(ext.get("valueCode")).upper()
     return ""
 
@@ -107,7 +109,7 @@ def _name_parts(name: dict[str, Any]) -> tuple[str, str]:
 def _names(names: Any, f: Facts, item: str | None, item_kana: str | None, prov: str) -> None:
     usable = [(i, n) for i, n in enumerate(_list(names)) if isinstance(n, dict)
               and _s(n.get("use")) not in ("old", "maiden", "nickname", "anonymous", "temp")]
-    kanji = kana = None
+    kanji = kana = alpha = None
     for i, n in usable:
         rep = _representation(n)
         fam, given = _name_parts(n)
@@ -118,8 +120,12 @@ def _names(names: Any, f: Facts, item: str | None, item_kana: str | None, prov: 
         if is_kana:
             if kana is None:
                 kana = (i, fam, given)
+        elif rep == "ABC" or (rep != "IDE" and nz.is_alphabetic_name(whole)):
+            if alpha is None:
+                alpha = (i, fam, given)  # romaji: the name only when there is no ideographic one
         elif kanji is None:
             kanji = (i, fam, given)
+    kanji = kanji or alpha
     if kanji is None and kana is not None and item and not item_kana:
         kanji = kana  # a contact's only name, written in kana, is still their name
     if item and kanji:

@@ -54,6 +54,12 @@ def is_kana_text(s: str) -> bool:
     return True
 
 
+def is_alphabetic_name(s: str) -> bool:
+    """True if s is written in Latin letters only (romaji / a foreign name), half- or full-width."""
+    s = _WS.sub("", unicodedata.normalize("NFKC", s))
+    return bool(s) and all(("A" <= ch.upper() <= "Z") or ch in ".,'-" for ch in s)
+
+
 def has_kanji(s: str) -> bool:
     for ch in s:
         o = ord(ch)

@@ -78,6 +78,7 @@ def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | N
                    item_kana: str | None) -> None:
     kanji: tuple[list[str], str] | None = None
     kana: tuple[list[str], str] | None = None
+    alpha: tuple[list[str], str] | None = None
     for cs, rep in _xpn_reps(seg, n):
         fam, given = (cs + ["", ""])[:2]
         whole = fam + given
@@ -87,8 +88,12 @@ def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | N
         if is_kana:
             if kana is None:
                 kana = (cs, rep)
+        elif rep == "A" or (rep != "I" and nz.is_alphabetic_name(whole)):
+            if alpha is None:
+                alpha = (cs, rep)   # romaji: the name only when there is no ideographic (kanji) repetition
         elif kanji is None:
             kanji = (cs, rep)
+    kanji = kanji or alpha
     if item_name and kanji:
         cs = kanji[0] + ["", ""]
         f.put(item_name, nz.person_name(cs[0], cs[1]), prov)

@@ -841,6 +841,16 @@ def nickname_and_usual(b: dict[str, Any]) -> dict[str, Any]:
     return b
 
 
+def romaji_names_first(b: dict[str, Any]) -> dict[str, Any]:
+    """A romaji name (ABC) first, and one without the extension: neither is the kanji name."""
+    b = copy.deepcopy(b)
+    for p in _res(b, "Patient"):
+        p["name"] = [{"use": "official", "family": "YAMADA", "given": ["TARO"], "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation", "valueCode": "ABC"}]},
+            {"use": "usual", "text": "Ｙａｍａｄａ Ｔａｒｏ"}, *p["name"]]
+    return b
+
+
 def birth_partial(b: dict[str, Any]) -> dict[str, Any]:
     b = copy.deepcopy(b)
     for p in _res(b, "Patient"):
@@ -1047,6 +1057,7 @@ FHIR_DIALECTS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[Key], 
     "contained-specimens-same-local-id": (contained_specimens, same),
     "representation-url-casing-kana-first": (extension_url_variants, same),
     "names-usual-nickname-old": (nickname_and_usual, same),
+    "names-romaji-first": (romaji_names_first, same),
     "birthdate-year-month": (birth_partial, without("patient.birth_date")),
     "address-parts-and-work-first": (address_parts, same),
     "address-work-only": (address_work_only, without("patient.address", "patient.postal_code")),

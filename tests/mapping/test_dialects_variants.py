@@ -22,7 +22,7 @@ KNOWN_GAPS = {
     "ss-mix2:adt-discharge-cancel-a13", "ss-mix2:adt-visit-cancel-a11",
     "ss-mix2:nk1-emergency-spouse-adult-parent", "ss-mix2:obx-ct-value-same-code", "ss-mix2:obx-jlac10-codes",
     "ss-mix2:obx-newer-file-cancels-order", "ss-mix2:pid11-work-address-only",
-    "ss-mix2:pid5-alphabetic-repetition-first", "ss-mix2:pid5-unmarked-romaji-first", "ss-mix2:prb-cancelled-flag0",
+"ss-mix2:prb-cancelled-flag0",
     "ss-mix2:prb-deleted-later", "ss-mix2:pv1-7-id-only",
     "fhir:address-work-only", "fhir:contacts-adult-parent-and-emergency", "fhir:contained-specimens-same-local-id",
     "fhir:everything-at-once", "fhir:observation-statuses", "fhir:transaction-urn-uuid-references",
