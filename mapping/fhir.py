@@ -142,8 +142,9 @@ def _address(addr: dict[str, Any]) -> str:
     return nz.join_address([_s(addr.get("state")), _s(addr.get("city")), _s(addr.get("district")), *lines])
 
 
-def _pick_by_use(entries: list[Any], prefs: tuple[str, ...]) -> tuple[int, dict[str, Any]] | None:
-    cands = [(i, e) for i, e in enumerate(entries) if isinstance(e, dict) and _s(e.get("use")) != "old"
+def _pick_by_use(entries: list[Any], prefs: tuple[str, ...], exclude: tuple[str, ...] = ("old",)) \
+        -> tuple[int, dict[str, Any]] | None:
+    cands = [(i, e) for i, e in enumerate(entries) if isinstance(e, dict) and _s(e.get("use")) not in exclude
              and not _dict(e.get("period")).get("end")]
     if not cands:
         return None
@@ -159,7 +160,7 @@ def _patient(f: Facts, pat: dict[str, Any]) -> None:
     if pat.get("birthDate"):
         f.put("patient.birth_date", nz.parse_date(_s(pat.get("birthDate"))), "fhir:Patient.birthDate")
     addrs = _list(pat.get("address"))
-    hit = _pick_by_use(addrs, ("home", "", "temp"))
+    hit = _pick_by_use(addrs, ("home", "", "temp"), exclude=("old", "work", "billing"))  # 住所: where they live
     if hit:
         i, a = hit
         text = _address(a)

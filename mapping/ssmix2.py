@@ -122,9 +122,13 @@ def _doctor(seg: Segment, n: int) -> str | None:
 
 
 def _addr(seg: Segment, n: int) -> tuple[str | None, str | None, int]:
-    """(address text, postal code, repetition) from an XAD field: home (H) first, then legal/current, then first."""
+    """(address text, postal code, repetition) from an XAD field: home (H) first, then legal/current, then
+    untyped. Work/office, birth-place, country-of-origin and bad addresses (HL7 table 0190: B, O, BDL, BR, N, F, BA)
+    are not where the person lives and never become it."""
     reps = seg.reps(n)
-    order = sorted(range(len(reps)), key=lambda r: {"H": 0, "L": 1, "C": 2}.get(seg.get(n, 7, r).upper(), 3))
+    rank = {"H": 0, "L": 1, "C": 2, "P": 3, "RH": 4, "M": 5, "": 6}
+    order = sorted((r for r in range(len(reps)) if seg.get(n, 7, r).strip().upper() in rank),
+                   key=lambda r: rank[seg.get(n, 7, r).strip().upper()])
     for r in order:
         cs = seg.comps(n, r) + [""] * 8
         street, other, city, state, zip_ = cs[0], cs[1], cs[2], cs[3], cs[4]
