@@ -163,6 +163,28 @@ def _finish_tests(f: Facts) -> list[Test]:
     return tests
 
 
+def _age(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def _guardian_only_for_minors(f: Facts, ref: date | None) -> None:
+    """保護者 is asked for minors only: a parent listed as an adult patient's contact is not filled in (the age of
+    majority is 20, 18 from 2022-04-01). Without a birth date or an episode date it cannot be told: kept."""
+    birth = f.items.get("patient.birth_date")
+    if not birth or ref is None or "patient.guardian_name" not in f.items:
+        return
+    adult_age = 18 if ref >= date(2022, 4, 1) else 20
+    if _age(_d(birth), ref) < adult_age:
+        return
+    f.suggestions["patient.guardian_name"] = {
+        "value": f.items.pop("patient.guardian_name"),
+        "reason": "成人の患者のため保護者欄には転記していません（連絡先の続柄が親・保護者）"}
+    f.provenance.pop("patient.guardian_name", None)
+    if "patient.guardian_address" in f.items:
+        f.items.pop("patient.guardian_address")
+        f.provenance.pop("patient.guardian_address", None)
+
+
 def finalize(f: Facts) -> dict[str, Any]:
     items, prov = f.items, f.provenance
     # diagnosis date: confirmed U07.1 problems; several different dates → latest, with a warning
@@ -213,6 +235,8 @@ def finalize(f: Facts) -> dict[str, Any]:
             pick = cands[0]
         items["report.physician_name"] = pick.physician
         prov["report.physician_name"] = pick.physician_prov or pick.prov
+
+    _guardian_only_for_minors(f, start or (_d(diag) if diag else None))
 
     # risk factors
     active = sorted({c.factor for c in f.conditions if not c.resolved})

@@ -18,7 +18,6 @@ from .test_samples_and_variants import _total
 
 # dialects that still fail (strict xfail: a fixed one must leave this list)
 KNOWN_GAPS = {
-    "fhir:contacts-adult-parent-and-emergency",
     "fhir:contained-specimens-same-local-id",
     "fhir:everything-at-once",
     "fhir:observation-statuses",
@@ -27,7 +26,6 @@ KNOWN_GAPS = {
     "ss-mix2:adt-admission-flag0-same-record",
     "ss-mix2:adt-discharge-cancel-a13",
     "ss-mix2:adt-visit-cancel-a11",
-    "ss-mix2:nk1-emergency-spouse-adult-parent",
     "ss-mix2:obx-ct-value-same-code",
     "ss-mix2:obx-jlac10-codes",
     "ss-mix2:obx-newer-file-cancels-order",
