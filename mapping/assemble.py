@@ -19,6 +19,7 @@ class Event:
     physician: str | None = None
     physician_prov: str | None = None
     admit_date: str | None = None   # for discharges: the admission they close (PV1-44), if given
+    from_discharge: bool = False    # an admission known only from a discharge message's PV1-44
 
 
 @dataclass

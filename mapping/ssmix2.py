@@ -34,7 +34,7 @@ MAX_TOTAL_BYTES = 200 * 1024 * 1024
 _TRIGGER_TYPE = {"A08": "ADT-00", "A31": "ADT-00", "A28": "ADT-00", "A04": "ADT-12", "A01": "ADT-22",
                  "A03": "ADT-52", "ZD1": "PPR-01", "R22": "OML-11", "R01": "OML-11", "O33": "OML-11",
                  "O21": "OML-11"}
-_CANCEL_TRIGGERS = {"A11", "A13", "A12", "A27", "A38", "A23", "A29"}
+_CANCEL_TRIGGERS = {"A11", "A13", "A12", "A27", "A38", "A23", "A29", "A25", "A26", "A33", "A32"}
 _ICD_SYSTEMS = {"I10", "ICD10", "ICD-10", "I10-2013", "ICD10-2013", "I10P", "ICD10JP"}
 _GUARDIAN_REL = {"GRD", "MTH", "FTH", "PAR"}
 
@@ -274,6 +274,13 @@ def _patient(f: Facts, docs: list[_Doc]) -> None:
 
 
 def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
+    """Visits (ADT-12), admissions (ADT-22) and discharges (ADT-52). Plans (ADT-21 A14, ADT-51 A16) are not events.
+    A cancel message (A11 cancel admit/visit, A23 delete visit, A13 cancel discharge) removes the events of its
+    kind and date recorded before it; when its date cannot be told, all of them (never keep a cancelled one)."""
+    visits: list[tuple[Event, str]] = []
+    admissions: list[tuple[Event, str]] = []
+    discharges: list[tuple[Event, str]] = []
+    cancels: list[tuple[str, str | None, str]] = []   # (kind, date or None = all, stamp)
     for d in docs:
         pv1 = d.msg.first("PV1")
         evn = d.msg.first("EVN")
@@ -292,25 +299,48 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
         doc = _doctor(pv1, 7) if pv1 is not None else None
         dprov = d.prov("PV1-7")
         if d.trigger in _CANCEL_TRIGGERS:
-            if d.trigger == "A11":
-                f.admission_cancelled = True
+            pclass = pv1.get(2).upper() if pv1 is not None else ""
+            if d.trigger in ("A11", "A23"):
+                kind = "visit" if d.datatype == "ADT-12" or (d.datatype != "ADT-22" and pclass in ("O", "E")) \
+                    else "admission"
+                date_ = (_date_of(pv1, 44) if pv1 is not None else None) or folder_date
+                cancels.append((kind, date_, d.stamp))
+                if kind == "admission" and date_ is None:
+                    f.admission_cancelled = True
+            elif d.trigger == "A13":
+                date_ = (_date_of(pv1, 45) if pv1 is not None else None) or folder_date
+                cancels.append(("discharge", date_, d.stamp))
             continue
         if d.datatype == "ADT-12":
             v, p = when(44, "PV1-44")
             if v:
-                f.visits.append(Event(v, p, doc, dprov))
+                visits.append((Event(v, p, doc, dprov), d.stamp))
         elif d.datatype == "ADT-22":
             v, p = when(44, "PV1-44")
             if v:
-                f.admissions.append(Event(v, p, doc, dprov))
+                admissions.append((Event(v, p, doc, dprov), d.stamp))
         elif d.datatype == "ADT-52":
             v, p = when(45, "PV1-45")
             adm = _date_of(pv1, 44) if pv1 is not None else None
             if v:
-                f.discharges.append(Event(v, p, admit_date=adm))
-            if adm and not any(a.admit_date == adm for a in f.admissions):
+                discharges.append((Event(v, p, admit_date=adm), d.stamp))
+            if adm:
                 # a discharge message also dates the admission it closes
-                f.admissions.append(Event(adm, d.prov("PV1-44"), doc, dprov))
+                admissions.append((Event(adm, d.prov("PV1-44"), doc, dprov, from_discharge=True), d.stamp))
+
+    def alive(kind: str, ev: Event, stamp: str) -> bool:
+        for k, date_, cstamp in cancels:
+            if k == kind and (date_ is None or date_ == ev.date) and stamp <= cstamp:
+                return False
+        return True
+    f.visits += [e for e, st in visits if alive("visit", e, st)]
+    kept = [e for e, st in admissions if alive("admission", e, st)]
+    f.admissions += [e for e in kept if not e.from_discharge
+                     or not any(a.date == e.date for a in kept if not a.from_discharge)]
+    f.discharges += [e for e, st in discharges if alive("discharge", e, st)
+                     and (not e.admit_date or any(a.date == e.admit_date for a in kept) or not admissions)]
+    if any(k == "admission" for k, _d, _s in cancels) and len(kept) < len(admissions):
+        f.warn("care.admission_date: 入院取消（A11）の記録があるため、取り消された入院は転記していません")
 
 
 def _problems(f: Facts, docs: list[_Doc]) -> None:

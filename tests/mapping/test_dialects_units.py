@@ -36,3 +36,21 @@ def test_guardian_only_for_minors() -> None:
         assert ("patient.guardian_address" in res["items"]) is filled, birth
         if not filled:
             assert res["suggestions"]["patient.guardian_name"]["value"] == "山田\u3000花子"
+
+
+def _adt(date: str, dtype: str, trig: str, stamp: str, pv1: str) -> tuple[str, bytes]:
+    msh = MSH.replace("ADT^A08^ADT_A01", f"ADT^{trig}^ADT_A01")
+    rel = f"{date}/{dtype}/1_{date}_{dtype}_-_{stamp}_01_1"
+    return rel, (msh + "PID|1||1^^^^PI||山田^太郎^^^^^L^I||19800101|M\r" + pv1 + "\r").encode()
+
+
+def test_admission_cancels_by_date_and_order() -> None:
+    adm = "PV1|1|I|W3" + "|" * 41 + "{d}140000"
+    base = dict([_adt("20210301", "ADT-22", "A01", "20210301140000000", adm.format(d="20210301"))])
+    # cancelled (A11 with the admission date), then entered again: the re-entered admission stands
+    files = {**base, **dict([_adt("20210301", "ADT-22", "A11", "20210301150000000", adm.format(d="20210301")),
+                             _adt("20210301", "ADT-22", "A01", "20210301160000000", adm.format(d="20210301"))])}
+    assert extract_ssmix2_files(files, None)["items"].get("care.admission_date") == "2021-03-01"
+    # a cancel whose date cannot be told cancels every admission
+    files = {**base, **dict([_adt("-", "ADT-22", "A11", "20210301150000000", "PV1|1|I")])}
+    assert "care.admission_date" not in extract_ssmix2_files(files, None)["items"]
