@@ -503,13 +503,26 @@ def _extract(files: dict[str, bytes], codes: LocalCodes) -> dict[str, Any]:
         f.warn("SS-MIX2のファイルがありません")
         return finalize(f)
     metas = []
+    deleted: list[FileMeta] = []
     for rel, data in files.items():
         if not isinstance(data, (bytes, bytearray)):
             continue
         meta = parse_name(str(rel))
         if meta.named and meta.flag == "0":
-            continue  # cancelled / deleted record
+            deleted.append(meta)  # cancelled / deleted record
+            continue
         metas.append((meta, bytes(data)))
+    # a flag-0 file deletes the record it repeats (same date, data type, order number and department) as far as
+    # it was stored before; a record stored again afterwards stands
+    if deleted:
+        def same_record(a: FileMeta, b: FileMeta) -> bool:
+            return (a.patient_id, a.date, a.datatype, a.order, a.dept) == (b.patient_id, b.date, b.datatype, b.order,
+                                                                            b.dept)
+        before = len(metas)
+        metas = [(m, data) for m, data in metas
+                 if not (m.named and any(same_record(m, x) and m.timestamp <= x.timestamp for x in deleted))]
+        if len(metas) < before:
+            f.warn(f"取消（コンディションフラグ0）された記録が{before - len(metas)}件あり、除外しました")
     ids = [m.patient_id for m, _ in metas if m.named]
     folder_id = max(set(ids), key=ids.count) if ids else ""
     docs: list[_Doc] = []

@@ -22,11 +22,9 @@ KNOWN_GAPS = {
     "fhir:everything-at-once",
     "fhir:observation-statuses",
     "fhir:transaction-urn-uuid-references",
-    "ss-mix2:adt-admission-flag0-same-record",
     "ss-mix2:obx-ct-value-same-code",
     "ss-mix2:obx-jlac10-codes",
     "ss-mix2:obx-newer-file-cancels-order",
-    "ss-mix2:prb-cancelled-flag0",
     "ss-mix2:prb-deleted-later",
     "ss-mix2:pv1-7-id-only",
 }
