@@ -47,6 +47,8 @@ class Test:
     prov: dict[str, str] = field(default_factory=dict)
     key: str = ""      # identity of the order/observation (newest wins for the same key)
     stamp: str = ""    # sortable recency (file timestamp / issued)
+    cancelled: bool = False   # a cancel of the record `key` (a key ending in "|*" covers every key it prefixes)
+    preliminary: bool = False
 
 
 @dataclass
@@ -139,13 +141,24 @@ def _pick_admission(f: Facts, start: date | None) -> Event | None:
 
 def _finish_tests(f: Facts) -> list[Test]:
     by_key: dict[str, Test] = {}
+    cancels = [t for t in f.tests if t.cancelled]
+
+    def cancelled(t: Test) -> bool:
+        return any((c.key == t.key or (c.key.endswith("|*") and t.key.startswith(c.key[:-1]))) and t.stamp <= c.stamp
+                   for c in cancels)
     for t in f.tests:
+        if t.cancelled or (cancels and t.key and cancelled(t)):
+            continue
         k = t.key or f"{t.method}|{t.specimen}|{t.collection_date}|{t.result}|{t.result_date}"
         if k not in by_key or t.stamp >= by_key[k].stamp:
             by_key[k] = t
+    # a preliminary result is superseded by a final one of the same test (method, specimen, collection date)
+    finals = {(t.method, t.specimen, t.collection_date) for t in by_key.values() if not t.preliminary}
+    kept_tests = [t for t in by_key.values() if not (t.preliminary and (t.method, t.specimen, t.collection_date)
+                                                     in finals)]
     tests: list[Test] = []
     seen: set[tuple[Any, ...]] = set()
-    for t in sorted(by_key.values(), key=lambda t: (t.collection_date or t.result_date or "9999", t.stamp)):
+    for t in sorted(kept_tests, key=lambda t: (t.collection_date or t.result_date or "9999", t.stamp)):
         tup = (t.method, t.specimen, t.collection_date, t.result, t.result_date)
         if tup in seen:
             continue

@@ -46,8 +46,9 @@ class LocalCodes:
             return self.lab[c]
         if c and _key(c) in self.lab_names:
             return self.lab_names[_key(c)]
+        # a code the table does not know (JLAC10, another system) with exactly the registered test name
         n = clean(name)
-        if n and not c and _key(n) in self.lab_names:
+        if n and _key(n) in self.lab_names:
             return self.lab_names[_key(n)]
         return None
 
@@ -58,7 +59,7 @@ class LocalCodes:
         if c and _key(c) in self.specimen_names:
             return self.specimen_names[_key(c)]
         n = clean(name)
-        if n and not c and _key(n) in self.specimen_names:
+        if n and _key(n) in self.specimen_names:
             return self.specimen_names[_key(n)]
         return None
 

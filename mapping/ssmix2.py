@@ -402,9 +402,11 @@ def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:
                     groups.append((spm, obr, orc, []))
                 groups[-1][3].append(seg)
         for gi, (spm_, obr_, orc_, obxs) in enumerate(groups):
-            if orc_ is not None and orc_.get(1).upper() in ("CA", "OC", "CR", "DC"):
-                continue
-            if obr_ is not None and obr_.get(25).upper() == "X":
+            prefix = f"{d.meta.order or '-'}|{obr_.get(2) if obr_ is not None else gi}|"
+            if (orc_ is not None and orc_.get(1).upper() in ("CA", "OC", "CR", "DC")) or \
+                    (obr_ is not None and obr_.get(25).upper() == "X"):
+                # the order is cancelled: so is whatever an earlier file of the same order reported
+                f.tests.append(Test(None, None, None, None, None, key=prefix + "*", stamp=d.stamp, cancelled=True))
                 continue
             order_method = _coded(obr_, 4, codes.method) if obr_ is not None else None
             hits: list[tuple[Segment, str]] = []
@@ -416,17 +418,47 @@ def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:
                 readable = [o for o in obxs if _obx_result(o)[0]]
                 if len(readable) == 1:
                     hits = [(readable[0], order_method)]
-            # one result per analyte code: corrected/final supersede preliminary
-            by_code: dict[str, tuple[Segment, str]] = {}
+            by_code: dict[str, list[tuple[Segment, str]]] = {}
             for obx, m in hits:
-                if obx.get(11).upper() in ("X", "D", "W"):
+                by_code.setdefault(obx.get(3), []).append((obx, m))
+            for code, cands in by_code.items():
+                key = prefix + code
+                picked = _pick_obx(cands)
+                if picked is None:   # every result of this analyte cancelled (OBX-11 X/D/W)
+                    f.tests.append(Test(None, None, None, None, None, key=key, stamp=d.stamp, cancelled=True))
                     continue
-                by_code[obx.get(3)] = (obx, m)
-            for code, (obx, method) in by_code.items():
+                obx, method, conflict = picked
                 t = _make_test(d, spm_, obr_, obx, method, codes, f)
                 if t:
-                    t.key = f"{d.meta.order or '-'}|{obr_.get(2) if obr_ is not None else gi}|{code}"
+                    if conflict:
+                        t.result, t.result_date = None, None
+                        t.prov.pop("result", None)
+                        t.prov.pop("result_date", None)
+                        f.warn("tests: 同じ検査項目に矛盾する結果があるため結果を転記しませんでした")
+                    t.key = key
+                    t.preliminary = obx.get(11).upper() in ("P", "R", "S", "A")
                     f.tests.append(t)
+
+
+_OBX_STATUS_RANK = {"C": 0, "F": 1, "": 2, "P": 3, "R": 3, "S": 3, "A": 3, "I": 4}
+
+
+def _pick_obx(cands: list[tuple[Segment, str]]) -> tuple[Segment, str, bool] | None:
+    """The OBX that stands for one analyte of an order: cancelled ones (X/D/W) never; corrected (C) before final
+    before preliminary; among those, a readable result (a Ct value or a comment under the same code does not erase
+    the qualitative result). (obx, method, conflicting readable results?) or None if all are cancelled."""
+    live = [(o, m) for o, m in cands if o.get(11).upper() not in ("X", "D", "W")]
+    if not live:
+        return None
+    best = min(_OBX_STATUS_RANK.get(o.get(11).upper(), 2) for o, _m in live)
+    top = [(o, m) for o, m in live if _OBX_STATUS_RANK.get(o.get(11).upper(), 2) == best]
+    readable = [(o, m) for o, m in top if _obx_result(o)[0]]
+    if not readable:
+        o, m = top[-1]
+        return o, m, False
+    results = {_obx_result(o)[0] for o, _m in readable}
+    o, m = readable[-1]
+    return o, m, len(results) > 1
 
 
 def _obx_result(obx: Segment) -> tuple[str | None, str]:

@@ -54,3 +54,38 @@ def test_admission_cancels_by_date_and_order() -> None:
     # a cancel whose date cannot be told cancels every admission
     files = {**base, **dict([_adt("-", "ADT-22", "A11", "20210301150000000", "PV1|1|I")])}
     assert "care.admission_date" not in extract_ssmix2_files(files, None)["items"]
+
+
+CODES = {"lab": {"L7001": {"name": "SARS-CoV-2 核酸検出（PCR）", "method": "pcr"}},
+         "specimen": {"S01": {"name": "鼻咽頭ぬぐい液", "specimen": "nasopharyngeal_swab"}}}
+
+
+def _lab(stamp: str, orc: str, *obx: str, order: str = "O1") -> tuple[str, bytes]:
+    msh = MSH.replace("ADT^A08^ADT_A01", "OUL^R22^OUL_R22")
+    body = ["PID|1||1^^^^PI||山田^太郎^^^^^L^I||19800101|M", "SPM|1|||S01^鼻咽頭ぬぐい液^99L" + "|" * 13 + "20210301100000",
+            orc, f"OBR|1|{order}||L7001^SARS-CoV-2 核酸検出（PCR）^99L" + "|" * 18 + "20210302100000", *obx]
+    return f"20210301/OML-11/1_20210301_OML-11_{order}_{stamp}_01_1", (msh + "\r".join(b for b in body if b) + "\r").encode()
+
+
+def _tests(*files: tuple[str, bytes]) -> list[dict[str, Any]]:
+    return extract_ssmix2_files(dict(files), CODES)["items"].get("tests", [])
+
+
+def test_lab_cancel_correct_conflict() -> None:
+    pos = "OBX|1|CWE|L7001^PCR^99L||POS^陽性^99L||||||{st}"
+    neg = "OBX|1|CWE|L7001^PCR^99L||NEG^陰性^99L||||||{st}"
+    first = _lab("20210302100000000", "", pos.format(st="F"))
+    assert [t["result"] for t in _tests(first)] == ["positive"]
+    # a newer file of the same order cancels it (ORC-1 CA, no OBX at all)
+    assert _tests(first, _lab("20210303100000000", "ORC|CA|O1")) == []
+    # a newer file with the corrected value wins; a preliminary alone is kept, a final supersedes it
+    assert [t["result"] for t in _tests(first, _lab("20210303100000000", "", neg.format(st="C")))] == ["negative"]
+    assert [t["result"] for t in _tests(_lab("20210302100000000", "", pos.format(st="P")))] == ["positive"]
+    # two final results of the same analyte that contradict each other: no result
+    both = _lab("20210302100000000", "", pos.format(st="F"), neg.format(st="F"))
+    assert [t.get("result") for t in _tests(both)] == [None]
+
+
+def test_unknown_code_with_registered_name() -> None:
+    jlac = "OBX|1|CWE|5F625145001986201^SARS-CoV-2 核酸検出（PCR）^JC10||POS^陽性^99L||||||F"
+    assert [t["method"] for t in _tests(_lab("20210302100000000", "", jlac))] == ["pcr"]
