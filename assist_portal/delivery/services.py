@@ -82,7 +82,9 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
     """Take a lease on a delivery that is due. Returns None when it is final, leased elsewhere or not due."""
     now = timezone.now()
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        delivery = (Delivery.objects.select_for_update(of=("self",))
+                    .select_related("hospital", "revision__definition", "revision__notification__hospital")
+                    .filter(pk=delivery_id).first())
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
             return None
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
@@ -150,7 +152,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
             delay: float | None = None, receipt=None, dead: bool = False) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        row = Delivery.objects.select_for_update(of=("self",)).select_related("hospital").get(pk=delivery.pk)
         Attempt.objects.filter(pk=attempt.pk).update(outcome=outcome, message=message[:2000],
                                                      http_status=http_status, finished_at=now)
         if row.status != Delivery.Status.SENDING:

@@ -77,9 +77,34 @@ def _path(error: jsonschema.ValidationError) -> str:
 
 
 def validate_definition(defn: Any) -> list[str]:
-    """Every problem of a definition (schema + semantic), in Japanese; an empty list means valid."""
+    """Every problem of a definition (schema + semantic), in Japanese; an empty list means valid.
+
+    Results are memoised by content hash: a published definition is validated once per process, not on every
+    delivery or export that passes through `ensure_valid` (a full check costs ~15 ms)."""
     if not isinstance(defn, dict):
         return ["様式定義はJSONオブジェクトでなければなりません。"]
+    try:
+        key = content_hash(defn)
+    except (TypeError, ValueError):  # not canonical JSON: validate without caching
+        return _validate_uncached(defn)
+    return list(_validate_cached(key, defn))
+
+
+_VALIDATED: dict[str, tuple[str, ...]] = {}
+_VALIDATED_MAX = 256
+
+
+def _validate_cached(key: str, defn: dict[str, Any]) -> tuple[str, ...]:
+    found = _VALIDATED.get(key)
+    if found is None:
+        found = tuple(_validate_uncached(defn))
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.pop(next(iter(_VALIDATED)))
+        _VALIDATED[key] = found
+    return found
+
+
+def _validate_uncached(defn: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     schema_errors = sorted(_validator().iter_errors(defn), key=lambda e: list(map(str, e.absolute_path)))
     for error in schema_errors[:50]:

@@ -13,9 +13,7 @@ from .models import Notification, NotificationRevision
 def notifications_for_user(user):
     if not user.is_hospital_staff:
         return Notification.objects.none()
-    return (Notification.objects.filter(hospital_id=user.hospital_id)
-            .select_related("definition")
-            .prefetch_related(Prefetch("revisions", queryset=NotificationRevision.objects.select_related("delivery"))))
+    return _with_deliveries(Notification.objects.filter(hospital_id=user.hospital_id).select_related("definition"))
 
 
 def notification_get(user, uuid) -> Notification:
@@ -26,9 +24,20 @@ def notification_get(user, uuid) -> Notification:
     return row
 
 
+def _with_deliveries(qs):
+    return qs.prefetch_related(Prefetch("revisions", queryset=NotificationRevision.objects.select_related("delivery")))
+
+
 def latest_delivery(notification: Notification) -> Delivery | None:
-    return (Delivery.objects.filter(revision__notification=notification)
-            .order_by("-revision__number").select_related("revision").first())
+    """The delivery of the newest revision; uses prefetched revisions when the queryset has them (lists)."""
+    revisions = list(notification.revisions.all())
+    if not revisions:
+        return None
+    newest = max(revisions, key=lambda r: r.number)
+    try:
+        return newest.delivery
+    except Delivery.DoesNotExist:
+        return None
 
 
 GUIDANCE = {
@@ -63,7 +72,7 @@ def delivery_status(notification: Notification) -> dict:
 
 
 def notification_feed(hospital, since: str | None = None) -> list[dict]:
-    qs = Notification.objects.filter(hospital=hospital, revision__gt=0)
+    qs = _with_deliveries(Notification.objects.filter(hospital=hospital, revision__gt=0))
     when = parse_datetime(since) if since else None
     if when is not None:
         qs = qs.filter(updated_at__gt=when)

@@ -195,3 +195,14 @@ def test_class_change_is_an_update_with_the_first_report_date_per_class(client, 
     assert third.values["report.report_date"] == "2021-01-11"
     keys = list(Delivery.objects.order_by("id").values_list("idempotency_key", flat=True))
     assert keys == [f"{launched.uuid}:1", f"{launched.uuid}:2", f"{launched.uuid}:3"]
+
+
+def test_list_page_queries_do_not_grow_with_rows(client, physician, published, push, login,
+                                                 django_assert_max_num_queries):
+    published("2021-03")
+    login(client, physician)
+    for patient in ("1100000002", "1200000030", "1700000014", "1700000021"):
+        client.get(launch_path(push(client, patient).json()["launch_url"]))
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("notifications:list"))
+    assert response.status_code == 200 and response.content.decode().count("開く") == 4
