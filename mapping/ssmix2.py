@@ -18,6 +18,7 @@ from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, fi
 from .codes import (
     GUARDIAN_TEXT,
     LocalCodes,
+    icd10_norm,
     is_covid_clinical,
     is_covid_confirmed,
     load_local_codes,
@@ -343,42 +344,66 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
         f.warn("care.admission_date: 入院取消（A11）の記録があるため、取り消された入院は転記していません")
 
 
+_RULED_OUT = ("除外", "否定", "RULED", "REFUT", "ERROR", "取消", "削除", "誤登録")
+_SUSPECT = ("疑", "SUSP", "PROV", "DIFF", "可能性")
+
+
+def _prb_text(prb: Segment, n: int) -> str:
+    return "^".join(c for r in range(max(1, len(prb.reps(n)))) for c in prb.comps(n, r)).upper()
+
+
 def _problems(f: Facts, docs: list[_Doc]) -> None:
+    # the newest message about a problem instance (PRB-4) decides: a later DE/RE deletes it, a later UP replaces it
+    latest: dict[str, tuple[str, int]] = {}
+    entries: list[tuple[_Doc, Segment, str]] = []
     for d in docs:
         if d.datatype != "PPR-01" and d.msg.type[0] != "PPR":
             continue
         for prb in d.msg.all("PRB"):
-            action = prb.get(1).upper()
-            if action in ("DE", "RE"):   # deleted / removed problem
-                continue
-            codes: list[str] = []
-            for first in (1, 4):
-                code, system = prb.get(3, first), prb.get(3, first + 2).upper().replace(" ", "")
-                if code and (system in _ICD_SYSTEMS or not system):
-                    codes.append(code)
-            status = (prb.get(13) + prb.get(14)).upper()
-            suspected = any(x in status for x in ("疑", "SUSP", "PROV", "DIFF")) or prb.get(13).upper() == "P"
-            resolved = bool(prb.get(9).strip()) or any(x in prb.get(14).upper() for x in ("RESOLV", "INACT", "治癒"))
-            for code in codes:
-                if is_covid_confirmed(code):
-                    date_, w = nz.parse_date(prb.get(7))
-                    prov = d.prov("PRB-7")
-                    if w:
-                        f.warn(f"clinical.diagnosis_date: {w}")
-                    elif date_ is None and re.fullmatch(r"\d{8}", d.meta.date):
-                        # the storage folder of a PPR-01 record is the problem's start date
-                        date_, _w = nz.parse_date(d.meta.date)
-                        prov = d.prov("(保存フォルダの日付)")
-                        f.warn("clinical.diagnosis_date: 病名開始日（PRB-7）がないため保存フォルダの日付を転記しました。確認してください")
-                    f.diagnoses.append(Diagnosis(date_, prov, suspected))  # type: ignore[arg-type]
-                    break
-                if is_covid_clinical(code):
-                    f.diagnoses.append(Diagnosis(None, d.prov("PRB-3"), True))
-                    break
-                factor = risk_factor(code)
-                if factor:
-                    f.conditions.append(Condition(factor, code, d.prov("PRB-3"), resolved or suspected))
-                    break
+            inst = prb.get(4).strip()
+            key = f"{inst}|{icd10_norm(prb.get(3)) or prb.get(3)}" if inst else ""
+            entries.append((d, prb, key))
+            if key:
+                i = len(entries) - 1
+                if key not in latest or d.stamp >= latest[key][0]:
+                    latest[key] = (d.stamp, i)
+    for i, (d, prb, key) in enumerate(entries):
+        if key and latest[key][1] != i:
+            continue   # superseded by a newer message about the same problem
+        action = prb.get(1).upper()
+        if action in ("DE", "RE"):   # deleted / removed problem
+            continue
+        codes: list[str] = []
+        for first in (1, 4):
+            code, system = prb.get(3, first), prb.get(3, first + 2).upper().replace(" ", "")
+            if code and (system in _ICD_SYSTEMS or not system):
+                codes.append(code)
+        status = _prb_text(prb, 13) + "^" + _prb_text(prb, 14)
+        names = (prb.get(3, 2) + prb.get(3, 5)).upper()
+        if any(x in status or x in names for x in _RULED_OUT) or prb.get(13).upper() in ("R", "RO", "X", "E"):
+            continue   # ruled out (除外) or entered in error: not a diagnosis, not even a suspicion
+        suspected = any(x in status or x in names for x in _SUSPECT) or prb.get(13).upper() in ("P", "S")
+        resolved = bool(prb.get(9).strip()) or any(x in _prb_text(prb, 14) for x in ("RESOLV", "INACT", "治癒"))
+        for code in codes:
+            if is_covid_confirmed(code):
+                date_, w = nz.parse_date(prb.get(7))
+                prov = d.prov("PRB-7")
+                if w:
+                    f.warn(f"clinical.diagnosis_date: {w}")
+                elif date_ is None and re.fullmatch(r"\d{8}", d.meta.date):
+                    # the storage folder of a PPR-01 record is the problem's start date
+                    date_, _w = nz.parse_date(d.meta.date)
+                    prov = d.prov("(保存フォルダの日付)")
+                    f.warn("clinical.diagnosis_date: 病名開始日（PRB-7）がないため保存フォルダの日付を転記しました。確認してください")
+                f.diagnoses.append(Diagnosis(date_, prov, suspected))  # type: ignore[arg-type]
+                break
+            if is_covid_clinical(code):
+                f.diagnoses.append(Diagnosis(None, d.prov("PRB-3"), True))
+                break
+            factor = risk_factor(code)
+            if factor:
+                f.conditions.append(Condition(factor, code, d.prov("PRB-3"), resolved or suspected))
+                break
 
 
 def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:

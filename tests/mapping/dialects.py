@@ -479,10 +479,10 @@ def _prb_extra(files: Files, days: int, prb_tail: Callable[[str], str], order: s
                name: str = "COVID-19") -> Files:
     for _rel, text in _files_of(files, "PPR-01"):
         prb = _first_seg(text, "PRB")
-        if prb and _field(prb, 3).startswith("U071^"):
+        if prb and _field(prb, 3).startswith("U071^") and len(_field(prb, 4)) < 3:
             day = _shift_day(_field(prb, 7)[:8], days)
             return _store(files, day, "PPR-01", order, day + "120000000",
-                          [_pid_line(files), f"PRB|AD|{day}120000|U071^{name}^I10|99|||{day}|" + prb_tail(day)])
+                          [_pid_line(files), f"PRB|AD|{day}120000|U071^{name}^I10|{order[-3:]}|||{day}|" + prb_tail(day)])
     return files
 
 
@@ -493,7 +493,7 @@ def suspected_and_ruled_out(files: Files) -> Files:
     files = _prb_extra(files, -3, lambda d: "|||||P^疑い^99ZZZ||||", "P0097")
     files = _prb_extra(files, -2, lambda d: "||||||||", "P0098", name="COVID-19の疑い")
     files = _prb_extra(files, 4, lambda d: "|||||R^除外^99ZZZ||||", "P0099")
-    return _prb_extra(files, 5, lambda d: "|||||||除外||", "P0100")
+    return _prb_extra(files, 5, lambda d: "||||||除外^^99ZZZ||", "P0100")
 
 
 def problem_deleted_later(files: Files) -> Files:
@@ -501,11 +501,11 @@ def problem_deleted_later(files: Files) -> Files:
     files = _prb_extra(files, 6, lambda d: "||||||||", "P0101")
     for _rel, text in _files_of(files, "PPR-01"):
         prb = _first_seg(text, "PRB")
-        if prb and _field(prb, 4) == "99":
+        if prb and _field(prb, 4) == "101":
             day = _field(prb, 7)[:8]
             later = _shift_day(day, 2)
             return _store(files, later, "PPR-01", "P0101", later + "120000000",
-                          [_pid_line(files), f"PRB|DE|{later}120000|U071^COVID-19^I10|99|||{day}"])
+                          [_pid_line(files), f"PRB|DE|{later}120000|U071^COVID-19^I10|101|||{day}"])
     return files
 
 
