@@ -103,23 +103,58 @@ def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | N
         f.put(item_kana, nz.kana_name(cs[0], cs[1]), prov)
 
 
-def _doctor(seg: Segment, n: int) -> str | None:
-    """XCN (ID^family^given^...^representation at 9) → kanji name."""
+def _doctor(seg: Segment, n: int, ids: dict[str, str] | None = None) -> str | None:
+    """XCN (ID^family^given^...; name representation code in component 15) → kanji name. A repetition with only
+    the ID is resolved through `ids` (the same ID with a name elsewhere in the patient's messages)."""
     best = None
     for r in range(len(seg.reps(n))):
-        cs = seg.comps(n, r) + [""] * 10
+        cs = seg.comps(n, r) + [""] * 15
         fam, given = cs[1], cs[2]
         if not (fam + given).strip():
             continue
         name, _w = nz.person_name(fam, given)
         if not name:
             continue
-        rep = cs[8].upper() if len(cs) > 8 else ""
-        if rep == "P" or (nz.is_kana_text(fam + given) and not nz.has_kanji(fam + given)):
+        rep = (cs[14] or cs[8]).strip().upper()
+        if rep in ("P", "A") or (nz.is_kana_text(fam + given) and not nz.has_kanji(fam + given)):
+            continue
+        if rep != "I" and nz.is_alphabetic_name(fam + given):
             continue
         if best is None or rep == "I":
             best = name
+    if best is None and ids:
+        found = {ids[i] for r in range(len(seg.reps(n))) if (i := seg.get(n, 1, r).strip()) in ids}
+        if len(found) == 1:
+            best = found.pop()
     return best
+
+
+_XCN_FIELDS = {"PV1": (7, 8, 9, 17), "OBR": (16, 32), "ORC": (12,), "PRB": (), "PV2": ()}
+
+
+def _doctor_ids(docs: list[_Doc]) -> dict[str, str]:
+    """Staff ID → kanji name, from every XCN with a name in the patient's messages (an ID with two different names
+    is not used)."""
+    names: dict[str, set[str]] = {}
+    for d in docs:
+        for seg in d.msg.segments:
+            for n in _XCN_FIELDS.get(seg.name, ()):
+                for r in range(len(seg.reps(n))):
+                    i = seg.get(n, 1, r).strip()
+                    if i and (name := _doctor_one(seg, n, r)):
+                        names.setdefault(i, set()).add(name)
+    return {i: next(iter(v)) for i, v in names.items() if len(v) == 1}
+
+
+def _doctor_one(seg: Segment, n: int, r: int) -> str | None:
+    cs = seg.comps(n, r) + [""] * 15
+    rep = (cs[14] or cs[8]).strip().upper()
+    whole = cs[1] + cs[2]
+    if not whole.strip() or rep in ("P", "A") or (nz.is_kana_text(whole) and not nz.has_kanji(whole)):
+        return None
+    if rep != "I" and nz.is_alphabetic_name(whole):
+        return None
+    return nz.person_name(cs[1], cs[2])[0]  # type: ignore[return-value]
 
 
 def _addr(seg: Segment, n: int) -> tuple[str | None, str | None, int]:
@@ -282,6 +317,7 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
     admissions: list[tuple[Event, str]] = []
     discharges: list[tuple[Event, str]] = []
     cancels: list[tuple[str, str | None, str]] = []   # (kind, date or None = all, stamp)
+    ids = _doctor_ids(docs)
     for d in docs:
         pv1 = d.msg.first("PV1")
         evn = d.msg.first("EVN")
@@ -297,7 +333,7 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
                 return folder_date, d.prov("(保存フォルダの日付)")
             return None, d.prov(label)
 
-        doc = _doctor(pv1, 7) if pv1 is not None else None
+        doc = _doctor(pv1, 7, ids) if pv1 is not None else None
         dprov = d.prov("PV1-7")
         if d.trigger in _CANCEL_TRIGGERS:
             pclass = pv1.get(2).upper() if pv1 is not None else ""

@@ -22,7 +22,6 @@ KNOWN_GAPS = {
     "fhir:everything-at-once",
     "fhir:observation-statuses",
     "fhir:transaction-urn-uuid-references",
-    "ss-mix2:pv1-7-id-only",
 }
 
 
