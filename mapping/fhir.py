@@ -72,16 +72,19 @@ class _Bundle:
         self.resources.append(res)
         if rid:
             self.index[f"{rt}/{rid}"] = res
-        for c in _list(res.get("contained")):
-            if isinstance(c, dict) and c.get("id"):
-                self.index[f"#{c['id']}"] = c
-
     def of(self, rt: str) -> list[dict[str, Any]]:
         return [r for r in self.resources if r.get("resourceType") == rt]
 
-    def get(self, ref: Any) -> dict[str, Any] | None:
+    def get(self, ref: Any, container: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Resolve a reference: '#id' within the container's contained resources (local to that resource: every
+        Observation may call its specimen '#sp'), else fullUrl, Type/id, or an absolute URL's Type/id."""
         key = _ref_key(ref)
         if not key:
+            return None
+        if key.startswith("#"):
+            for c in _list((container or {}).get("contained")):
+                if isinstance(c, dict) and _s(c.get("id")) == key[1:]:
+                    return c
             return None
         if key in self.index:
             return self.index[key]
@@ -204,13 +207,13 @@ def _patient(f: Facts, pat: dict[str, Any]) -> None:
         break
 
 
-def _practitioner_name(b: _Bundle, ref: Any) -> str | None:
-    pr = b.get(ref)
+def _practitioner_name(b: _Bundle, ref: Any, container: dict[str, Any] | None = None) -> str | None:
+    pr = b.get(ref, container)
     if pr is None:
         disp = _s(_dict(ref).get("display"))
         return nz.person_name(disp)[0] if disp else None  # type: ignore[return-value]
     if pr.get("resourceType") == "PractitionerRole":
-        pr = b.get(pr.get("practitioner")) or {}
+        pr = b.get(pr.get("practitioner"), pr) or {}
     tmp = Facts()
     _names(pr.get("name"), tmp, "x", None, "x")
     return tmp.items.get("x")
@@ -239,7 +242,7 @@ def _encounters(f: Facts, b: _Bundle) -> None:
         for p in _list(e.get("participant")):
             p = _dict(p)
             types = {_s(cd.get("code")).upper() for t in _list(p.get("type")) for cd in _codings(t)}
-            name = _practitioner_name(b, p.get("individual"))
+            name = _practitioner_name(b, p.get("individual"), e)
             if name and (doc is None or "ATND" in types):
                 doc = name
         eid = _s(e.get("id")) or str(i)
@@ -273,7 +276,7 @@ def _conditions(f: Facts, b: _Bundle) -> None:
             if is_covid_confirmed(code):
                 recorded = c.get("recordedDate")
                 for role in ("asserter", "recorder"):
-                    name = _practitioner_name(b, c.get(role)) if c.get(role) else None
+                    name = _practitioner_name(b, c.get(role), c) if c.get(role) else None
                     if name:
                         f.physicians.append(Event(_date(recorded) or "0000-01-01", f"fhir:Condition/{cid}.{role}",
                                                   name, f"fhir:Condition/{cid}.{role}"))
@@ -327,7 +330,7 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
     issued_by_dr: dict[int, str] = {}
     for dr in b.of("DiagnosticReport"):
         for ref in _list(dr.get("result")):
-            o = b.get(ref)
+            o = b.get(ref, dr)
             if o is not None and dr.get("issued"):
                 issued_by_dr[id(o)] = _s(dr.get("issued"))
     for i, o in enumerate(b.of("Observation")):
@@ -344,7 +347,7 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
         oid = _s(o.get("id")) or str(i)
         base = f"fhir:Observation/{oid}"
         prov = {"method": f"{base}.code"}
-        spec_res = b.get(o.get("specimen"))
+        spec_res = b.get(o.get("specimen"), o)
         specimen = None
         coll = None
         if spec_res is not None:
@@ -446,13 +449,20 @@ def _extract(data: bytes | str | dict[str, Any], codes: LocalCodes) -> dict[str,
     pat = _choose_patient(b, f)
     if pat is not None:
         _patient(f, pat)
+        # resources about another patient are not this patient's facts (subject by Type/id, absolute URL or
+        # urn:uuid fullUrl; a subject that resolves to nothing in the bundle is judged by its Type/id)
         pid = _s(pat.get("id"))
-        if pid:
-            # resources about another patient are not this patient's facts
-            keep = {f"Patient/{pid}", ""}
-            b.resources = [r for r in b.resources if r.get("resourceType") == "Patient"
-                           or _ref_key(r.get("subject")).split("/")[-2:] == ["Patient", pid]
-                           or _ref_key(r.get("subject")) in keep]
+
+        def about_patient(r: dict[str, Any]) -> bool:
+            key = _ref_key(r.get("subject") or r.get("patient"))
+            if r.get("resourceType") == "Patient" or not key:
+                return True
+            target = b.get(r.get("subject") or r.get("patient"))
+            if target is not None:
+                return target is pat or (bool(pid) and target.get("resourceType") == "Patient"
+                                         and _s(target.get("id")) == pid)
+            return bool(pid) and key.split("/")[-2:] == ["Patient", pid]
+        b.resources = [r for r in b.resources if about_patient(r)]
     _encounters(f, b)
     _conditions(f, b)
     _observations(f, b, codes)

@@ -18,10 +18,8 @@ from .test_samples_and_variants import _total
 
 # dialects that still fail (strict xfail: a fixed one must leave this list)
 KNOWN_GAPS = {
-    "fhir:contained-specimens-same-local-id",
     "fhir:everything-at-once",
     "fhir:observation-statuses",
-    "fhir:transaction-urn-uuid-references",
 }
 
 
