@@ -315,12 +315,14 @@ def _obs_result(o: dict[str, Any]) -> tuple[str | None, str]:
         r = parse_result(_s(o.get("valueString")))
         if r:
             found.add(r)
+    interp = {parse_interpretation(_s(cd.get("code"))) for i in _list(o.get("interpretation")) for cd in _codings(i)}
+    interp.discard(None)
     if len(found) == 1:
+        if interp and interp != found:
+            return None, "value"   # the value and its interpretation contradict each other
         return found.pop(), "valueCodeableConcept" if vcc else "valueString"
     if len(found) > 1:
         return None, "value"
-    interp = {parse_interpretation(_s(cd.get("code"))) for i in _list(o.get("interpretation")) for cd in _codings(i)}
-    interp.discard(None)
     if len(interp) == 1:
         return interp.pop(), "interpretation"
     return None, "value"
@@ -378,7 +380,8 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
             rdate = _date(issued)
             if rdate:
                 prov["result_date"] = f"{base}.issued"
-        f.tests.append(Test(method, specimen, coll, result, rdate, prov, key=base, stamp=_s(o.get("issued"))))
+        f.tests.append(Test(method, specimen, coll, result, rdate, prov, key=base, stamp=_s(o.get("issued")),
+                            preliminary=status == "preliminary"))
 
 
 def _choose_patient(b: _Bundle, f: Facts) -> dict[str, Any] | None:

@@ -89,3 +89,13 @@ def test_lab_cancel_correct_conflict() -> None:
 def test_unknown_code_with_registered_name() -> None:
     jlac = "OBX|1|CWE|5F625145001986201^SARS-CoV-2 核酸検出（PCR）^JC10||POS^陽性^99L||||||F"
     assert [t["method"] for t in _tests(_lab("20210302100000000", "", jlac))] == ["pcr"]
+
+
+def test_fhir_value_contradicting_interpretation_gives_no_result() -> None:
+    codes = {"lab": {"L7001": {"name": "PCR", "method": "pcr"}}}
+    obs = {"resourceType": "Observation", "id": "o", "status": "final",
+           "code": {"coding": [{"code": "L7001"}]}, "effectiveDateTime": "2021-03-01",
+           "valueCodeableConcept": {"text": "陽性"},
+           "interpretation": [{"coding": [{"code": "NEG"}]}]}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs}]}
+    assert [t.get("result") for t in extract_fhir(bundle, codes)["items"]["tests"]] == [None]

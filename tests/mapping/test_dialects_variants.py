@@ -18,8 +18,6 @@ from .test_samples_and_variants import _total
 
 # dialects that still fail (strict xfail: a fixed one must leave this list)
 KNOWN_GAPS = {
-    "fhir:everything-at-once",
-    "fhir:observation-statuses",
 }
 
 
