@@ -262,7 +262,13 @@ def _conditions(f: Facts, b: _Bundle) -> None:
         ver = {_s(cd.get("code")) for cd in _codings(c.get("verificationStatus"))}
         if ver & {"refuted", "entered-in-error"}:
             continue
-        suspected = bool(ver & {"provisional", "differential", "unconfirmed"})
+        # Japanese 標準病名 modifiers put 「疑い」/「除外」 into the name while the ICD-10 code stays U07.1
+        names = " ".join([_s(_dict(c.get("code")).get("text"))] + [_s(cd.get("display")) for cd in
+                                                                     _codings(c.get("code"))]).upper()
+        if any(x in names for x in ("除外", "否定", "RULED OUT")):
+            continue
+        suspected = bool(ver & {"provisional", "differential", "unconfirmed"}) or any(
+            x in names for x in ("疑", "SUSPECT", "可能性"))
         clin = {_s(cd.get("code")) for cd in _codings(c.get("clinicalStatus"))}
         resolved = bool(clin & {"resolved", "inactive", "remission"}) or bool(c.get("abatementDateTime"))
         cid = _s(c.get("id")) or str(i)

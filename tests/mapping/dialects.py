@@ -927,7 +927,8 @@ def condition_statuses(b: dict[str, Any]) -> dict[str, Any]:
         return b
     extra = []
     for i, (ver, days, text) in enumerate([("refuted", 3, "COVID-19"), ("entered-in-error", 4, "COVID-19"),
-                                            ("provisional", -2, "COVID-19"), (None, -1, "COVID-19の疑い")]):
+                                            ("provisional", 2, "COVID-19"), (None, 1, "COVID-19の疑い"),
+                                            (None, 5, "COVID-19（除外）")]):
         x = copy.deepcopy(c)
         x["id"] = f"{c['id']}-x{i}"
         x["recordedDate"] = _shift_iso(c["recordedDate"], days)
