@@ -77,6 +77,7 @@ def main() -> int:
         return 1
     subprocess.run([PY, "manage.py", "demo_otp"], cwd=ROOT, env=env, capture_output=False)
     base = f"http://{HOST}:{PORT}"
+    launch_lines = _demo_launch_urls(base, var, env)
     print(f"""
 ==================================================================
  HER-SYS 登録補助画面（デモ）が起動しました
@@ -88,6 +89,8 @@ def main() -> int:
                       make otp   （表示し続けるなら make otp-watch）
  4. 電子カルテからの起動（デモ）: {base}/demo/
  5. 届出一覧:         {base}/notifications/
+ 電子カルテのボタンが開く起動URL（1回限り・{int(env.get("LAUNCH_TOKEN_TTL_SECONDS", "600")) // 60}分有効。以後は 4. から）:
+{launch_lines}
  中央管理（admin）:   {base}/central/definitions/  /  {base}/central/deliveries/
  HER-SYS サンドボックス: https://127.0.0.1:{SANDBOX_PORT}  受信一覧 /_sandbox/received
  連携API（病院コネクタ）: POST {base}/api/v1/extracts （APIキー: var/demo_connector_key）
@@ -102,6 +105,21 @@ def main() -> int:
                 return 1
         time.sleep(0.5)
     return 0
+
+
+DEMO_LAUNCH_PATIENTS = ("1100000002", "9400000001", "2200000007")
+
+
+def _demo_launch_urls(base: str, var: Path, env: dict) -> str:
+    """Push a few demo patients through the real connector API, as the hospital's connector would."""
+    key = (var / "demo_connector_key").read_text().strip()
+    lines = []
+    for pid in DEMO_LAUNCH_PATIENTS:
+        folder = ROOT / "demo" / "emr-samples" / "ss-mix2" / pid[:3] / pid[3:6] / pid
+        r = subprocess.run([PY, "-m", "connector", "--url", base, "--api-key", key, "push", "--format", "ss-mix2",
+                            str(folder)], cwd=ROOT, env=env, capture_output=True, text=True)
+        lines.append(f"   患者 {pid}: {r.stdout.strip() if r.returncode == 0 else '（作成できませんでした）'}")
+    return "\n".join(lines)
 
 
 def _wait_http(url: str, seconds: float) -> bool:

@@ -206,3 +206,12 @@ def test_list_page_queries_do_not_grow_with_rows(client, physician, published, p
     with django_assert_max_num_queries(12):
         response = client.get(reverse("notifications:list"))
     assert response.status_code == 200 and response.content.decode().count("開く") == 4
+
+
+def test_launch_url_carries_no_patient_data(client, physician, published, push):
+    published("2021-03")
+    url = push(client, PATIENT).json()["launch_url"]
+    token = url.rstrip("/").rsplit("/", 1)[-1]
+    jti, _timestamp, _signature = token.split(":")
+    assert LaunchToken.objects.filter(jti=jti, patient_ref=PATIENT).exists()  # bound on the server side
+    assert PATIENT not in token and "H0001" not in token
