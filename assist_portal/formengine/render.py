@@ -154,6 +154,7 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         # A hidden item that holds a value stays on screen (with its warning): nothing disappears silently.
         "visible": visible or has_value,
         "visible_when": item.get("visible_when"),
+        "visible_when_json": json.dumps(item["visible_when"], ensure_ascii=False) if item.get("visible_when") else "",
         "hidden_with_value": (not visible) and has_value,
         "messages": msg_dicts,
         "has_error": any(m.severity == "error" for m in messages),

@@ -37,6 +37,41 @@
     form.addEventListener("submit", function () { dirty = false; });
     window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
   }
+  // Conditional items follow the answers as they are typed (the server applies the same conditions on save).
+  if (form) {
+    var valueOf = function (id) {
+      var els = form.querySelectorAll("[name='" + id.replace(/'/g, "") + "']");
+      var out = [];
+      Array.prototype.forEach.call(els, function (el) {
+        if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
+        if (el.value !== "") { out.push(el.value); }
+      });
+      return out;
+    };
+    var holds = function (c) {
+      if (!c || typeof c !== "object") { return true; }
+      if (c.and) { return c.and.every(holds); }
+      if (c.or) { return c.or.some(holds); }
+      if (c.not) { return !holds(c.not); }
+      if (!c.item) { return true; }  // row quantifiers etc.: leave it to the server
+      var v = valueOf(c.item);
+      if ("empty" in c) { return (v.length === 0) === !!c.empty; }
+      if (v.length === 0) { return false; }
+      if ("eq" in c) { return v.indexOf(String(c.eq)) >= 0; }
+      if ("ne" in c) { return v.indexOf(String(c.ne)) < 0; }
+      if ("in" in c) { return v.some(function (x) { return c["in"].map(String).indexOf(x) >= 0; }); }
+      if ("includes" in c) { return v.indexOf(String(c.includes)) >= 0; }
+      return true;  // numeric/date comparisons: the server decides on save
+    };
+    var conditional = form.querySelectorAll("[data-visible-when]");
+    var refresh = function () {
+      Array.prototype.forEach.call(conditional, function (el) {
+        try { el.hidden = !holds(JSON.parse(el.getAttribute("data-visible-when"))); } catch (e) { el.hidden = false; }
+      });
+    };
+    if (conditional.length) { form.addEventListener("change", refresh); }
+  }
+
   // Confirm step is an explicit act.
   Array.prototype.forEach.call(document.querySelectorAll("button[data-confirm]"), function (b) {
     b.addEventListener("click", function (e) { if (!window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); } });

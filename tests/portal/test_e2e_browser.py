@@ -72,7 +72,7 @@ def test_whole_flow_in_chromium(live_server, settings, hospital, physician, cler
     assert key["patient.name"].split("\u3000")[0] in names
     qr = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
     answers = json.dumps(qr, ensure_ascii=False)
-    assert "会社員" in answers and "confirmed_patient" in answers
+    assert "会社員" in answers and "confirmed_patient" in answers and "韓国" in answers
 
 
 def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key) -> str:
@@ -89,6 +89,12 @@ def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key)
     assert "電子カルテ" in name_row.inner_text()
     assert "医療機関マスタ" in page.locator("[data-item='report.facility_name']").inner_text()
     page.fill("[name='patient.occupation']", "会社員")
+    # Conditional items follow the answers live (progressive enhancement; the server applies the same rule).
+    country = page.locator("[data-item='infection.country']")
+    assert country.is_hidden()
+    page.check("[name='infection.region'][value=overseas]")
+    assert country.is_visible()
+    page.fill("[name='infection.country']", "韓国")
     page.click("button[name=action][value=save]")
     page.wait_for_selector("text=下書きを保存しました")
     assert page.input_value("[name='patient.occupation']") == "会社員"
