@@ -78,14 +78,15 @@ def main(argv: list[str]) -> int:
     if "--" in argv:
         argv = argv[argv.index("--") + 1:]
     env = dict(os.environ)
+    own = env.pop("WITH_SERVICES_OWN", "") == "1"  # force throw-away servers even when localhost has them
     cleanup: list = []
     tmp = tempfile.mkdtemp(prefix="hersys-services-")
     try:
         if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = ("postgres://postgres@127.0.0.1:5432/hersys" if reachable("127.0.0.1", 5432)
+            env["DATABASE_URL"] = ("postgres://postgres@127.0.0.1:5432/hersys" if not own and reachable("127.0.0.1", 5432)
                                    else start_postgres(tmp, cleanup))
         if not env.get("REDIS_URL"):
-            env["REDIS_URL"] = ("redis://127.0.0.1:6379/0" if reachable("127.0.0.1", 6379)
+            env["REDIS_URL"] = ("redis://127.0.0.1:6379/0" if not own and reachable("127.0.0.1", 6379)
                                 else start_redis(tmp, cleanup))
         print(f"with_services: DATABASE_URL={env['DATABASE_URL']} REDIS_URL={env['REDIS_URL']}", flush=True)
         return subprocess.call(argv, env=env)
