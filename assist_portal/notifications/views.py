@@ -36,8 +36,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         return options.get(code, code) if isinstance(code, str) else code
 
     emr_suggestions = [
-        {"item": items[key]["label"], "value": option_label(key, s.get("value")),
-         "reason": s.get("reason") or s.get("reason_ja") or ""}
+        {"item": items[key]["label"], "item_id": key, "code": s.get("value"), "value": option_label(key, s.get("value")),
+         "reason": s.get("reason") or s.get("reason_ja") or "", "adopted": values.get(key) == s.get("value")}
         for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
     ]
     return {
@@ -74,11 +74,15 @@ def notification_form(request, uuid):
                       _form_context(request, notification, notification.values))
 
     action = request.POST.get("action", "save")
+    accept = request.POST.get("accept", "")
     try:
         lock_version = int(request.POST.get("lock_version", "0"))
     except ValueError:
         return HttpResponseBadRequest("不正な要求です。")
     values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    if accept and not parse_errors:
+        values = accept_suggestion(notification.definition.definition, values, accept)
+        action = "save"
     if parse_errors:
         evaluation = evaluate(notification.definition.definition, values, today=services.local_date(),
                               provenance=notification.provenance, stage="draft")
@@ -116,6 +120,21 @@ def notification_form(request, uuid):
         return render(request, "notifications/form.html", ctx, status=400)
     messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+def accept_suggestion(defn: dict, values: dict, accept: str) -> dict:
+    """Apply a suggestion the user chose to adopt ("<item id>|<code>"); only codes of the item's value set."""
+    item_id, _, code = accept.partition("|")
+    item = next((i for i in defn.get("items", []) if i.get("id") == item_id), None)
+    if item is None or code not in {v.get("code") for v in item.get("values", []) or []}:
+        return values
+    values = dict(values)
+    if item.get("type") == "multi_enum":
+        current = [v for v in values.get(item_id) or [] if v != code]
+        values[item_id] = current + [code]
+    else:
+        values[item_id] = code
+    return values
 
 
 def _texts(errors) -> list[str]:

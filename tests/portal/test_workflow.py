@@ -215,3 +215,27 @@ def test_launch_url_carries_no_patient_data(client, physician, published, push):
     jti, _timestamp, _signature = token.split(":")
     assert LaunchToken.objects.filter(jti=jti, patient_ref=PATIENT).exists()  # bound on the server side
     assert PATIENT not in token and "H0001" not in token
+
+
+def test_suggestions_are_offered_not_filled_and_can_be_adopted(client, launched, physician, login):
+    """The EMR suggests a diagnosis class; it is never filled as fact, the user adopts it with one click."""
+    assert "report.diagnosis_class" not in launched.values
+    assert launched.suggestions["report.diagnosis_class"]["value"] == "confirmed_patient"
+    login(client, physician)
+    url = reverse("notifications:form", args=[launched.uuid])
+    html = client.get(url).content.decode()
+    assert 'value="report.diagnosis_class|confirmed_patient"' in html
+    data = form_post(launched, {k: v for k, v in filled_values(launched).items() if k != "report.diagnosis_class"})
+    data.pop("action")
+    data["accept"] = "report.diagnosis_class|confirmed_patient"
+    assert client.post(url, data).status_code == 302
+    launched.refresh_from_db()
+    assert launched.values["report.diagnosis_class"] == "confirmed_patient"
+    assert launched.provenance["report.diagnosis_class"] == f"typed:{physician.username}"
+    # A forged code outside the value set is ignored.
+    data = form_post(launched, {k: v for k, v in launched.values.items() if not isinstance(v, (list, dict))})
+    data.pop("action")
+    data["accept"] = "report.diagnosis_class|<script>"
+    client.post(url, data)
+    launched.refresh_from_db()
+    assert launched.values["report.diagnosis_class"] == "confirmed_patient"
