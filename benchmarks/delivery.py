@@ -15,14 +15,9 @@ from .cpu import CpuMeter
 from .pipeline import (
     bundles_for,
     confirm,
-    delivery_timings,
     direct_baseline,
     drafts_prepare,
-    failure_reasons,
-    latency_summary,
-    max_backlog,
-    sandbox_check,
-    saturated_rate,
+    drain_outcome,
     wait_accepted,
 )
 from .stats import ratio, summary_ms
@@ -48,15 +43,8 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
     finally:
         env.stop_workers(workers)
 
-    timings = delivery_timings(ids)
-    accepted = [t for t in timings if t["status"] == "accepted"]
-    last = max((t["accepted"] for t in accepted), default=t0)
-    real_rate = len(accepted) / (last - t0) if accepted else 0.0
-    saturated = saturated_rate(timings, processes * concurrency)
-    check = sandbox_check(env.sandbox, {c.notification_uuid for c in confirmed})
-    check["extra_attempts"] = sum(t["tries"] - 1 for t in timings)
-    check["status_counts"] = counts
-    check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
+    drained = drain_outcome(env, confirmed, counts, t0, processes * concurrency)
+    check, real_rate = drained.check, drained.rate
 
     direct = direct_baseline(env, bundles_for([c.delivery_id for c in warm] + ids), warmup=len(warm))
     return {
@@ -64,14 +52,9 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int) ->
         "notifications": n,
         "workers": {"processes": processes, "concurrency": concurrency},
         "real": {
-            "per_second": round(real_rate, 2),
-            "seconds": round(last - t0, 3),
+            **drained.real,
             "confirm_per_second": round(n / (t_confirmed - t0), 2),
             "confirm_call": summary_ms([c.took for c in confirmed]),
-            **latency_summary(timings),
-            "max_backlog": max_backlog(timings),
-            "saturated_per_second": round(saturated[0], 2),
-            "saturated_seconds": round(saturated[1], 3),
         },
         "direct": direct,
         "ratios": {"throughput_real_over_direct": ratio(real_rate, direct["per_second"]),

@@ -18,14 +18,9 @@ from .pipeline import (
     allot,
     bundles_for,
     confirm_concurrently,
-    delivery_timings,
     direct_baseline,
     drafts_prepare,
-    failure_reasons,
-    latency_summary,
-    max_backlog,
-    sandbox_check,
-    saturated_rate,
+    drain_outcome,
     wait_accepted,
 )
 from .stats import percentile, ratio, summary_ms
@@ -82,15 +77,9 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
     finally:
         env.stop_workers(workers)
 
-    timings = delivery_timings(ids)
-    accepted = [t for t in timings if t["status"] == "accepted"]
-    last = max((t["accepted"] for t in accepted), default=t0)
-    rate = len(accepted) / (last - t0) if accepted else 0.0
-    saturated = saturated_rate(timings, processes * concurrency)
-    check = sandbox_check(env.sandbox, {c.notification_uuid for c in confirmed})
-    check["extra_attempts"] = sum(t["tries"] - 1 for t in timings)
-    check["status_counts"] = counts
-    check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
+    drained = drain_outcome(env, confirmed, counts, t0, processes * concurrency)
+    timings, accepted, check, rate, saturated = (drained.timings, drained.accepted, drained.check, drained.rate,
+                                                 drained.saturated)
 
     per_hospital = []
     by_site = {s.hospital.pk: s for s in world.sites}
@@ -118,13 +107,8 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
                     "peak_hour_per_second": round(max(len(b) for b in bursts) / (day_seconds / 24), 2),
                     "burst_sizes": [len(b) for b in bursts], "max_burst_lag_s": round(lag, 3)},
         "real": {
-            "per_second": round(rate, 2),
-            "seconds": round(last - t0, 3),
+            **drained.real,
             "confirm_seconds": round(t_confirmed - t0, 3),
-            **latency_summary(timings),
-            "max_backlog": max_backlog(timings),
-            "saturated_per_second": round(saturated[0], 2),
-            "saturated_seconds": round(saturated[1], 3),
         },
         "national": {
             "hours_at_this_throughput": round(PEAK_DAY_CASES / rate / 3600, 3) if rate else None,

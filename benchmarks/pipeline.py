@@ -246,3 +246,39 @@ def sandbox_check(sandbox, expected_uuids: set[str]) -> dict[str, int]:
     unexpected = len(set(stored) - expected_uuids)
     return {"confirmed": len(expected_uuids), "received": len(expected_uuids & set(stored)), "lost": lost,
             "duplicated": duplicated, "unexpected": unexpected, "idempotency_keys": received["idempotency_keys"]}
+
+
+@dataclass
+class Drained:
+    """What one drained run yields, computed the same way for every benchmark."""
+
+    timings: list[dict[str, float]]
+    accepted: list[dict[str, float]]
+    rate: float
+    last: float
+    check: dict[str, Any]
+    real: dict[str, Any]
+    saturated: tuple[float, float]
+
+
+def drain_outcome(env, confirmed: list[Confirmed], counts: dict[str, int], t0: float, slots: int) -> Drained:
+    """Throughput, latency and integrity (lost / duplicated) of a drained run."""
+    ids = [c.delivery_id for c in confirmed]
+    timings = delivery_timings(ids)
+    accepted = [t for t in timings if t["status"] == "accepted"]
+    last = max((t["accepted"] for t in accepted), default=t0)
+    rate = len(accepted) / (last - t0) if accepted else 0.0
+    saturated = saturated_rate(timings, slots)
+    check = sandbox_check(env.sandbox, {c.notification_uuid for c in confirmed})
+    check["extra_attempts"] = sum(t["tries"] - 1 for t in timings)
+    check["status_counts"] = counts
+    check["failures"] = failure_reasons(ids) if counts.get("accepted", 0) != len(ids) else []
+    real = {
+        "per_second": round(rate, 2),
+        "seconds": round(last - t0, 3),
+        **latency_summary(timings),
+        "max_backlog": max_backlog(timings),
+        "saturated_per_second": round(saturated[0], 2),
+        "saturated_seconds": round(saturated[1], 3),
+    }
+    return Drained(timings, accepted, rate, last, check, real, saturated)
