@@ -18,6 +18,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--watch", action="store_true", help="30秒ごとに表示し続けます")
+        parser.add_argument("--urls", action="store_true",
+                            help="認証アプリに登録するための otpauth:// URL を表示します")
 
     def handle(self, *args, **options):
         names = [u for u, _, _ in DEMO_USERS]
@@ -25,6 +27,10 @@ class Command(BaseCommand):
             devices = TOTPDevice.objects.filter(user__username__in=names, confirmed=True).select_related("user")
             if not devices:
                 raise CommandError("デモ利用者が見つかりません。先に make run（seed_demo）を実行してください。")
+            if options["urls"]:
+                for d in devices:
+                    self.stdout.write(f"{d.user.username}: {d.config_url}")
+                return
             remaining = 30 - int(time.time()) % 30
             line = "  ".join(f"{d.user.username}: {current_code(d)}" for d in devices)
             self.stdout.write(f"{line}   （あと{remaining}秒有効）")
