@@ -14,6 +14,7 @@ urlpatterns = [
     path("definitions/<int:pk>/preview/", views.definition_preview, name="preview"),
     path("definitions/<int:pk>/publish/", views.definition_publish_view, name="publish"),
     path("definitions/<int:pk>/questionnaire.json", views.definition_questionnaire, name="questionnaire"),
+    path("users/", views.user_admin, name="users"),
     path("hospitals/", views.hospital_list, name="hospitals"),
     path("hospitals/<int:pk>/mapping/", views.hospital_mapping, name="hospital-mapping"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),

@@ -327,3 +327,33 @@ def hospital_mapping(request, pk):
     return render(request, "formdefs/hospital_mapping.html", {
         "hospital": hospital, "codes_text": codes_text, "profile_text": profile_text, "error": error},
         status=400 if error else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def user_admin(request):
+    """Individual accounts: create (with TOTP enrolment QR shown once) and unlock."""
+    from assist_portal.accounts.admin_services import AccountError, totp_qr_svg, user_create, user_unlock
+    from assist_portal.accounts.models import User
+
+    created = None
+    error = ""
+    if request.method == "POST" and request.POST.get("unlock"):
+        user = get_object_or_404(User, pk=request.POST["unlock"])
+        user_unlock(user, by=request.user, request=request)
+        messages.success(request, f"{user.username} のロックを解除しました。")
+        return redirect("formdefs:users")
+    if request.method == "POST":
+        hospital = Hospital.objects.filter(pk=request.POST.get("hospital") or 0).first()
+        try:
+            user, password, device = user_create(
+                username=request.POST.get("username", ""), role=request.POST.get("role", ""), hospital=hospital,
+                display_name=request.POST.get("display_name", "").strip()[:100], by=request.user, request=request)
+        except AccountError as exc:
+            error = str(exc)
+        else:
+            created = {"user": user, "password": password, "qr": totp_qr_svg(device), "url": device.config_url}
+    return render(request, "formdefs/users.html", {
+        "users": User.objects.select_related("hospital").order_by("hospital__code", "username"),
+        "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
+        "created": created, "error": error, "now": timezone.now()}, status=400 if error else 200)

@@ -74,3 +74,37 @@ def test_security_headers(client):
     assert "default-src 'self'" in response["Content-Security-Policy"]
     assert response["X-Frame-Options"] == "DENY"
     assert response["Cache-Control"] == "no-store"
+
+
+def test_central_admin_creates_an_account_that_can_sign_in_and_unlocks(client, central_admin, hospital, login,
+                                                                        settings):
+    from assist_portal.accounts.models import User
+
+    login(client, central_admin)
+    page = client.post(reverse("formdefs:users"), {"username": "new_doctor", "display_name": "新人　医師",
+                                                   "role": "physician", "hospital": hospital.pk})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="created-user"' in html and "data:image/svg+xml" in html
+    password = html.split("<code>", 1)[1].split("</code>", 1)[0]
+    user = User.objects.get(username="new_doctor")
+    assert user.hospital == hospital and user.role == "physician"
+    assert AuditEvent.objects.filter(action="user.create").exists()
+    # Missing hospital for hospital staff is refused.
+    bad = client.post(reverse("formdefs:users"), {"username": "x", "role": "clerk", "hospital": ""})
+    assert bad.status_code == 400
+    # The new account signs in with its password and TOTP device.
+    client.logout()
+    device = TOTPDevice.objects.get(user=user)
+    assert post_login(client, "new_doctor", password, current_totp(device)).status_code == 302
+    # Lock it, then the central admin unlocks.
+    client.logout()
+    settings.LOGIN_MAX_FAILURES = 2
+    for _ in range(2):
+        post_login(client, "new_doctor", "wrong", "000000")
+    user.refresh_from_db()
+    assert user.is_locked()
+    login(client, central_admin)
+    client.post(reverse("formdefs:users"), {"unlock": user.pk})
+    user.refresh_from_db()
+    assert not user.is_locked()
