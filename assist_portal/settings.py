@@ -203,7 +203,9 @@ HERSYS_CLIENT_ID = os.environ.get("HERSYS_CLIENT_ID", "hersys-assist")
 HERSYS_CLIENT_SECRET = os.environ.get("HERSYS_CLIENT_SECRET", "sandbox-secret")
 HERSYS_PKI_DIR = Path(os.environ.get("HERSYS_PKI_DIR", VAR_DIR / "pki"))
 HERSYS_TIMEOUT_SECONDS = float(os.environ.get("HERSYS_TIMEOUT_SECONDS", "10"))
-DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "8"))
+# Retry for a day at most (backoff capped at DELIVERY_BACKOFF_CAP), then dead-letter for people to act on.
+DELIVERY_RETRY_WINDOW_SECONDS = int(os.environ.get("DELIVERY_RETRY_WINDOW_SECONDS", str(24 * 3600)))
+DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "0"))  # 0: only the time window limits
 DELIVERY_LEASE_SECONDS = int(os.environ.get("DELIVERY_LEASE_SECONDS", "120"))
 DELIVERY_BACKOFF_BASE = float(os.environ.get("DELIVERY_BACKOFF_BASE", "2"))
 DELIVERY_BACKOFF_CAP = float(os.environ.get("DELIVERY_BACKOFF_CAP", "300"))

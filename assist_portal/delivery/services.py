@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
@@ -88,12 +88,16 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
             return None
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
+            # Another worker holds the lease, or one died holding it (a redelivered task): look again when the
+            # lease runs out instead of waiting for the sweeper.
+            remaining = (delivery.lease_until - now).total_seconds()
+            transaction.on_commit(lambda: delivery_enqueue(delivery_id, countdown=remaining + 1))
             return None
         if delivery.status == Delivery.Status.RETRYING and delivery.next_attempt_at > now:
             return None
-        number = delivery.attempts + 1
-        delivery_transition(delivery, Delivery.Status.SENDING, attempts=number,
+        delivery_transition(delivery, Delivery.Status.SENDING, attempts=delivery.attempts + 1,
                             lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
+        number = Attempt.objects.filter(delivery=delivery).count() + 1  # keeps counting across re-drives
         attempt = Attempt.objects.create(delivery=delivery, number=number,
                                          worker=f"{socket.gethostname()}:{os.getpid()}")
     return delivery, attempt
@@ -127,6 +131,8 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
     delivery, attempt = claimed
     try:
         bundle = build_bundle(delivery)
+    except DatabaseError:
+        raise  # the database, not the data: the task retries, the lease and the sweeper cover the rest
     except Exception as exc:  # our data or code is wrong: retrying cannot help, a person must look
         log.exception("delivery %s: bundle could not be built", delivery_id)
         return _record(delivery, attempt, Attempt.Outcome.PERMANENT,
@@ -164,7 +170,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
             delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
         elif outcome == Attempt.Outcome.PERMANENT:
             delivery_transition(row, Delivery.Status.REJECTED, last_error=message, lease_until=None)
-        elif row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        elif _budget_spent(row, now):
             delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
@@ -174,6 +180,15 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)
     return row
+
+
+def _budget_spent(delivery: Delivery, now) -> bool:
+    """Retries stop (dead letter, visible to people) after DELIVERY_RETRY_WINDOW_SECONDS of trying, or after
+    DELIVERY_MAX_ATTEMPTS tries when that is set (0 = no attempt limit)."""
+    if settings.DELIVERY_MAX_ATTEMPTS and delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        return True
+    started = delivery.redriven_at or delivery.created_at
+    return (now - started).total_seconds() >= settings.DELIVERY_RETRY_WINDOW_SECONDS
 
 
 def delivery_sweep(now=None) -> int:
@@ -194,7 +209,8 @@ def delivery_redrive(delivery: Delivery, user, request=None) -> Delivery:
     """Central admin re-drives a dead letter after fixing the cause."""
     with transaction.atomic():
         row = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        delivery_transition(row, Delivery.Status.QUEUED, attempts=0, next_attempt_at=timezone.now())
+        delivery_transition(row, Delivery.Status.QUEUED, attempts=0, next_attempt_at=timezone.now(),
+                            redriven_at=timezone.now())
         audit_record("delivery.redrive", request=request, user=user, obj=row)
         transaction.on_commit(lambda: delivery_enqueue(row.pk))
     return row

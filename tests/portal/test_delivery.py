@@ -136,3 +136,37 @@ def test_rejection_is_shown_to_the_user_with_what_to_do(client, confirmed, sandb
     assert status["error"] and "修正" in status["guidance"]
     page = client.get(reverse("notifications:status", args=[notification.uuid])).content.decode()
     assert status["error"] in page and "差戻し" in page
+
+
+def test_retry_window_turns_a_long_outage_into_a_dead_letter(confirmed, sandbox, settings):
+    _, delivery = confirmed
+    settings.DELIVERY_MAX_ATTEMPTS = 0
+    sandbox.set_faults(fail_next=5)
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.RETRYING  # inside the window
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now(),
+                                                   created_at=timezone.now() - timezone.timedelta(days=2))
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.DEAD
+
+
+def test_redelivered_task_under_a_held_lease_comes_back_when_it_expires(confirmed, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    from assist_portal.delivery import services as dsvc
+
+    _, delivery = confirmed
+    Delivery.objects.filter(pk=delivery.pk).update(status="sending",
+                                                   lease_until=timezone.now() + timezone.timedelta(seconds=30))
+    calls = []
+    monkeypatch.setattr(dsvc, "delivery_enqueue", lambda pk, countdown=None: calls.append((pk, countdown)))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery_attempt(delivery.pk) is None
+    assert len(calls) == 1 and calls[0][0] == delivery.pk and 29 <= calls[0][1] <= 32
+
+
+def test_attempt_numbers_keep_counting_after_a_redrive(confirmed, sandbox, settings, central_admin):
+    _, delivery = confirmed
+    settings.DELIVERY_MAX_ATTEMPTS = 1
+    sandbox.set_faults(fail_next=1)
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.DEAD
+    delivery_redrive(Delivery.objects.get(pk=delivery.pk), central_admin)
+    assert delivery_attempt(delivery.pk).status == Delivery.Status.ACCEPTED
+    assert list(Attempt.objects.filter(delivery=delivery).values_list("number", flat=True)) == [1, 2]
