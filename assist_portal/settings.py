@@ -144,6 +144,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Behind the data centre's reverse proxy: take the client address from X-Forwarded-For (for the audit log).
+TRUST_X_FORWARDED_FOR = env_bool("DJANGO_TRUST_X_FORWARDED_FOR", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
 
 # Authentication policy
@@ -156,6 +158,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["assist_portal.api.auth.IsHospitalConnector"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["assist_portal.api.auth.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "assist_portal.api.auth.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "HER-SYS 登録補助 API", "VERSION": "1.0.0"}
@@ -207,6 +211,7 @@ HERSYS_TIMEOUT_SECONDS = float(os.environ.get("HERSYS_TIMEOUT_SECONDS", "10"))
 DELIVERY_RETRY_WINDOW_SECONDS = int(os.environ.get("DELIVERY_RETRY_WINDOW_SECONDS", str(24 * 3600)))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "0"))  # 0: only the time window limits
 DELIVERY_LEASE_SECONDS = int(os.environ.get("DELIVERY_LEASE_SECONDS", "120"))
+DELIVERY_SWEEP_GRACE_SECONDS = float(os.environ.get("DELIVERY_SWEEP_GRACE_SECONDS", "30"))
 DELIVERY_BACKOFF_BASE = float(os.environ.get("DELIVERY_BACKOFF_BASE", "2"))
 DELIVERY_BACKOFF_CAP = float(os.environ.get("DELIVERY_BACKOFF_CAP", "300"))
 QUESTIONNAIRE_CANONICAL = "http://hersys-assist.jp/fhir/Questionnaire/hersys-covid19"

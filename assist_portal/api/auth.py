@@ -42,3 +42,42 @@ class IsHospitalConnector(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return isinstance(request.user, ConnectorPrincipal)
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class SafeJSONParser:
+    """DRF's JSON parser, but absurdly nested JSON is a clear 400 instead of a RecursionError (500)."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        import io
+
+        from django.conf import settings
+        from rest_framework.exceptions import ParseError
+        from rest_framework.parsers import JSONParser
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = stream.read(limit + 1) if stream is not None else b""
+        if limit is not None and len(body) > limit:
+            raise PayloadTooLarge()
+        try:
+            return JSONParser().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSONの入れ子が深すぎます。")
+
+
+def api_exception_handler(exc, context):
+    """Japanese, JSON errors for connectors, also for Django's own refusals (body too large, etc.)."""
+    from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler
+
+    if isinstance(exc, (RequestDataTooBig, PayloadTooLarge)):
+        return Response({"detail": "送信データが大きすぎます。"}, status=413)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"detail": "要求が正しくありません。"}, status=400)
+    return exception_handler(exc, context)

@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from assist_portal.audit.services import audit_record
 from assist_portal.notifications import selectors
 from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
 
@@ -33,7 +34,11 @@ def extract_push(request):
 @api_view(["GET"])
 def notification_feed(request):
     """Confirmed notifications of the connector's own hospital, for the chart (pulled: outbound only)."""
-    rows = selectors.notification_feed(request.auth, since=request.query_params.get("since"))
+    try:
+        rows = selectors.notification_feed(request.auth, since=request.query_params.get("since"))
+    except selectors.FeedCursorError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    audit_record("api.feed", hospital_code=request.auth.code, object_type="feed", count=len(rows))
     return Response({"results": rows})
 
 
@@ -47,6 +52,7 @@ def notification_pdf(request, uuid):
     revision = selectors.latest_revision(request.auth, uuid)
     if revision is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
+    audit_record("api.pdf", hospital_code=request.auth.code, obj=revision.notification, revision=revision.number)
     response = HttpResponse(revision_pdf(revision, request.auth), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="notification-{uuid}-r{revision.number}.pdf"'
     return response
@@ -58,4 +64,6 @@ def notification_document(request, uuid):
     document = selectors.notification_document(request.auth, uuid)
     if document is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
+    audit_record("api.document", hospital_code=request.auth.code, object_type="notifications.notification",
+                 object_id=str(uuid))
     return Response(document)

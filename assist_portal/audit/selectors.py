@@ -28,11 +28,17 @@ class _Echo:
         return value
 
 
+def _cell(value) -> str:
+    """No spreadsheet formulas from attacker-controlled text (user agents, failed user names)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def audit_csv_rows(qs) -> Iterator[str]:
     """CSV lines (UTF-8 with BOM for spreadsheet software), streamed."""
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(COLUMNS)
     for e in qs.iterator(chunk_size=2000):
-        yield writer.writerow([e.at.isoformat(), e.actor_username, e.actor_role, e.hospital_code, e.action,
-                               e.object_type, e.object_id, e.ip or "", e.user_agent,
-                               json.dumps(e.detail, ensure_ascii=False)])
+        yield writer.writerow([_cell(v) for v in (
+            e.at.isoformat(), e.actor_username, e.actor_role, e.hospital_code, e.action, e.object_type,
+            e.object_id, e.ip or "", e.user_agent, json.dumps(e.detail, ensure_ascii=False))])

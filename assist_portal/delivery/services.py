@@ -12,6 +12,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
+from assist_portal.notifications.models import Notification
 
 from .models import Attempt, Delivery
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED = {
     Delivery.Status.QUEUED: {Delivery.Status.SENDING},
-    Delivery.Status.RETRYING: {Delivery.Status.SENDING, Delivery.Status.QUEUED},
+    Delivery.Status.RETRYING: {Delivery.Status.SENDING},
     Delivery.Status.SENDING: {Delivery.Status.ACCEPTED, Delivery.Status.REJECTED, Delivery.Status.RETRYING,
                               Delivery.Status.DEAD, Delivery.Status.SENDING},
     Delivery.Status.DEAD: {Delivery.Status.QUEUED},
@@ -67,15 +68,29 @@ def delivery_enqueue(delivery_id: int, countdown: float | None = None) -> None:
 
 @lru_cache(maxsize=1)
 def hersys_client():
-    from hersys_client import HersysClient
-    from hersys_client.devpki import ensure_dev_pki
+    """One client per worker process. Production puts the CA and the worker's client certificate and key at
+    HERSYS_PKI_DIR/{ca.pem, client.pem, client-key.pem}; only when they are absent and we talk to the local
+    sandbox (demo, tests) is a development PKI generated there. Real certificates are never touched."""
+    from pathlib import Path
 
-    pki = ensure_dev_pki(settings.HERSYS_PKI_DIR)
-    return HersysClient(
-        settings.HERSYS_API_URL, settings.HERSYS_CLIENT_ID, settings.HERSYS_CLIENT_SECRET,
-        cert=(str(pki.client_cert), str(pki.client_key)), ca_path=str(pki.ca_cert),
-        timeout=settings.HERSYS_TIMEOUT_SECONDS,
-    )
+    from hersys_client import HersysClient
+
+    pki = Path(settings.HERSYS_PKI_DIR)
+    ca, cert, key = pki / "ca.pem", pki / "client.pem", pki / "client-key.pem"
+    if not (ca.exists() and cert.exists() and key.exists()):
+        if not _is_local_sandbox(settings.HERSYS_API_URL):
+            raise RuntimeError(f"HER-SYSのクライアント証明書がありません: {pki}/(ca.pem, client.pem, client-key.pem)")
+        from hersys_client.devpki import ensure_dev_pki
+
+        ensure_dev_pki(pki)
+    return HersysClient(settings.HERSYS_API_URL, settings.HERSYS_CLIENT_ID, settings.HERSYS_CLIENT_SECRET,
+                        cert=(str(cert), str(key)), ca_path=str(ca), timeout=settings.HERSYS_TIMEOUT_SECONDS)
+
+
+def _is_local_sandbox(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "") in {"127.0.0.1", "localhost", "::1", "sandbox"}
 
 
 def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
@@ -95,12 +110,32 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
             return None
         if delivery.status == Delivery.Status.RETRYING and delivery.next_attempt_at > now:
             return None
+        if _earlier_revision_pending(delivery):
+            return None  # sent when the earlier one is accepted (see _record), or by the sweeper
         delivery_transition(delivery, Delivery.Status.SENDING, attempts=delivery.attempts + 1,
                             lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
         number = Attempt.objects.filter(delivery=delivery).count() + 1  # keeps counting across re-drives
         attempt = Attempt.objects.create(delivery=delivery, number=number,
                                          worker=f"{socket.gethostname()}:{os.getpid()}")
     return delivery, attempt
+
+
+def _earlier_revision_pending(delivery: Delivery) -> bool:
+    """Revisions of one notification reach HER-SYS in order: an update or withdrawal never overtakes the
+    notification it changes (that would be refused, or leave HER-SYS and the portal disagreeing)."""
+    revision = delivery.revision
+    return Delivery.objects.filter(revision__notification_id=revision.notification_id,
+                                   revision__number__lt=revision.number).exclude(
+        status__in=Delivery.FINAL).exists()
+
+
+def _enqueue_next_revision(delivery: Delivery) -> None:
+    following = (Delivery.objects.filter(revision__notification_id=delivery.revision.notification_id,
+                                         revision__number__gt=delivery.revision.number,
+                                         status=Delivery.Status.QUEUED)
+                 .order_by("revision__number").values_list("pk", flat=True).first())
+    if following:
+        transaction.on_commit(lambda: delivery_enqueue(following))
 
 
 def build_bundle(delivery: Delivery) -> dict:
@@ -146,7 +181,7 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
         return _record(delivery, attempt, Attempt.Outcome.RETRYABLE, str(exc), getattr(exc, "status", None), delay)
     except PermanentError as exc:
         return _record(delivery, attempt, Attempt.Outcome.PERMANENT, str(exc), getattr(exc, "status", None))
-    except Exception as exc:  # a bug or bad data must surface to people, not loop forever
+    except Exception as exc:  # unexpected: retried within the window, then a dead letter for people
         log.exception("delivery %s failed unexpectedly", delivery_id)
         return _record(delivery, attempt, Attempt.Outcome.RETRYABLE, f"内部エラー: {type(exc).__name__}", None,
                        backoff_delay(delivery.attempts, base=settings.DELIVERY_BACKOFF_BASE,
@@ -166,6 +201,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         if outcome == Attempt.Outcome.ACCEPTED:
             delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
                                 report_date=receipt.report_date, last_error="", lease_until=None)
+            _enqueue_next_revision(row)
         elif dead:
             delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
         elif outcome == Attempt.Outcome.PERMANENT:
@@ -175,6 +211,9 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
                                 next_attempt_at=now + timedelta(seconds=delay or 0))
+        if row.status != Delivery.Status.RETRYING:
+            # The connector's feed and the retention clock follow the notification's updated_at.
+            Notification.objects.filter(pk=row.revision.notification_id).update(updated_at=now)
     audit_record(f"delivery.{outcome}", hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
     if row.status == Delivery.Status.RETRYING:
@@ -194,9 +233,10 @@ def _budget_spent(delivery: Delivery, now) -> bool:
 def delivery_sweep(now=None) -> int:
     """Re-enqueue deliveries whose task was lost: queued/retrying and due, or sending with an expired lease."""
     now = now or timezone.now()
+    grace = now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS)  # their own task is probably on its way
     due = list(
         Delivery.objects.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.RETRYING],
-                                next_attempt_at__lte=now).values_list("pk", flat=True)[:500]
+                                next_attempt_at__lte=grace).values_list("pk", flat=True)[:500]
     ) + list(
         Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now).values_list("pk", flat=True)[:500]
     )

@@ -60,7 +60,6 @@ class FormAssignment(models.Model):
     hospital = models.ForeignKey("accounts.Hospital", null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="form_assignments")
     effective_from = models.DateTimeField(default=timezone.now, db_index=True)
-    applied_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

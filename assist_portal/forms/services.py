@@ -74,5 +74,6 @@ def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effe
                      hospitals=[h.code for h in hospitals] if hospitals else "all",
                      effective_from=effective_from.isoformat())
     if effective_from <= timezone.now():
-        drafts_migrate()
+        for hospital in hospitals or [None]:  # only the drafts of the hospitals the publish concerns
+            drafts_migrate(hospital)
     return row

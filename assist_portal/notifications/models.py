@@ -64,10 +64,15 @@ class Notification(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
         verbose_name = "発生届"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "patient_ref"], condition=models.Q(status="draft"),
+                                    name="one_open_draft_per_patient"),
+        ]
 
 
 class NotificationRevision(models.Model):

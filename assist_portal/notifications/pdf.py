@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 from datetime import date
+from xml.sax.saxutils import escape
 
+from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -24,6 +26,11 @@ _HEAD = ParagraphStyle("jah", parent=_TEXT, fontSize=14, leading=18)
 _SECTION = ParagraphStyle("jas", parent=_TEXT, fontSize=11, leading=15)
 
 
+def _p(text, style=None) -> Paragraph:
+    """Values are data, never ReportLab markup (no <b>, <a>, <img> from what someone typed)."""
+    return Paragraph(escape(str(text or "")), style or _TEXT)
+
+
 def _rows(form: dict) -> list:
     story = []
     for section in form["sections"]:
@@ -32,24 +39,23 @@ def _rows(form: dict) -> list:
             if entry["kind"] == "group":
                 for n, row in enumerate(r for r in entry["rows"] if r["filled"]):
                     for cell in row["cells"]:
-                        data.append([Paragraph(f"{entry['label']} {n + 1}件目 {cell['label']}", _TEXT),
-                                     Paragraph(cell["display"] or "", _TEXT)])
+                        data.append([_p(f"{entry['label']} {n + 1}件目 {cell['label']}"), _p(cell["display"])])
             else:
-                data.append([Paragraph(entry["label"], _TEXT), Paragraph(entry["display"] or "", _TEXT)])
+                data.append([_p(entry["label"]), _p(entry["display"])])
         if not data:
             continue
         table = Table(data, colWidths=[70 * mm, 105 * mm])
         table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
                                    ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
                                    ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-        story += [Paragraph(section["label"], _SECTION), table, Spacer(1, 4 * mm)]
+        story += [_p(section["label"], _SECTION), table, Spacer(1, 4 * mm)]
     return story
 
 
 def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
     """PDF of one confirmed revision exactly as it was sent."""
     defn = revision.definition.definition
-    evaluation = evaluate(defn, revision.values, today=today or date.today(), stage="draft")
+    evaluation = evaluate(defn, revision.values, today=today or timezone.localdate(), stage="draft")
     form = render_model(defn, evaluation, {})
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, title="発生届", leftMargin=15 * mm, rightMargin=15 * mm,
@@ -57,8 +63,8 @@ def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
     head = [
         Paragraph("新型コロナウイルス感染症 発生届", _HEAD),
         Paragraph("感染症の予防及び感染症の患者に対する医療に関する法律第12条第1項の規定により、以下のとおり届け出る。", _TEXT),
-        Paragraph(f"{hospital.name}　第{revision.number}版（{revision.get_kind_display()}）　確定 "
-                  f"{revision.confirmed_at:%Y-%m-%d %H:%M}　様式 {revision.definition.version}", _TEXT),
+        _p(f"{hospital.name}　第{revision.number}版（{revision.get_kind_display()}）　確定 "
+           f"{timezone.localtime(revision.confirmed_at):%Y-%m-%d %H:%M}　様式 {revision.definition.version}"),
         Spacer(1, 4 * mm),
     ]
     doc.build(head + _rows(form))

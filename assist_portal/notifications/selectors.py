@@ -10,10 +10,19 @@ from assist_portal.delivery.models import Delivery
 from .models import Notification, NotificationRevision
 
 
+class FeedCursorError(ValueError):
+    pass
+
+
 def notifications_for_user(user):
     if not user.is_hospital_staff:
         return Notification.objects.none()
-    return _with_deliveries(Notification.objects.filter(hospital_id=user.hospital_id).select_related("definition"))
+    return Notification.objects.filter(hospital_id=user.hospital_id).select_related("definition")
+
+
+def notification_list_for_user(user):
+    """The list page: name and delivery status only (patient values are not decrypted for it)."""
+    return _with_deliveries(notifications_for_user(user).defer(*LIST_DEFERRED))
 
 
 def notification_get(user, uuid) -> Notification:
@@ -25,7 +34,11 @@ def notification_get(user, uuid) -> Notification:
 
 
 def _with_deliveries(qs):
-    return qs.prefetch_related(Prefetch("revisions", queryset=NotificationRevision.objects.select_related("delivery")))
+    return qs.prefetch_related(Prefetch(
+        "revisions", queryset=NotificationRevision.objects.select_related("delivery").defer("values")))
+
+
+LIST_DEFERRED = ("values", "suggestions", "migration_report", "class_report_dates")
 
 
 def latest_delivery(notification: Notification) -> Delivery | None:
@@ -72,8 +85,13 @@ def delivery_status(notification: Notification) -> dict:
 
 
 def notification_feed(hospital, since: str | None = None) -> list[dict]:
-    qs = _with_deliveries(Notification.objects.filter(hospital=hospital, revision__gt=0))
-    when = parse_datetime(since) if since else None
+    qs = _with_deliveries(Notification.objects.filter(hospital=hospital, revision__gt=0).defer(*LIST_DEFERRED))
+    try:
+        when = parse_datetime(since) if since else None
+    except ValueError:
+        raise FeedCursorError("since は ISO 8601 の日時で指定してください（例: 2022-09-26T09:00:00+09:00）。")
+    if since and when is None:
+        raise FeedCursorError("since は ISO 8601 の日時で指定してください（例: 2022-09-26T09:00:00+09:00）。")
     if when is not None:
         qs = qs.filter(updated_at__gt=when)
     out = []

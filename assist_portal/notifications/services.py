@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import mapping
@@ -119,17 +119,24 @@ def launch_token_consume(token: str, user, request=None) -> Notification:
         if row is None:
             raise InvalidLaunch("起動URLが正しくありません。")
         if not user.is_hospital_staff or user.hospital_id != row.hospital_id:
-            audit_record("launch.denied", request=request, user=user, hospital_code=row.hospital.code,
-                         object_type="launch", object_id=row.jti[:12])
-            raise NotAllowed("この患者の届出を開く権限がありません（所属医療機関が異なります）。")
-        if row.used_at is not None:
+            denied = row
+        else:
+            denied = None
+        if denied is not None:
+            pass
+        elif row.used_at is not None:
             raise InvalidLaunch("この起動URLは使用済みです。電子カルテのボタンからもう一度開いてください。")
-        if row.expires_at <= timezone.now():
+        elif row.expires_at <= timezone.now():
             raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
-        row.used_at = timezone.now()
-        row.used_by = user
-        row.save(update_fields=["used_at", "used_by"])
-        notification = notification_open_from_extract(row.extract, user)
+        else:
+            row.used_at = timezone.now()
+            row.used_by = user
+            row.save(update_fields=["used_at", "used_by"])
+            notification = notification_open_from_extract(row.extract, user)
+    if denied is not None:  # audited outside the transaction, so the refusal itself is kept
+        audit_record("launch.denied", request=request, user=user, hospital_code=denied.hospital.code,
+                     object_type="launch", object_id=denied.jti[:12])
+        raise NotAllowed("この患者の届出を開く権限がありません（所属医療機関が異なります）。")
     audit_record("launch.consume", request=request, user=user, obj=notification)
     return notification
 
@@ -163,30 +170,44 @@ def notification_open_from_extract(extract: Extract, user) -> Notification:
 def _open_from_extract(extract: Extract, user) -> Notification:
     existing = (Notification.objects.select_for_update()
                 .filter(hospital=extract.hospital, patient_ref=extract.patient_ref,
-                        status=Notification.Status.DRAFT).order_by("-created_at").first())
+                        status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
+                .order_by("-created_at").first())
     if existing is not None:
-        changed = False
-        for key, value in (extract.items or {}).items():
-            if key not in existing.values or existing.values.get(key) in (None, "", []):
-                existing.values[key] = value
-                if key in (extract.provenance or {}):
-                    existing.provenance[key] = extract.provenance[key]
-                changed = True
-        if changed:
-            existing.extract = extract
-            existing.lock_version += 1
-            existing.updated_at = timezone.now()
-            existing.save()
-        return existing
+        # One notification per case: a later EMR launch opens it (changes become an update, never a duplicate
+        # — Q&A 3, 7). Only values it lacks are taken from the new extract.
+        return _refresh_from_extract(existing, extract)
     definition = definition_for_hospital(extract.hospital)
     if definition is None:
         raise WorkflowError("この医療機関に公開済みの届出様式がありません。中央管理者に連絡してください。")
     values, provenance = prefill_values(extract, extract.hospital, user)
-    return Notification.objects.create(
-        hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
-        values=values, provenance=provenance, suggestions=extract.suggestions or {},
-        display_name=values.get("patient.name", ""), updated_by=user,
-    )
+    try:
+        with transaction.atomic():
+            return Notification.objects.create(
+                hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
+                values=values, provenance=provenance, suggestions=extract.suggestions or {},
+                display_name=values.get("patient.name", ""), updated_by=user,
+            )
+    except IntegrityError:  # a simultaneous launch created the draft first: use that one
+        return _refresh_from_extract(
+            Notification.objects.select_for_update().get(hospital=extract.hospital, patient_ref=extract.patient_ref,
+                                                         status=Notification.Status.DRAFT), extract)
+
+
+def _refresh_from_extract(existing: Notification, extract: Extract) -> Notification:
+    changed = False
+    for key, value in (extract.items or {}).items():
+        if key not in existing.values or existing.values.get(key) in (None, "", []):
+            existing.values[key] = value
+            if key in (extract.provenance or {}):
+                existing.provenance[key] = extract.provenance[key]
+            changed = True
+    if changed:
+        existing.extract = extract
+        existing.lock_version += 1
+        existing.has_unsent_changes = True
+        existing.updated_at = timezone.now()
+        existing.save()
+    return existing
 
 
 def _merge_provenance(notification: Notification, new_values: dict, user) -> dict:
@@ -277,7 +298,9 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
             raise WorkflowError("取り下げた届出は確定できません。")
         evaluation = _apply_values(row, values, user, "confirm")
         if not evaluation.ok_to_confirm or not evaluation.notifiable:
-            row.save()
+            row.save()  # what was typed is kept as a draft
+            audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                         confirm_refused=True, errors=len(evaluation.errors))
             return row, evaluation, None
         kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE
         _apply_class_report_date(row, evaluation.values)
@@ -309,9 +332,10 @@ def notification_withdraw(notification: Notification, user, lock_version: int, r
         row.updated_at = timezone.now()
         row.updated_by = user
         row.save()
+        last_confirmed = row.revisions.order_by("-number").first()  # not later, unconfirmed draft edits
         revision = NotificationRevision.objects.create(
             notification=row, number=row.revision, kind=NotificationRevision.Kind.WITHDRAWAL,
-            definition=row.definition, values=row.values, confirmed_by=user,
+            definition=last_confirmed.definition, values=last_confirmed.values, confirmed_by=user,
         )
         delivery = delivery_create(revision)
         audit_record("notification.withdraw", request=request, user=user, obj=row, revision=revision.number)
@@ -378,8 +402,8 @@ def notifications_purge(older_than_days: int, now=None) -> int:
 
     now = now or timezone.now()
     cutoff = now - timedelta(days=older_than_days)
-    candidates = (Notification.objects.filter(updated_at__lt=cutoff, revision__gt=0)
-                  .exclude(status=Notification.Status.DRAFT).exclude(values={}))
+    candidates = (Notification.objects.filter(updated_at__lt=cutoff, revision__gt=0, purged_at__isnull=True)
+                  .exclude(status=Notification.Status.DRAFT))
     purged = 0
     for row in candidates.iterator():
         deliveries = Delivery.objects.filter(revision__notification=row)
@@ -387,7 +411,8 @@ def notifications_purge(older_than_days: int, now=None) -> int:
             continue  # something still in flight or needing attention: keep everything
         with transaction.atomic():
             Notification.objects.filter(pk=row.pk).update(values={}, suggestions={}, display_name="",
-                                                          migration_report={})
+                                                          migration_report={}, class_report_dates={},
+                                                          purged_at=now)
             for revision in NotificationRevision.objects.filter(notification=row):
                 NotificationRevision.objects.filter(pk=revision.pk).update(values={})
             Extract.objects.filter(hospital=row.hospital, patient_ref=row.patient_ref).delete()

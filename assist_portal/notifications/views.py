@@ -57,7 +57,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
 @staff_required
 @require_GET
 def notification_list(request):
-    rows = selectors.notifications_for_user(request.user)[:200]
+    rows = selectors.notification_list_for_user(request.user)[:200]
     audit_record("notification.list", request=request)
     items = [{"n": row, "delivery": selectors.delivery_status(row)} for row in rows]
     return render(request, "notifications/list.html", {"rows": items})

@@ -192,6 +192,7 @@ class Chaos:
             "DELIVERY_MAX_ATTEMPTS": "50",  # the chaos windows must not exhaust the retry budget by accident
             "DELIVERY_LEASE_SECONDS": "3",
             "DELIVERY_SWEEP_SECONDS": "1",
+            "DELIVERY_SWEEP_GRACE_SECONDS": "0",
             "CELERY_SKIP_CHECKS": "1",
         }
         base.update({k: str(v) for k, v in extra.items()})
@@ -334,8 +335,9 @@ class Chaos:
 
 
 @pytest.fixture
-def chaos(chaos_broker, sandbox, celery_worker_factory, tmp_path, hospital, physician):
+def chaos(chaos_broker, sandbox, celery_worker_factory, tmp_path, hospital, physician, settings):
     """Order matters: the broker switch happens before the worker factory purges queues and starts workers."""
+    settings.DELIVERY_SWEEP_GRACE_SECONDS = 0  # the chaos windows are seconds, not minutes
     harness = Chaos(sandbox=sandbox, redis=chaos_broker, factory=celery_worker_factory, tmp_path=tmp_path,
                     hospital=hospital, physician=physician)
     yield harness

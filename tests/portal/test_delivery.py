@@ -80,7 +80,7 @@ def test_dead_letter_after_max_attempts_and_redrive(confirmed, sandbox, settings
     assert delivery_attempt(delivery.pk).status == Delivery.Status.ACCEPTED
 
 
-def test_crash_after_send_is_replayed_without_duplicate(confirmed, sandbox, monkeypatch):
+def test_crash_after_send_is_replayed_without_duplicate(confirmed, sandbox, monkeypatch, settings):
     """A worker that dies after HER-SYS accepted but before recording: the sweeper resends the same
     idempotency key; HER-SYS answers with the original receipt; one notification stored."""
     _, delivery = confirmed
@@ -98,6 +98,7 @@ def test_crash_after_send_is_replayed_without_duplicate(confirmed, sandbox, monk
     row = Delivery.objects.get(pk=delivery.pk)
     assert row.status == Delivery.Status.SENDING
     Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timezone.timedelta(seconds=1))
+    settings.DELIVERY_SWEEP_GRACE_SECONDS = 0
     assert delivery_sweep() >= 1
     final = delivery_attempt(delivery.pk)
     assert final.status == Delivery.Status.ACCEPTED
