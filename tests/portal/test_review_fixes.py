@@ -29,9 +29,8 @@ def confirm_new(hospital, physician, capture, extra=None):
 
 
 def test_real_certificates_are_never_replaced_by_dev_ones(tmp_path, settings):
-    from hersys_client.devpki import ensure_dev_pki
-
     from assist_portal.delivery.services import hersys_client
+    from hersys_client.devpki import ensure_dev_pki
 
     source = ensure_dev_pki(tmp_path / "src")
     prod = tmp_path / "prod"
