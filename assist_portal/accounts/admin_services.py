@@ -1,9 +1,16 @@
-"""Account administration by central admins: create individual accounts with a TOTP device, unlock."""
+"""Account administration by central admins: create individual accounts, reset a lost authenticator, unlock.
+
+The administrator only ever learns a one-time initial password. The second factor is enrolled by the account
+holder at first sign-in (accounts.services.enrol_*), and the one-time password must be changed right after it,
+so the administrator never holds both factors of someone else's account.
+"""
 from __future__ import annotations
 
 import secrets
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django_otp import devices_for_user
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assist_portal.audit.services import audit_record
@@ -15,9 +22,16 @@ class AccountError(Exception):
     pass
 
 
+def one_time_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
 def user_create(*, username: str, role: str, hospital=None, display_name: str = "", password: str | None = None,
-                by=None, request=None) -> tuple[User, str, TOTPDevice]:
-    """An individual account (no shared accounts) with a fresh TOTP device; returns the initial password."""
+                by=None, request=None) -> tuple[User, str]:
+    """An individual account (no shared accounts) without any second factor; returns the one-time password.
+
+    The holder registers the authenticator app at first sign-in and must then replace the password.
+    """
     username = username.strip()
     if not username or len(username) > 150:
         raise AccountError("ユーザー名を入力してください（150文字以内）。")
@@ -27,14 +41,37 @@ def user_create(*, username: str, role: str, hospital=None, display_name: str = 
         raise AccountError("役割が正しくありません。")
     if role != User.Role.CENTRAL_ADMIN and hospital is None:
         raise AccountError("医師・事務には所属医療機関が必要です。")
-    password = password or secrets.token_urlsafe(12)
+    password = password or one_time_password()
     with transaction.atomic():
         user = User.objects.create_user(username=username, password=password, role=role, display_name=display_name,
-                                        hospital=None if role == User.Role.CENTRAL_ADMIN else hospital)
-        device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+                                        hospital=None if role == User.Role.CENTRAL_ADMIN else hospital,
+                                        must_change_password=True)
         audit_record("user.create", request=request, user=by, obj=user, role=role,
                      hospital_code=hospital.code if hospital else "")
-    return user, password, device
+    return user, password
+
+
+def user_reset(user: User, *, by=None, request=None) -> str:
+    """Lost phone: remove every OTP device, set a new one-time password (returned, shown once), force a change.
+
+    The holder re-enrols at the next sign-in. The new password also ends the account's open sessions (Django
+    checks the password hash stored in each session).
+    """
+    if by is not None and by.pk == user.pk:
+        raise AccountError("自分自身のアカウントはリセットできません。別の中央管理者に依頼してください。")
+    password = one_time_password()
+    with transaction.atomic():
+        removed = 0
+        for device in list(devices_for_user(user, confirmed=None)):
+            device.delete()
+            removed += 1
+        user.set_password(password)
+        user.must_change_password = True
+        user.failed_logins = 0
+        user.locked_until = None
+        user.save(update_fields=["password", "must_change_password", "failed_logins", "locked_until"])
+        audit_record("user.reset", request=request, user=by, obj=user, devices_removed=removed)
+    return password
 
 
 def user_unlock(user: User, *, by=None, request=None) -> None:
@@ -42,8 +79,8 @@ def user_unlock(user: User, *, by=None, request=None) -> None:
     audit_record("user.unlock", request=request, user=by, obj=user)
 
 
-def totp_qr_svg(device: TOTPDevice) -> str:
-    """The enrolment QR code (otpauth URL) as an SVG data URI, for an authenticator app."""
-    import segno
-
-    return segno.make(device.config_url, error="m").svg_data_uri(scale=4)
+def users_for_admin():
+    """Every account with whether its authenticator is registered (`has_device`), for the users page."""
+    confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    return (User.objects.select_related("hospital").annotate(has_device=Exists(confirmed))
+            .order_by("hospital__code", "username"))

@@ -44,6 +44,9 @@ class User(AbstractUser):
     display_name = models.CharField("氏名", max_length=100, blank=True)
     failed_logins = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Set for accounts whose password an administrator chose (creation, reset): the holder must replace it
+    # before any other page opens (accounts.decorators.verified_required).
+    must_change_password = models.BooleanField("パスワード変更が必要", default=False)
 
     class Meta:
         verbose_name = "利用者"

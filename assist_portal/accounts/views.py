@@ -1,12 +1,25 @@
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from assist_portal.audit.services import audit_record
 
-from .forms import LoginForm
-from .services import LoginRefused, login_complete, login_verify
+from .decorators import verified_required
+from .forms import EnrolForm, LoginForm, PortalPasswordChangeForm
+from .services import (
+    EnrolmentExpired,
+    LoginRefused,
+    enrol_confirm,
+    enrol_pending,
+    enrol_start,
+    login_complete,
+    login_verify,
+    password_change_complete,
+    totp_qr_svg,
+)
 
 
 def _safe_next(request) -> str:
@@ -15,6 +28,13 @@ def _safe_next(request) -> str:
                                                   require_https=request.is_secure()):
         return target
     return ""
+
+
+def _after_sign_in(user, next_url: str):
+    if user.must_change_password:
+        query = "?" + urlencode({"next": next_url}) if next_url else ""
+        return redirect(reverse("accounts:password_change") + query)
+    return redirect(next_url or ("formdefs:list" if user.is_central_admin else "notifications:list"))
 
 
 @require_http_methods(["GET", "POST"])
@@ -28,13 +48,61 @@ def login_view(request):
         except LoginRefused as exc:
             error = str(exc)
         else:
+            if device is None:  # right password, no authenticator registered yet: first sign-in enrolment
+                enrol_start(request, user, _safe_next(request))
+                return redirect("accounts:enrol")
             login_complete(request, user, device)
-            default = "formdefs:list" if user.is_central_admin else "notifications:list"
-            return redirect(_safe_next(request) or default)
+            return _after_sign_in(user, _safe_next(request))
     elif request.method == "POST":
-        error = "ユーザー名、パスワード、ワンタイムパスワードをすべて入力してください。"
+        error = "ユーザー名とパスワードを入力してください。"
     return render(request, "accounts/login.html", {"form": form, "error": error, "next": _safe_next(request)},
                   status=401 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def enrol_view(request):
+    """First sign-in: register the authenticator app (QR) and prove it with a current code."""
+    try:
+        user, device, _ = enrol_pending(request)
+    except EnrolmentExpired as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts:login")
+    form = EnrolForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, next_url = enrol_confirm(request, form.cleaned_data["otp_token"])
+        except EnrolmentExpired as exc:
+            messages.error(request, str(exc))
+            return redirect("accounts:login")
+        except LoginRefused as exc:
+            error = str(exc)
+            try:
+                enrol_pending(request)
+            except EnrolmentExpired:  # locked: the enrolment was cancelled
+                messages.error(request, error)
+                return redirect("accounts:login")
+        else:
+            messages.success(request, "認証アプリを登録しました。次回からはパスワードと6桁のワンタイムパスワードでログインします。")
+            return _after_sign_in(user, next_url)
+    elif request.method == "POST":
+        error = "認証アプリに表示された6桁を入力してください。"
+    return render(request, "accounts/enrol.html", {
+        "form": form, "error": error, "enrol_user": user, "qr": totp_qr_svg(device), "url": device.config_url},
+        status=401 if error else 200)
+
+
+@verified_required(allow_pending_password_change=True)
+@require_http_methods(["GET", "POST"])
+def password_change_view(request):
+    form = PortalPasswordChangeForm(request.user, request.POST or None)
+    forced = request.user.must_change_password
+    if request.method == "POST" and form.is_valid():
+        user = password_change_complete(request, form)
+        messages.success(request, "パスワードを変更しました。")
+        return _after_sign_in(user, _safe_next(request))
+    return render(request, "accounts/password_change.html", {
+        "form": form, "forced": forced, "next": _safe_next(request)}, status=400 if form.errors else 200)
 
 
 @require_POST

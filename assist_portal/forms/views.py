@@ -332,8 +332,15 @@ def hospital_mapping(request, pk):
 @admin_required
 @require_http_methods(["GET", "POST"])
 def user_admin(request):
-    """Individual accounts: create (with TOTP enrolment QR shown once) and unlock."""
-    from assist_portal.accounts.admin_services import AccountError, totp_qr_svg, user_create, user_unlock
+    """Individual accounts: create (one-time password shown once; the holder enrols TOTP at first sign-in),
+    reset a lost authenticator (new one-time password, re-enrolment) and unlock."""
+    from assist_portal.accounts.admin_services import (
+        AccountError,
+        user_create,
+        user_reset,
+        user_unlock,
+        users_for_admin,
+    )
     from assist_portal.accounts.models import User
 
     created = None
@@ -343,17 +350,22 @@ def user_admin(request):
         user_unlock(user, by=request.user, request=request)
         messages.success(request, f"{user.username} のロックを解除しました。")
         return redirect("formdefs:users")
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("reset"):
+        user = get_object_or_404(User, pk=request.POST["reset"])
+        try:
+            created = {"user": user, "password": user_reset(user, by=request.user, request=request), "reset": True}
+        except AccountError as exc:
+            error = str(exc)
+    elif request.method == "POST":
         hospital = Hospital.objects.filter(pk=request.POST.get("hospital") or 0).first()
         try:
-            user, password, device = user_create(
+            user, password = user_create(
                 username=request.POST.get("username", ""), role=request.POST.get("role", ""), hospital=hospital,
                 display_name=request.POST.get("display_name", "").strip()[:100], by=request.user, request=request)
         except AccountError as exc:
             error = str(exc)
         else:
-            created = {"user": user, "password": password, "qr": totp_qr_svg(device), "url": device.config_url}
+            created = {"user": user, "password": password, "reset": False}
     return render(request, "formdefs/users.html", {
-        "users": User.objects.select_related("hospital").order_by("hospital__code", "username"),
-        "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
+        "users": users_for_admin(), "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
         "created": created, "error": error, "now": timezone.now()}, status=400 if error else 200)

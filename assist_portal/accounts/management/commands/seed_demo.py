@@ -52,6 +52,10 @@ class Command(BaseCommand):
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
+            # Demo accounts keep the published demo password and a pre-enrolled device (make run prints its
+            # codes), so they skip the first sign-in enrolment and the forced password change.
+            if user.must_change_password:
+                User.objects.filter(pk=user.pk).update(must_change_password=False)
             if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
                 TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
         if not FormDefinition.objects.filter(status=FormDefinition.Status.PUBLISHED).exists():

@@ -5,7 +5,8 @@ from assist_portal.accounts.models import Hospital
 
 
 class Command(BaseCommand):
-    help = "個人アカウントを作成し、初期パスワードと認証アプリ登録用のURL（QRコード）を表示します。"
+    help = ("個人アカウントを作成し、一度だけ使える初期パスワードを表示します。"
+            "認証アプリは本人が初回ログイン時に登録し、続けてパスワードを変更します。")
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -18,13 +19,11 @@ class Command(BaseCommand):
         if o["hospital"] and hospital is None:
             raise CommandError(f"医療機関 {o['hospital']} が見つかりません。")
         try:
-            user, password, device = user_create(username=o["username"], role=o["role"], hospital=hospital,
-                                                 display_name=o["name"])
+            user, password = user_create(username=o["username"], role=o["role"], hospital=hospital,
+                                         display_name=o["name"])
         except AccountError as exc:
             raise CommandError(str(exc))
-        import segno
-
         self.stdout.write(f"作成しました: {user.username}（{user.get_role_display()}）")
-        self.stdout.write(f"初期パスワード: {password}")
-        self.stdout.write(f"認証アプリ登録用URL: {device.config_url}")
-        segno.make(device.config_url, error="m").terminal(out=self.stdout, compact=True)
+        self.stdout.write(f"初期パスワード（一度だけ使えます）: {password}")
+        self.stdout.write("本人に安全な方法で伝えてください。本人は初回ログイン時に認証アプリを登録し、"
+                          "続けてパスワードを変更します。")
