@@ -105,6 +105,8 @@ def definition_new(request):
                                              request=request)
     except (DefinitionError, ValueError, UnicodeDecodeError) as exc:
         return _fail(request, exc, ("formdefs:list",))
+    except RecursionError:
+        return _fail(request, "JSONの入れ子が深すぎます。", ("formdefs:list",))
     messages.success(request, f"下書き「{row.version}」を作成しました。")
     return redirect("formdefs:detail", pk=row.pk)
 
@@ -182,7 +184,10 @@ def item_edit(request, pk, item_id=None):
                 item["values"] = _parse_values(request.POST.get("values", ""))
             visible = request.POST.get("visible_when", "").strip()
             if visible:
-                item["visible_when"] = json.loads(visible)
+                try:
+                    item["visible_when"] = json.loads(visible)
+                except RecursionError:
+                    raise DefinitionError("JSONの入れ子が深すぎます。")
             else:
                 item.pop("visible_when", None)
             services.definition_update_draft(row, defn, user=request.user, request=request)
@@ -205,7 +210,10 @@ def rules_edit(request, pk):
     row = _draft(pk)
     defn = copy.deepcopy(row.definition)
     try:
-        rules = json.loads(request.POST.get("rules", ""))
+        try:
+            rules = json.loads(request.POST.get("rules", ""))
+        except RecursionError:
+            raise DefinitionError("JSONの入れ子が深すぎます。")
         if not isinstance(rules, list):
             raise DefinitionError("ルールはJSONの配列で入力してください。")
         defn["rules"] = rules
@@ -231,13 +239,17 @@ def definition_preview(request, pk):
 def definition_publish_view(request, pk):
     row = _draft(pk)
     scope = request.POST.get("scope", "all")
-    hospitals = list(Hospital.objects.filter(pk__in=request.POST.getlist("hospitals"))) if scope == "subset" else None
+    ids = [h for h in request.POST.getlist("hospitals") if h.isdigit()]
+    hospitals = list(Hospital.objects.filter(pk__in=ids)) if scope == "subset" else None
     if scope == "subset" and not hospitals:
         return _fail(request, "対象の医療機関を選んでください。", ("formdefs:detail", row.pk))
     effective = request.POST.get("effective_from", "").strip()
     effective_from = None
     if effective:
-        effective_from = parse_datetime(effective)
+        try:
+            effective_from = parse_datetime(effective)
+        except ValueError:
+            effective_from = None
         if effective_from is None:
             return _fail(request, "適用開始日時の形式が正しくありません。", ("formdefs:detail", row.pk))
         if timezone.is_naive(effective_from):
@@ -346,12 +358,12 @@ def user_admin(request):
     created = None
     error = ""
     if request.method == "POST" and request.POST.get("unlock"):
-        user = get_object_or_404(User, pk=request.POST["unlock"])
+        user = get_object_or_404(User, pk=request.POST["unlock"] if request.POST["unlock"].isdigit() else 0)
         user_unlock(user, by=request.user, request=request)
         messages.success(request, f"{user.username} のロックを解除しました。")
         return redirect("formdefs:users")
     if request.method == "POST" and request.POST.get("reset"):
-        user = get_object_or_404(User, pk=request.POST["reset"])
+        user = get_object_or_404(User, pk=request.POST["reset"] if request.POST["reset"].isdigit() else 0)
         try:
             created = {"user": user, "password": user_reset(user, by=request.user, request=request), "reset": True}
         except AccountError as exc:

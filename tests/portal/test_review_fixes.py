@@ -184,3 +184,9 @@ def test_audit_csv_neutralises_formulas(client, central_admin, login):
     login(client, central_admin)
     body = b"".join(client.get(reverse("audit-export")).streaming_content).decode("utf-8-sig")
     assert "'=HYPERLINK" in body and "'+cmd" in body
+
+
+def test_user_admin_ids_are_checked(client, central_admin, login):
+    login(client, central_admin)
+    assert client.post(reverse("formdefs:users"), {"unlock": "abc"}).status_code == 404
+    assert client.post(reverse("formdefs:users"), {"reset": "1 OR 1=1"}).status_code == 404
