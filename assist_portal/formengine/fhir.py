@@ -285,12 +285,27 @@ def _q_group(group: dict[str, Any], members: list[dict[str, Any]]) -> dict[str, 
     return q
 
 
+def _placements(defn: dict[str, Any]):
+    """Top-level entries in form order with whether they belong in the header group (linkId ``i0_*``): each
+    repeat group once, where its first member stands, as (group, members, in_header); other items as
+    (item, None, in_header)."""
+    groups = groups_by_id(defn)
+    placed: set[str] = set()
+    for item in defn["items"]:
+        gid = item.get("group")
+        if not gid:
+            yield item, None, item.get("link_id", "").startswith("i0_")
+        elif gid not in placed:
+            placed.add(gid)
+            group = groups[gid]
+            yield group, [i for i in defn["items"] if i.get("group") == gid], group.get("link_id", "").startswith("i0_")
+
+
 def to_questionnaire(defn: dict[str, Any], *, url: str, version: str) -> dict[str, Any]:
     """An R4 Questionnaire for a (valid) definition. ``url``/``version`` are the canonical the
     QuestionnaireResponse will point at (``<url>|<version>``)."""
     ensure_valid(defn)
     paths = _Paths(defn)
-    groups = groups_by_id(defn)
     meta = {k: copy.deepcopy(defn[k]) for k in ("format", "catalog", "disease", "version", "title", "sections",
                                                  "changes_from_previous") if k in defn}
     meta["item_order"] = [item["id"] for item in defn["items"]]
@@ -311,19 +326,12 @@ def to_questionnaire(defn: dict[str, Any], *, url: str, version: str) -> dict[st
 
     header: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
-    placed: set[str] = set()
-    for item in defn["items"]:
-        gid = item.get("group")
-        if gid:
-            if gid in placed:
-                continue
-            placed.add(gid)
-            members = [_q_item(i, paths, defn) for i in defn["items"] if i.get("group") == gid]
-            target = header if groups[gid].get("link_id", "").startswith("i0_") else content
-            target.append(_q_group(groups[gid], members))
-            continue
-        target = header if item.get("link_id", "").startswith("i0_") else content
-        target.append(_q_item(item, paths, defn))
+    for entry, members, in_header in _placements(defn):
+        target = header if in_header else content
+        if members is None:
+            target.append(_q_item(entry, paths, defn))
+        else:
+            target.append(_q_group(entry, [_q_item(i, paths, defn) for i in members]))
     name = re.sub(r"[^A-Za-z0-9_]", "_", f"HERSYS_{defn.get('disease', '')}_{version}")[:250]
     q: dict[str, Any] = {
         "resourceType": "Questionnaire",
@@ -657,19 +665,12 @@ def to_questionnaire_response(defn: dict[str, Any], values: dict[str, Any], *, q
     evaluation = evaluate(defn, values, today=date(9999, 12, 31), stage="confirm")
     current = evaluation.values
     hidden = set(evaluation.hidden)
-    groups = groups_by_id(defn)
     header: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
-    placed: set[str] = set()
-    for item in defn["items"]:
-        gid = item.get("group")
-        if gid:
-            if gid in placed:
-                continue
-            placed.add(gid)
-            group = groups[gid]
-            members = [i for i in defn["items"] if i.get("group") == gid]
-            target = header if group.get("link_id", "").startswith("i0_") else content
+    for entry, members, in_header in _placements(defn):
+        target = header if in_header else content
+        if members is not None:
+            group, gid = entry, entry["id"]
             rows = current.get(gid) if isinstance(current.get(gid), list) else []
             for row in rows[: group["max"]]:
                 if not isinstance(row, dict):
@@ -683,11 +684,11 @@ def to_questionnaire_response(defn: dict[str, Any], values: dict[str, Any], *, q
                     target.append({"linkId": group.get("link_id", gid), "definition": ITEM_PREFIX + gid,
                                    "text": group["label"], "item": cells})
             continue
+        item = entry
         if item["id"] in hidden or item["id"] not in current:
             continue
         answers = _answers(item, current[item["id"]])
         if answers:
-            target = header if item.get("link_id", "").startswith("i0_") else content
             target.append(_qr_item(item, answers))
     qr: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
