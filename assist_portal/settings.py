@@ -152,6 +152,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 10
 LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
+# A launch for a patient whose case was notified less than this many days ago reopens that notification.
+CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
 LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600"))
 
 REST_FRAMEWORK = {

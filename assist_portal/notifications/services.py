@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import mapping
@@ -168,13 +169,16 @@ def notification_open_from_extract(extract: Extract, user) -> Notification:
 
 
 def _open_from_extract(extract: Extract, user) -> Notification:
+    same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
     existing = (Notification.objects.select_for_update()
-                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref,
-                        status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
+                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref)
+                .filter(Q(status=Notification.Status.DRAFT)
+                        | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
                 .order_by("-created_at").first())
     if existing is not None:
         # One notification per case: a later EMR launch opens it (changes become an update, never a duplicate
-        # — Q&A 3, 7). Only values it lacks are taken from the new extract.
+        # — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the case was
+        # notified (CASE_REOPEN_DAYS, e.g. a reinfection) starts a new notification.
         return _refresh_from_extract(existing, extract)
     definition = definition_for_hospital(extract.hospital)
     if definition is None:

@@ -91,6 +91,11 @@ def test_emr_button_after_confirmation_opens_the_same_notification(client, hospi
     again = client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
     assert again["Location"].endswith(f"/notifications/{n.uuid}/")
     assert Notification.objects.count() == 1
+    # Months later (e.g. a reinfection) the button starts a new notification.
+    Notification.objects.filter(pk=n.pk).update(created_at=timezone.now() - timezone.timedelta(days=120))
+    later = client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
+    assert not later["Location"].endswith(f"/notifications/{n.uuid}/")
+    assert Notification.objects.count() == 2
 
 
 def test_refused_cross_hospital_launch_is_audited(client, make_user, other_hospital, published, push, login,
