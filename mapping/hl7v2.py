@@ -116,6 +116,16 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
     warnings: list[str] = []
     if data.startswith(codecs.BOM_UTF8):
         data = data[3:]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:8] in (b"M\x00S\x00H\x00", b"\x00M\x00S\x00H"):
+        # saved as "Unicode" by a Windows tool: UTF-16 with (or, rarely, without) its BOM
+        enc = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else \
+            ("utf-16-le" if data[:1] == b"M" else "utf-16-be")
+        try:
+            return data.decode(enc), enc, warnings
+        except UnicodeDecodeError:
+            text = data.decode(enc, errors="replace")
+            warnings.append("UTF-16として読めない文字があり、一部の値を転記していません")
+            return text, enc + "(replace)", warnings
     if b"\x1b" in data or b"\x0e" in data:
         for enc in ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_jp_3", "iso2022_jp_2"):
             try:
@@ -201,12 +211,30 @@ class Segment:
                         out.append(table[code])
                     elif code in (".br", ".BR"):
                         out.append(" ")
+                    elif code[:1] in ("X", "x") and len(code) > 1:
+                        out.append(_hex_escape(code[1:]))
+                    elif code[:1] in ("C", "M", "Z"):
+                        # character-set switch (\Cxxyy\, \Mxxyyzz\) or a locally defined escape: what follows
+                        # cannot be read with certainty, so the value must not be pre-filled
+                        out.append("\ufffd")
                     # highlighting and other formatting escapes carry no text
                     i = j + 1
                     continue
             out.append(s[i])
             i += 1
         return "".join(out)
+
+
+def _hex_escape(hexdigits: str) -> str:
+    """\\Xhh..\\ (hexadecimal data): ASCII bytes are read as text (\\X0D\\ ...); other bytes are in a character
+    set the message does not name reliably, so they become U+FFFD (the value is then not pre-filled)."""
+    try:
+        raw = bytes.fromhex(hexdigits)
+    except ValueError:
+        return "\ufffd"
+    if raw and all(0x20 <= b < 0x7F or b in (0x09, 0x0A, 0x0D) for b in raw):
+        return raw.decode("ascii").replace("\r", " ").replace("\n", " ")
+    return "\ufffd"
 
 
 @dataclass
@@ -240,7 +268,9 @@ def parse_text(text: str) -> list[Message]:
     pending: list[str] = []
     junk = 0
     for line in lines:
-        if not line.strip():
+        # MLLP framing (VT at the start, FS at the end) and NUL padding are transport bytes, never content
+        line = line.rstrip("\x1c")
+        if not line.strip(" \t\x00\x0b\x0c\x1c"):
             continue
         line = line.lstrip(" \t\x0b\x0c")
         if line.startswith("MSH") and len(line) >= 8:
