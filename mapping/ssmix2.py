@@ -629,8 +629,11 @@ def _extract(files: dict[str, bytes], codes: LocalCodes) -> dict[str, Any]:
             f.warn(f"{meta.rel.split('/')[-1]}: {w}")
         for msg in msgs:
             pid = msg.first("PID")
-            pid_id = pid.get(3) if pid is not None else ""
-            if folder_id and pid_id and pid_id != folder_id and pid_id.lstrip("0") != folder_id.lstrip("0"):
+            # PID-3 may repeat (insurance card, old chart number, ...): the message is this patient's when any
+            # identifier is the folder's patient id
+            pid_ids = [i for r in range(len(pid.reps(3))) if (i := pid.get(3, 1, r).strip())] if pid is not None else []
+            if folder_id and pid_ids and not any(i == folder_id or i.lstrip("0") == folder_id.lstrip("0")
+                                                 for i in pid_ids):
                 skipped_other += 1
                 continue
             docs.append(_Doc(meta, msg))
