@@ -53,8 +53,19 @@ class FileMeta:
     named: bool = False
 
 
+# copies that editors, backup tools and file managers leave next to the real files: never read
+_JUNK_NAME = re.compile(r"(?i)(\.(bak|tmp|temp|old|orig|swp|sav|part|crdownload|lock)|~|\.\d+)$|^(thumbs\.db|desktop\.ini"
+                        r"|readme(\.\w+)?|~\$.*)$")
+# suffixes some exporters give the standard file names (the condition flag is the part before them)
+_HL7_SUFFIX = re.compile(r"(?i)\.(hl7|txt|dat|msg|er7)$")
+
+
+def is_junk_name(rel: str) -> bool:
+    return bool(_JUNK_NAME.search(re.split(r"[\\/]", rel)[-1]))
+
+
 def parse_name(rel: str) -> FileMeta:
-    base = re.split(r"[\\/]", rel)[-1]
+    base = _HL7_SUFFIX.sub("", re.split(r"[\\/]", rel)[-1])
     parts = base.split("_")
     meta = FileMeta(rel=rel)
     if len(parts) >= 7:
@@ -600,6 +611,8 @@ def _extract(files: dict[str, bytes], codes: LocalCodes) -> dict[str, Any]:
     for rel, data in files.items():
         if not isinstance(data, (bytes, bytearray)):
             continue
+        if is_junk_name(str(rel)):
+            continue   # .bak / .tmp / editor copies, README, Thumbs.db: not records of the storage
         meta = parse_name(str(rel))
         if meta.named and meta.flag == "0":
             deleted.append(meta)  # cancelled / deleted record
