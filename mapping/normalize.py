@@ -190,8 +190,13 @@ def phone(value: object) -> Result:
     s = unicodedata.normalize("NFKC", clean(value))
     if not s:
         return None, None
+    s = re.sub(r"(?i)^tel:", "", s.strip())
     s = s.translate({ord(c): "-" for c in _DASHES + "()（）"})
     s = re.sub(r"\s+", "", s)
+    # the Japanese country code written in front: +81-90-..., +81(0)90-..., 0081-3-... → the domestic form 090-...
+    m = re.fullmatch(r"(?:\+|00)81-*(?:0-*)?([1-9][\d-]*)", s)
+    if m:
+        s = "0" + m.group(1)
     if not re.fullmatch(r"\+?[\d-]+", s):
         return None, f"電話番号として解釈できない値のため転記しませんでした（{s[:20]}）"
     s = re.sub(r"-{2,}", "-", s).strip("-")

@@ -196,7 +196,10 @@ def _phone(seg: Segment, n: int) -> tuple[str | None, int]:
         cs = seg.comps(n, r) + [""] * 12
         num = cs[11] or cs[0]
         if not num and (cs[5] or cs[6]):
-            num = "-".join(x for x in (cs[5], cs[6]) if x)
+            area = cs[5].strip()
+            if cs[4].strip().lstrip("+") == "81" and area and not area.startswith("0"):
+                area = "0" + area   # country code 81 with the area code without its trunk prefix 0
+            num = "-".join(x for x in (area, cs[6].strip()) if x)
         if num.strip():
             return num, r
     return None, 0
