@@ -144,6 +144,18 @@ def is_covid_confirmed(code: str) -> bool:
     return icd10_norm(code) == "U071"
 
 
+# the 標準病名 (MEDIS) of U07.1 and its usual spellings: a disease name WITHOUT a code counts as U07.1 only when it is
+# exactly one of these (「疑い」, 「除外」, 「臨床診断」 and any other wording never match)
+_COVID_NAMES = frozenset({"COVID-19", "COVID19", "新型コロナウイルス感染症", "COVID-19(新型コロナウイルス感染症)",
+                          "新型コロナウイルス感染症(COVID-19)", "COVID-19感染症"})
+
+
+def is_covid_name(name: object) -> bool:
+    s = unicodedata.normalize("NFKC", clean(name)).upper()
+    s = re.sub(r"\s+", "", s).translate({ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"})
+    return s in _COVID_NAMES
+
+
 def is_covid_clinical(code: str) -> bool:
     return icd10_norm(code) == "U072"
 

@@ -13,6 +13,7 @@ from .codes import (
     icd10_norm,
     is_covid_clinical,
     is_covid_confirmed,
+    is_covid_name,
     load_local_codes,
     parse_interpretation,
     parse_result,
@@ -272,13 +273,16 @@ def _conditions(f: Facts, b: _Bundle) -> None:
         clin = {_s(cd.get("code")) for cd in _codings(c.get("clinicalStatus"))}
         resolved = bool(clin & {"resolved", "inactive", "remission"}) or bool(c.get("abatementDateTime"))
         cid = _s(c.get("id")) or str(i)
-        for cd in _codings(c.get("code")):
-            system = _s(cd.get("system")).lower()
+        icd = [cd for cd in _codings(c.get("code")) if icd10_norm(_s(cd.get("code"))) and (
+            not _s(cd.get("system")) or any(x in _s(cd.get("system")).lower()
+                                            for x in ("icd-10", "icd10", "2.16.840.1.113883.6.3")))]
+        if not icd and any(is_covid_name(x) for x in [_dict(c.get("code")).get("text")] + [
+                cd.get("display") for cd in _codings(c.get("code"))]):
+            # the disease name 「COVID-19」 without an ICD-10 code: the 標準病名 of U07.1
+            icd = [{"code": "U07.1"}]
+            f.warn("clinical.diagnosis_date: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
+        for cd in icd:
             code = _s(cd.get("code"))
-            if system and not any(x in system for x in ("icd-10", "icd10", "2.16.840.1.113883.6.3")):
-                continue
-            if not icd10_norm(code):
-                continue
             if is_covid_confirmed(code):
                 recorded = c.get("recordedDate")
                 for role in ("asserter", "recorder"):

@@ -21,6 +21,7 @@ from .codes import (
     icd10_norm,
     is_covid_clinical,
     is_covid_confirmed,
+    is_covid_name,
     load_local_codes,
     parse_interpretation,
     parse_result,
@@ -428,6 +429,9 @@ def _problems(f: Facts, docs: list[_Doc]) -> None:
             code, system = prb.get(3, first), prb.get(3, first + 2).upper().replace(" ", "")
             if code and (system in _ICD_SYSTEMS or not system):
                 codes.append(code)
+        if not any(icd10_norm(c) for c in codes) and (is_covid_name(prb.get(3, 2)) or is_covid_name(prb.get(3, 5))):
+            codes = ["U071"]   # the disease name 「COVID-19」 without an ICD-10 code: the 標準病名 of U07.1
+            f.warn("clinical.diagnosis_date: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
         status = _prb_text(prb, 13) + "^" + _prb_text(prb, 14)
         names = (prb.get(3, 2) + prb.get(3, 5)).upper()
         if any(x in status or x in names for x in _RULED_OUT) or prb.get(13).upper() in ("R", "RO", "X", "E"):
