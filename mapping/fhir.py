@@ -362,6 +362,12 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
         spec_res = b.get(o.get("specimen"), o)
         specimen = None
         coll = None
+        disp = _s(_dict(o.get("specimen")).get("display"))
+        if spec_res is None and disp:
+            # no Specimen resource, only its name: the exactly registered specimen name of the local code table
+            specimen = codes.specimen_of("", disp)
+            if specimen:
+                prov["specimen"] = f"{base}.specimen.display"
         if spec_res is not None:
             sid = _s(spec_res.get("id"))
             for cd in _codings(spec_res.get("type")):
