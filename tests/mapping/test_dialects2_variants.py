@@ -3,18 +3,15 @@ always; full recall for every dialect the extract still supports."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from mapping import extract_fhir, extract_ssmix2_files
-
 from .conftest import patient_dir, read_folder
 from .dialects2 import FHIR_DIALECTS2, SSMIX2_DIALECTS2
-from .test_samples_and_variants import _total
+from .test_samples_and_variants import assert_perfect, fhir_pairs, ssmix2_pairs
 
 # dialects that still fail (strict xfail: a fixed one must leave this list)
 KNOWN_GAPS: set[str] = set()
@@ -28,27 +25,13 @@ def _gap(fmt: str, name: str) -> Any:
 @pytest.mark.parametrize("dialect", [_gap("ss-mix2", n) for n in sorted(SSMIX2_DIALECTS2)])
 def test_ssmix2_dialect2(dialect: str, samples: Path, answer_key: dict[str, Any], codes: Any,
                          scorer: ModuleType) -> None:
-    make, key_fn = SSMIX2_DIALECTS2[dialect]
-    pairs = []
-    for pid, key in answer_key.items():
-        files = make(read_folder(patient_dir(samples, pid)))
-        pairs.append((extract_ssmix2_files(files, codes)["items"], key_fn(key)))
-    recall, wrong, notes = _total(scorer, pairs)
-    assert wrong == 0, notes
-    assert recall == 1.0, notes
+    assert_perfect(scorer, ssmix2_pairs(*SSMIX2_DIALECTS2[dialect], samples, answer_key, codes))
 
 
 @pytest.mark.parametrize("dialect", [_gap("fhir", n) for n in sorted(FHIR_DIALECTS2)])
 def test_fhir_dialect2(dialect: str, samples: Path, answer_key: dict[str, Any], codes: Any,
                        scorer: ModuleType) -> None:
-    make, key_fn = FHIR_DIALECTS2[dialect]
-    pairs = []
-    for pid, key in answer_key.items():
-        bundle = json.loads((samples / "fhir" / f"{pid}.json").read_text(encoding="utf-8"))
-        pairs.append((extract_fhir(make(bundle), codes)["items"], key_fn(key)))
-    recall, wrong, notes = _total(scorer, pairs)
-    assert wrong == 0, notes
-    assert recall == 1.0, notes
+    assert_perfect(scorer, fhir_pairs(*FHIR_DIALECTS2[dialect], samples, answer_key, codes))
 
 
 def test_folder_shapes_on_disk(tmp_path: Path, samples: Path, answer_key: dict[str, Any], codes: Any,
@@ -67,9 +50,7 @@ def test_folder_shapes_on_disk(tmp_path: Path, samples: Path, answer_key: dict[s
             p.write_bytes(data)
         (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
         pairs.append((extract_ssmix2_dir(root, codes)["items"], key))
-    recall, wrong, notes = _total(scorer, pairs)
-    assert wrong == 0, notes
-    assert recall == 1.0, notes
+    assert_perfect(scorer, pairs)
 
 
 def test_phone_and_escape_units() -> None:

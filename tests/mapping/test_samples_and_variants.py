@@ -26,6 +26,26 @@ def _total(scorer: ModuleType, pairs: list[tuple[dict[str, Any], dict[str, Any]]
     return (c / t if t else 1.0), w, notes
 
 
+def assert_perfect(scorer: ModuleType, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Zero wrong fills and full recall, scored like the acceptance scorer."""
+    recall, wrong, notes = _total(scorer, pairs)
+    assert wrong == 0, notes
+    assert recall == 1.0, notes
+
+
+def ssmix2_pairs(make, key_fn, samples: Path, answer_key: dict[str, Any], codes: Any) -> list:
+    """(extracted items, expected key) for every sample patient, its SS-MIX2 files rewritten by `make`."""
+    return [(extract_ssmix2_files(make(read_folder(patient_dir(samples, pid))), codes)["items"], key_fn(key))
+            for pid, key in answer_key.items()]
+
+
+def fhir_pairs(make, key_fn, samples: Path, answer_key: dict[str, Any], codes: Any) -> list:
+    """(extracted items, expected key) for every sample patient, its FHIR bundle rewritten by `make`."""
+    return [(extract_fhir(make(json.loads((samples / "fhir" / f"{pid}.json").read_text(encoding="utf-8"))),
+                          codes)["items"], key_fn(key))
+            for pid, key in answer_key.items()]
+
+
 def test_ssmix2_public_samples(samples: Path, answer_key: dict[str, Any], codes: Any, scorer: ModuleType) -> None:
     pairs = [(extract_ssmix2_dir(patient_dir(samples, pid), codes)["items"], key) for pid, key in answer_key.items()]
     recall, wrong, notes = _total(scorer, pairs)
@@ -44,28 +64,13 @@ def test_fhir_public_samples(samples: Path, answer_key: dict[str, Any], codes: A
 @pytest.mark.parametrize("variant", sorted(SSMIX2_VARIANTS))
 def test_ssmix2_variant(variant: str, samples: Path, answer_key: dict[str, Any], codes: Any,
                         scorer: ModuleType) -> None:
-    make, key_fn = SSMIX2_VARIANTS[variant]
-    pairs = []
-    for pid, key in answer_key.items():
-        files = make(read_folder(patient_dir(samples, pid)))
-        pairs.append((extract_ssmix2_files(files, codes)["items"], key_fn(key)))
-    recall, wrong, notes = _total(scorer, pairs)
-    assert wrong == 0, notes
-    assert recall >= 0.98, notes
-    assert recall == 1.0, notes  # all of these variations are fully supported
+    assert_perfect(scorer, ssmix2_pairs(*SSMIX2_VARIANTS[variant], samples, answer_key, codes))
 
 
 @pytest.mark.parametrize("variant", sorted(FHIR_VARIANTS))
 def test_fhir_variant(variant: str, samples: Path, answer_key: dict[str, Any], codes: Any,
                       scorer: ModuleType) -> None:
-    make, key_fn = FHIR_VARIANTS[variant]
-    pairs = []
-    for pid, key in answer_key.items():
-        bundle = json.loads((samples / "fhir" / f"{pid}.json").read_text(encoding="utf-8"))
-        pairs.append((extract_fhir(make(bundle), codes)["items"], key_fn(key)))
-    recall, wrong, notes = _total(scorer, pairs)
-    assert wrong == 0, notes
-    assert recall == 1.0, notes
+    assert_perfect(scorer, fhir_pairs(*FHIR_VARIANTS[variant], samples, answer_key, codes))
 
 
 def test_provenance_names_the_source(samples: Path, codes: Any) -> None:
