@@ -30,6 +30,16 @@ MAX_BYTES = 50 * 1024 * 1024
 PROFILES = Path(__file__).resolve().parent / "profiles"
 
 
+
+# Date columns that become dated facts for the shared episode logic: item → (Facts list, fact type).
+_DATE_EVENTS: dict[str, tuple[str, Any]] = {
+    "clinical.diagnosis_date": ("diagnoses", Diagnosis),
+    "clinical.first_visit_date": ("visits", Event),
+    "care.admission_date": ("admissions", Event),
+    "care.discharge_date": ("discharges", Event),
+}
+
+
 def load_profile(source: str | os.PathLike[str] | dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(source, dict):
         return source, None
@@ -139,26 +149,12 @@ def _rows_to_facts(rows: list[dict[str, str]], profile: dict[str, Any], codes: L
             f.warn(f"{item}: 行によって値が異なるため転記しませんでした")
             continue
         value = values[0][0]
-        if item == "clinical.diagnosis_date":
+        if item in _DATE_EVENTS:
             d, w = nz.parse_date(value)
             f.warn(f"{item}: {w}" if w else None)
             if d:
-                f.diagnoses.append(Diagnosis(d, prov))  # type: ignore[arg-type]
-        elif item == "clinical.first_visit_date":
-            d, w = nz.parse_date(value)
-            f.warn(f"{item}: {w}" if w else None)
-            if d:
-                f.visits.append(Event(d, prov))  # type: ignore[arg-type]
-        elif item == "care.admission_date":
-            d, w = nz.parse_date(value)
-            f.warn(f"{item}: {w}" if w else None)
-            if d:
-                f.admissions.append(Event(d, prov))  # type: ignore[arg-type]
-        elif item == "care.discharge_date":
-            d, w = nz.parse_date(value)
-            f.warn(f"{item}: {w}" if w else None)
-            if d:
-                f.discharges.append(Event(d, prov))  # type: ignore[arg-type]
+                facts_list, make_event = _DATE_EVENTS[item]
+                getattr(f, facts_list).append(make_event(d, prov))
         elif item == "report.physician_name":
             name, w = nz.person_name(value)
             f.warn(f"{item}: {w}" if w else None)
