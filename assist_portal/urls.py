@@ -1,14 +1,11 @@
 from django.shortcuts import redirect
 from django.urls import include, path
 
-from assist_portal.audit.views import audit_export
-
 urlpatterns = [
     path("", lambda request: redirect("notifications:list")),
     path("accounts/", include("assist_portal.accounts.urls")),
     path("api/", include("assist_portal.api.urls")),
-    path("central/", include("assist_portal.forms.urls")),
-    path("central/audit.csv", audit_export, name="audit-export"),
+    path("central/", include("assist_portal.central.urls")),
     path("", include("assist_portal.notifications.urls")),
 ]
 

@@ -61,7 +61,7 @@ def world_create(hospitals: int) -> World:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from assist_portal.accounts.models import Hospital, User
-    from assist_portal.forms.services import definition_import_builtin, definition_publish
+    from assist_portal.formdefs.services import definition_import_builtin, definition_publish
 
     local_codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
     sites = []
@@ -94,8 +94,8 @@ def _complete(values: dict[str, Any]) -> dict[str, Any]:
 def templates_build(world: World) -> list[Template]:
     """Run `mapping` once per demo FHIR patient and keep the ones that confirm without errors."""
     import mapping
-    from assist_portal.formengine import evaluate
     from assist_portal.notifications.services import local_date, prefill_values
+    from formengine import evaluate
 
     site = world.sites[0]
     codes = mapping.load_local_codes(site.hospital.local_codes or {})

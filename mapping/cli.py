@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .codes import CATALOGS, LocalCodes, load_local_codes
+from vocabulary import catalog_path
+
+from .codes import LocalCodes, load_local_codes
 from .csvdwh import extract_csv, load_profile
 from .fhir import extract_fhir
 from .ssmix2 import extract_ssmix2_dir
 
 FORMATS = ("ss-mix2", "fhir", "csv")
-DEFAULT_CATALOG = CATALOGS / "items-2022-09.json"
+DEFAULT_CATALOG = catalog_path("2022-09")
 
 
 def extract_path(fmt: str, path: str, codes: LocalCodes, profile: dict[str, Any] | None) -> dict[str, Any]:

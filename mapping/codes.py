@@ -13,7 +13,6 @@ from typing import Any
 from .normalize import clean
 
 CODETABLES = Path(__file__).resolve().parent / "codetables"
-CATALOGS = Path(__file__).resolve().parent / "catalogs"
 
 METHODS = {"pcr", "antigen_qualitative", "antigen_quantitative", "isolation", "clinical", "other"}
 SPECIMENS = {"nasopharyngeal_swab", "nasal_swab", "saliva", "sputum", "throat_swab", "tracheal_aspirate", "bal",

@@ -7,6 +7,7 @@ afterwards. Exports DATABASE_URL and REDIS_URL to the command.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 
 def reachable(host: str, port: int) -> bool:
@@ -81,12 +83,15 @@ def main(argv: list[str]) -> int:
     own = env.pop("WITH_SERVICES_OWN", "") == "1"  # force throw-away servers even when localhost has them
     cleanup: list = []
     tmp = tempfile.mkdtemp(prefix="hersys-services-")
+    # Two checkouts on one machine (CI beside a developer, two work trees) must not share the test database or
+    # the Redis queues: both are named after the checkout's path.
+    tag = int(hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest(), 16)
     try:
         if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = ("postgres://postgres@127.0.0.1:5432/hersys" if not own and reachable("127.0.0.1", 5432)
-                                   else start_postgres(tmp, cleanup))
+            env["DATABASE_URL"] = (f"postgres://postgres@127.0.0.1:5432/hersys_{tag % 10**8}"
+                                   if not own and reachable("127.0.0.1", 5432) else start_postgres(tmp, cleanup))
         if not env.get("REDIS_URL"):
-            env["REDIS_URL"] = ("redis://127.0.0.1:6379/0" if not own and reachable("127.0.0.1", 6379)
+            env["REDIS_URL"] = (f"redis://127.0.0.1:6379/{tag % 16}" if not own and reachable("127.0.0.1", 6379)
                                 else start_redis(tmp, cleanup))
         print(f"with_services: DATABASE_URL={env['DATABASE_URL']} REDIS_URL={env['REDIS_URL']}", flush=True)
         return subprocess.call(argv, env=env)

@@ -34,7 +34,7 @@ def _after_sign_in(user, next_url: str):
     if user.must_change_password:
         query = "?" + urlencode({"next": next_url}) if next_url else ""
         return redirect(reverse("accounts:password_change") + query)
-    return redirect(next_url or ("formdefs:list" if user.is_central_admin else "notifications:list"))
+    return redirect(next_url or ("central:list" if user.is_central_admin else "notifications:list"))
 
 
 @require_http_methods(["GET", "POST"])

@@ -140,8 +140,8 @@ def _enqueue_next_revision(delivery: Delivery) -> None:
 
 def build_bundle(delivery: Delivery) -> dict:
     """The FHIR document Bundle for one revision: only HER-SYS items leave the data centre."""
-    from assist_portal.formengine import to_questionnaire_response
-    from assist_portal.forms.selectors import item_set_version
+    from assist_portal.formdefs.selectors import item_set_version
+    from formengine import to_questionnaire_response
     from hersys_client import build_document_bundle
 
     revision = delivery.revision

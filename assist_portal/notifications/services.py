@@ -17,8 +17,8 @@ from django.utils import timezone
 import mapping
 from assist_portal.audit.services import audit_record
 from assist_portal.delivery.services import delivery_create
-from assist_portal.formengine import evaluate
-from assist_portal.forms.selectors import definition_for_hospital
+from assist_portal.formdefs.selectors import definition_for_hospital
+from formengine import evaluate
 
 from .models import Extract, LaunchToken, Notification, NotificationRevision
 
@@ -348,7 +348,7 @@ def notification_withdraw(notification: Notification, user, lock_version: int, r
 
 def notification_migrate_if_needed(notification: Notification) -> Notification:
     """A draft follows its hospital's current definition; confirmed notifications keep their version."""
-    from assist_portal.formengine import migrate_values
+    from formengine import migrate_values
 
     if notification.status != Notification.Status.DRAFT:
         return notification

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
-from assist_portal.formengine import evaluate, parse_form_input, render_model
+from formengine import evaluate, parse_form_input, render_model
 
 from . import selectors, services
 

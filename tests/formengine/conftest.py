@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from assist_portal.formengine import builtin_definition
+from formengine import builtin_definition
 
 TODAY = date(2022, 10, 5)
 

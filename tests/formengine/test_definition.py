@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assist_portal.formengine import (
+from formengine import (
     BUILTIN_VERSIONS,
     DefinitionError,
     builtin_catalog,

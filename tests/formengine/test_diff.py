@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from assist_portal.formengine import Change, DefinitionError, builtin_definition, diff_definitions, migrate_values
+from formengine import Change, DefinitionError, builtin_definition, diff_definitions, migrate_values
 
 from .conftest import base_values
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assist_portal.formengine import Evaluation, Message, builtin_definition, evaluate
+from formengine import Evaluation, Message, builtin_definition, evaluate
 
 from .conftest import TODAY, base_values, patched
 

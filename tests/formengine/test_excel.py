@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from openpyxl import Workbook
 
-from assist_portal.formengine import (
+from formengine import (
     DefinitionError,
     evaluate,
     from_excel_layout,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assist_portal.formengine import (
+from formengine import (
     DefinitionError,
     builtin_definition,
     evaluate,
@@ -15,7 +15,7 @@ from assist_portal.formengine import (
     to_questionnaire_response,
     validate_definition,
 )
-from assist_portal.formengine.fhir import (
+from formengine.fhir import (
     EXT_ITEM,
     EXT_RULE,
     ITEM_PREFIX,

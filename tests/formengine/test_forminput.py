@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assist_portal.formengine import builtin_definition, evaluate, parse_form_input, render_model
+from formengine import builtin_definition, evaluate, parse_form_input, render_model
 
 from .conftest import TODAY, base_values
 

@@ -5,7 +5,7 @@ import json
 
 from hypothesis import given, settings
 
-from assist_portal.formengine import builtin_definition, evaluate, provenance_badge, render_model
+from formengine import builtin_definition, evaluate, provenance_badge, render_model
 
 from .conftest import TODAY, base_values, patched
 from .test_engine import _values

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from assist_portal.formengine import BUILTIN_VERSIONS, builtin_definition, evaluate
+from formengine import BUILTIN_VERSIONS, builtin_definition, evaluate
 
 from .conftest import TODAY, base_values, patched
 

@@ -53,7 +53,7 @@ def test_cli_subprocess_ssmix2(samples: Path) -> None:
 def test_coverage_command(samples: Path, capsys: Any) -> None:
     paths = [str(p) for p in sorted((samples / "fhir").glob("*.json"))]
     rc = main(["coverage", "--format", "fhir", "--local-codes", str(samples / "local-codes.json"),
-               "--catalog", str(ROOT / "mapping" / "catalogs" / "items-2022-09.json"), "--json", *paths])
+               "--catalog", str(ROOT / "vocabulary" / "catalogs" / "items-2022-09.json"), "--json", *paths])
     assert rc == 0
     cov = json.loads(capsys.readouterr().out)
     assert cov["extracts"] == len(paths) and cov["catalog_items"] == 50

@@ -98,7 +98,7 @@ def test_central_admin_edits_mapping_tables_with_validation(client, hospital, ce
     from assist_portal.audit.models import AuditEvent
 
     login(client, central_admin)
-    url = reverse("formdefs:hospital-mapping", args=[hospital.pk])
+    url = reverse("central:hospital-mapping", args=[hospital.pk])
     assert client.get(url).status_code == 200
     bad = client.post(url, {"local_codes": "[1,2]", "csv_profile": "{}"})
     assert bad.status_code == 400 and "保存できませんでした" in bad.content.decode()

@@ -88,7 +88,7 @@ def admin_creates(client, central_admin, hospital, login, username="new_doctor")
     from assist_portal.accounts.models import User
 
     login(client, central_admin)
-    page = client.post(reverse("formdefs:users"), {"username": username, "display_name": "新人　医師",
+    page = client.post(reverse("central:users"), {"username": username, "display_name": "新人　医師",
                                                    "role": "physician", "hospital": hospital.pk})
     assert page.status_code == 200
     html = page.content.decode()
@@ -107,7 +107,7 @@ def test_central_admin_creates_an_account_without_a_second_factor(client, centra
     assert AuditEvent.objects.filter(action="user.create").exists()
     # Missing hospital for hospital staff is refused.
     login(client, central_admin)
-    bad = client.post(reverse("formdefs:users"), {"username": "x", "role": "clerk", "hospital": ""})
+    bad = client.post(reverse("central:users"), {"username": "x", "role": "clerk", "hospital": ""})
     assert bad.status_code == 400
 
 
@@ -259,7 +259,7 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     other_browser = login(Client(), physician)
     assert other_browser.get(reverse("notifications:list")).status_code == 200
     login(client, central_admin)
-    page = client.post(reverse("formdefs:users"), {"reset": physician.pk})
+    page = client.post(reverse("central:users"), {"reset": physician.pk})
     html = page.content.decode()
     assert page.status_code == 200 and 'id="initial-password"' in html
     assert "otpauth" not in html and "data:image/svg+xml" not in html
@@ -272,7 +272,7 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     # Sessions opened before the reset are gone; the old password no longer works.
     assert reverse("accounts:login") in other_browser.get(reverse("notifications:list"))["Location"]
     # An admin cannot reset their own account (it would sign them out with a password they just saw).
-    assert client.post(reverse("formdefs:users"), {"reset": central_admin.pk}).status_code == 400
+    assert client.post(reverse("central:users"), {"reset": central_admin.pk}).status_code == 400
     client.logout()
     assert post_login(client, physician.username, PASSWORD, "").status_code == 401
     # The new one-time password leads to enrolment of a new authenticator.
@@ -288,7 +288,7 @@ def test_central_admin_unlocks_a_locked_account(client, central_admin, physician
     physician.refresh_from_db()
     assert physician.is_locked()
     login(client, central_admin)
-    client.post(reverse("formdefs:users"), {"unlock": physician.pk})
+    client.post(reverse("central:users"), {"unlock": physician.pk})
     physician.refresh_from_db()
     assert not physician.is_locked()
     assert AuditEvent.objects.filter(action="user.unlock").exists()

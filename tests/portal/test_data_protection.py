@@ -64,7 +64,7 @@ def test_tasks_carry_ids_only_and_audit_holds_no_patient_data(client, physician,
 def test_audit_log_export_csv(client, central_admin, login, hospital):
     AuditEvent.objects.create(action="notification.view", hospital_code="H0001", object_id="abc")
     login(client, central_admin)
-    response = client.get(reverse("audit-export"), {"hospital": "H0001"})
+    response = client.get(reverse("central:audit-export"), {"hospital": "H0001"})
     assert response.status_code == 200
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))

@@ -4,8 +4,8 @@ from django.urls import reverse
 
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_attempt
-from assist_portal.forms.models import FormDefinition
-from assist_portal.forms.selectors import definition_for_hospital
+from assist_portal.formdefs.models import FormDefinition
+from assist_portal.formdefs.selectors import definition_for_hospital
 from assist_portal.notifications.models import Notification
 from tests.portal.conftest import launch_path
 from tests.portal.test_workflow import filled_values, form_post
@@ -23,10 +23,10 @@ def open_draft(client, push, patient, key="key-h0001"):
 
 def publish_2022_09_for(client, central_admin, login, hospitals):
     login(client, central_admin)
-    response = client.post(reverse("formdefs:new"), {"source": "builtin", "version": "2022-09"})
+    response = client.post(reverse("central:new"), {"source": "builtin", "version": "2022-09"})
     assert response.status_code == 302
     draft = FormDefinition.objects.get(version="2022-09")
-    response = client.post(reverse("formdefs:publish", args=[draft.pk]),
+    response = client.post(reverse("central:publish", args=[draft.pk]),
                            {"scope": "subset", "hospitals": [h.pk for h in hospitals]})
     assert response.status_code == 302
     draft.refresh_from_db()
@@ -114,10 +114,10 @@ def test_scheduled_publish_takes_effect_later(client, hospital, physician, centr
     login(client, physician)
     draft = open_draft(client, push, ELDERLY)
     login(client, central_admin)
-    client.post(reverse("formdefs:new"), {"source": "builtin", "version": "2022-09"})
+    client.post(reverse("central:new"), {"source": "builtin", "version": "2022-09"})
     new_def = FormDefinition.objects.get(version="2022-09")
     when = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    r = client.post(reverse("formdefs:publish", args=[new_def.pk]), {"scope": "all", "effective_from": when})
+    r = client.post(reverse("central:publish", args=[new_def.pk]), {"scope": "all", "effective_from": when})
     assert r.status_code == 302
     assert definition_for_hospital(hospital).pk == old.pk
     draft.refresh_from_db()
@@ -125,7 +125,7 @@ def test_scheduled_publish_takes_effect_later(client, hospital, physician, centr
     later = timezone.now() + timedelta(days=1, minutes=1)
     assert definition_for_hospital(hospital, at=later).pk == new_def.pk
     # When the date comes, the draft moves on its next opening.
-    from assist_portal.forms.models import FormAssignment
+    from assist_portal.formdefs.models import FormAssignment
 
     FormAssignment.objects.filter(definition=new_def).update(effective_from=timezone.now())
     login(client, physician)

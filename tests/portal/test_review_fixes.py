@@ -174,12 +174,12 @@ def test_hostile_admin_and_api_input_gets_400_not_500(client, hospital, central_
     assert r.status_code == 400 and "入れ子" in r.json()["detail"]
     published("2021-03")
     login(client, central_admin)
-    client.post(reverse("formdefs:new"), {"source": "builtin", "version": "2022-09"})
-    from assist_portal.forms.models import FormDefinition
+    client.post(reverse("central:new"), {"source": "builtin", "version": "2022-09"})
+    from assist_portal.formdefs.models import FormDefinition
 
     draft = FormDefinition.objects.get(status="draft")
     for data in ({"scope": "subset", "hospitals": ["abc"]}, {"scope": "all", "effective_from": "2024-13-45T00:00"}):
-        assert client.post(reverse("formdefs:publish", args=[draft.pk]), data).status_code == 302
+        assert client.post(reverse("central:publish", args=[draft.pk]), data).status_code == 302
     draft.refresh_from_db()
     assert draft.status == "draft"
 
@@ -187,11 +187,11 @@ def test_hostile_admin_and_api_input_gets_400_not_500(client, hospital, central_
 def test_audit_csv_neutralises_formulas(client, central_admin, login):
     AuditEvent.objects.create(action="login.failure", object_id="=HYPERLINK(\"http://x\")", user_agent="+cmd")
     login(client, central_admin)
-    body = b"".join(client.get(reverse("audit-export")).streaming_content).decode("utf-8-sig")
+    body = b"".join(client.get(reverse("central:audit-export")).streaming_content).decode("utf-8-sig")
     assert "'=HYPERLINK" in body and "'+cmd" in body
 
 
 def test_user_admin_ids_are_checked(client, central_admin, login):
     login(client, central_admin)
-    assert client.post(reverse("formdefs:users"), {"unlock": "abc"}).status_code == 404
-    assert client.post(reverse("formdefs:users"), {"reset": "1 OR 1=1"}).status_code == 404
+    assert client.post(reverse("central:users"), {"unlock": "abc"}).status_code == 404
+    assert client.post(reverse("central:users"), {"reset": "1 OR 1=1"}).status_code == 404

@@ -63,7 +63,7 @@ def test_connector_key_only_sees_its_own_hospital(client, hospital, b_notificati
 def test_central_admin_sees_no_patient_data(client, central_admin, b_notification, login):
     login(client, central_admin)
     assert client.get(reverse("notifications:form", args=[b_notification.uuid])).status_code in (403, 404)
-    page = client.get(reverse("formdefs:deliveries")).content.decode()
+    page = client.get(reverse("central:deliveries")).content.decode()
     assert b_notification.values.get("patient.name", "@@") not in page
 
 

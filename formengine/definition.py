@@ -26,12 +26,14 @@ from typing import Any
 
 import jsonschema
 
+import vocabulary
+
 from .conditions import TODAY, condition_groups, condition_literals, condition_refs
 from .errors import DefinitionError
 from .valuetypes import ITEM_TYPES, options_of
 
 FORMAT = "hersys-assist-form/1"
-BUILTIN_VERSIONS = ("2021-03", "2022-09")
+BUILTIN_VERSIONS = vocabulary.catalog_versions()
 ENUM_TYPES = ("enum", "multi_enum")
 
 # ---------------------------------------------------------------------------------------------------------
@@ -551,8 +553,8 @@ def load_catalog(catalog: dict[str, Any]) -> dict[str, Any]:
 
 
 def builtin_catalog(version: str) -> dict[str, Any]:
-    """The HER-SYS catalog shipped with the product (copied into catalogs/ here; the
-    shared folder is never read at run time)."""
+    """The catalog shipped with the product in the ``vocabulary`` package (the shared folder is never read at
+    run time)."""
     if version not in BUILTIN_VERSIONS:
         raise DefinitionError(f"組み込みの項目カタログ「{version}」はありません（{'、'.join(BUILTIN_VERSIONS)}）。")
     return copy.deepcopy(_builtin_catalog(version))
@@ -560,8 +562,7 @@ def builtin_catalog(version: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=len(BUILTIN_VERSIONS))
 def _builtin_catalog(version: str) -> dict[str, Any]:
-    text = resources.files(__package__).joinpath(f"catalogs/items-{version}.json").read_text("utf-8")
-    return json.loads(text)
+    return vocabulary.catalog(version)
 
 
 def builtin_definition(version: str) -> dict[str, Any]:

@@ -2,9 +2,8 @@ from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from assist_portal.accounts.decorators import admin_required
-
-from .selectors import audit_csv_rows, audit_events
-from .services import audit_record
+from assist_portal.audit.selectors import audit_csv_rows, audit_events
+from assist_portal.audit.services import audit_record
 
 
 @admin_required

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from assist_portal.accounts.management.commands.seed_demo import DEMO_USERS
+from assist_portal.central.management.commands.seed_demo import DEMO_USERS
 
 
 def current_code(device: TOTPDevice) -> str:

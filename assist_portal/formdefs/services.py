@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
-from assist_portal.formengine import (
+from formengine import (
     DefinitionError,
     builtin_definition,
     content_hash,

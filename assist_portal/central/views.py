@@ -17,7 +17,10 @@ from assist_portal.accounts.decorators import admin_required
 from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
-from assist_portal.formengine import (
+from assist_portal.formdefs import services
+from assist_portal.formdefs.models import FormAssignment, FormDefinition
+from assist_portal.formdefs.selectors import item_set_version
+from formengine import (
     DefinitionError,
     diff_definitions,
     evaluate,
@@ -26,10 +29,6 @@ from assist_portal.formengine import (
     render_model,
     to_questionnaire,
 )
-
-from . import services
-from .models import FormAssignment, FormDefinition
-from .selectors import item_set_version
 
 ITEM_FLAGS = ("required", "priority", "medical_judgement")
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -67,7 +66,7 @@ def _current_published() -> FormDefinition | None:
 @admin_required
 @require_GET
 def definition_list(request):
-    return render(request, "formdefs/list.html", {
+    return render(request, "central/list.html", {
         "definitions": FormDefinition.objects.all()[:100],
         "assignments": FormAssignment.objects.select_related("definition", "hospital")[:100],
         "current": _current_published(),
@@ -104,11 +103,11 @@ def definition_new(request):
                                              version=f"{base.version}-draft-{timezone.now():%Y%m%d%H%M%S}",
                                              request=request)
     except (DefinitionError, ValueError, UnicodeDecodeError) as exc:
-        return _fail(request, exc, ("formdefs:list",))
+        return _fail(request, exc, ("central:list",))
     except RecursionError:
-        return _fail(request, "JSONの入れ子が深すぎます。", ("formdefs:list",))
+        return _fail(request, "JSONの入れ子が深すぎます。", ("central:list",))
     messages.success(request, f"下書き「{row.version}」を作成しました。")
-    return redirect("formdefs:detail", pk=row.pk)
+    return redirect("central:detail", pk=row.pk)
 
 
 @admin_required
@@ -117,7 +116,7 @@ def definition_detail(request, pk):
     row = _definition(pk)
     base = row.based_on or _current_published()
     changes = diff_definitions(base.definition, row.definition) if base and base.pk != row.pk else []
-    return render(request, "formdefs/detail.html", {
+    return render(request, "central/detail.html", {
         "d": row, "defn": row.definition, "base": base, "changes": changes,
         "hospitals": Hospital.objects.filter(is_active=True).order_by("code"),
         "rules_json": json.dumps(row.definition.get("rules", []), ensure_ascii=False, indent=1),
@@ -133,7 +132,7 @@ def definition_rename(request, pk):
     if label:
         row.version = label
         row.save(update_fields=["version"])
-    return redirect("formdefs:detail", pk=row.pk)
+    return redirect("central:detail", pk=row.pk)
 
 
 def _find_item(defn: dict, item_id: str) -> dict:
@@ -192,13 +191,13 @@ def item_edit(request, pk, item_id=None):
                 item.pop("visible_when", None)
             services.definition_update_draft(row, defn, user=request.user, request=request)
         except (DefinitionError, ValueError) as exc:
-            return render(request, "formdefs/item_edit.html",
+            return render(request, "central/item_edit.html",
                           {"d": row, "item": item or {}, "error": str(exc), "post": request.POST,
                            "sections": defn.get("sections", [])}, status=400)
         messages.success(request, "項目を保存しました。")
-        return redirect("formdefs:detail", pk=row.pk)
+        return redirect("central:detail", pk=row.pk)
     values_text = "\n".join(f"{v['code']}={v['label']}" for v in (item or {}).get("values", []))
-    return render(request, "formdefs/item_edit.html", {
+    return render(request, "central/item_edit.html", {
         "d": row, "item": item or {}, "values_text": values_text, "sections": defn.get("sections", []),
         "visible_json": json.dumps(item.get("visible_when"), ensure_ascii=False) if item and item.get("visible_when") else "",
     })
@@ -219,9 +218,9 @@ def rules_edit(request, pk):
         defn["rules"] = rules
         services.definition_update_draft(row, defn, user=request.user, request=request)
     except (DefinitionError, ValueError) as exc:
-        return _fail(request, exc, ("formdefs:detail", row.pk))
+        return _fail(request, exc, ("central:detail", row.pk))
     messages.success(request, "ルールを保存しました。")
-    return redirect("formdefs:detail", pk=row.pk)
+    return redirect("central:detail", pk=row.pk)
 
 
 @admin_required
@@ -230,7 +229,7 @@ def definition_preview(request, pk):
     row = _definition(pk)
     evaluation = evaluate(row.definition, PREVIEW_VALUES, today=date.today(), provenance=PREVIEW_PROVENANCE,
                           stage="confirm")
-    return render(request, "formdefs/preview.html", {
+    return render(request, "central/preview.html", {
         "d": row, "form": render_model(row.definition, evaluation, PREVIEW_PROVENANCE), "evaluation": evaluation})
 
 
@@ -242,7 +241,7 @@ def definition_publish_view(request, pk):
     ids = [h for h in request.POST.getlist("hospitals") if h.isdigit()]
     hospitals = list(Hospital.objects.filter(pk__in=ids)) if scope == "subset" else None
     if scope == "subset" and not hospitals:
-        return _fail(request, "対象の医療機関を選んでください。", ("formdefs:detail", row.pk))
+        return _fail(request, "対象の医療機関を選んでください。", ("central:detail", row.pk))
     effective = request.POST.get("effective_from", "").strip()
     effective_from = None
     if effective:
@@ -251,16 +250,16 @@ def definition_publish_view(request, pk):
         except ValueError:
             effective_from = None
         if effective_from is None:
-            return _fail(request, "適用開始日時の形式が正しくありません。", ("formdefs:detail", row.pk))
+            return _fail(request, "適用開始日時の形式が正しくありません。", ("central:detail", row.pk))
         if timezone.is_naive(effective_from):
             effective_from = timezone.make_aware(effective_from)
     try:
         services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
                                     request=request)
     except DefinitionError as exc:
-        return _fail(request, exc, ("formdefs:detail", row.pk))
+        return _fail(request, exc, ("central:detail", row.pk))
     messages.success(request, f"「{row.version}」を公開しました。")
-    return redirect("formdefs:detail", pk=row.pk)
+    return redirect("central:detail", pk=row.pk)
 
 
 @admin_required
@@ -283,7 +282,7 @@ def delivery_monitor(request):
     if status:
         qs = qs.filter(status=status)
     counts = [(s, label, Delivery.objects.filter(status=s).count()) for s, label in Delivery.Status.choices]
-    return render(request, "formdefs/deliveries.html", {"deliveries": qs[:200], "status": status, "counts": counts})
+    return render(request, "central/deliveries.html", {"deliveries": qs[:200], "status": status, "counts": counts})
 
 
 @admin_required
@@ -292,13 +291,13 @@ def delivery_redrive_view(request, pk):
     delivery = get_object_or_404(Delivery, pk=pk, status=Delivery.Status.DEAD)
     delivery_redrive(delivery, request.user, request)
     messages.success(request, "再送を開始しました。")
-    return redirect("formdefs:deliveries")
+    return redirect("central:deliveries")
 
 
 @admin_required
 @require_GET
 def hospital_list(request):
-    return render(request, "formdefs/hospitals.html", {"hospitals": Hospital.objects.order_by("code")})
+    return render(request, "central/hospitals.html", {"hospitals": Hospital.objects.order_by("code")})
 
 
 @admin_required
@@ -335,8 +334,8 @@ def hospital_mapping(request, pk):
             hospital.save(update_fields=["local_codes", "csv_profile"])
             audit_record("hospital.mapping_edit", request=request, hospital_code=hospital.code, obj=hospital)
             messages.success(request, "対応表を保存しました。次に受け付ける抽出データから使われます。")
-            return redirect("formdefs:hospital-mapping", pk=hospital.pk)
-    return render(request, "formdefs/hospital_mapping.html", {
+            return redirect("central:hospital-mapping", pk=hospital.pk)
+    return render(request, "central/hospital_mapping.html", {
         "hospital": hospital, "codes_text": codes_text, "profile_text": profile_text, "error": error},
         status=400 if error else 200)
 
@@ -361,7 +360,7 @@ def user_admin(request):
         user = get_object_or_404(User, pk=request.POST["unlock"] if request.POST["unlock"].isdigit() else 0)
         user_unlock(user, by=request.user, request=request)
         messages.success(request, f"{user.username} のロックを解除しました。")
-        return redirect("formdefs:users")
+        return redirect("central:users")
     if request.method == "POST" and request.POST.get("reset"):
         user = get_object_or_404(User, pk=request.POST["reset"] if request.POST["reset"].isdigit() else 0)
         try:
@@ -378,6 +377,6 @@ def user_admin(request):
             error = str(exc)
         else:
             created = {"user": user, "password": password, "reset": False}
-    return render(request, "formdefs/users.html", {
+    return render(request, "central/users.html", {
         "users": users_for_admin(), "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
         "created": created, "error": error, "now": timezone.now()}, status=400 if error else 200)

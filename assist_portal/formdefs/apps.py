@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 
 
-class FormsConfig(AppConfig):
-    name = "assist_portal.forms"
+class FormdefsConfig(AppConfig):
+    name = "assist_portal.formdefs"
     label = "formdefs"
     verbose_name = "届出様式定義"

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from . import views
+from . import audit_views, views
 
-app_name = "formdefs"
+app_name = "central"
 urlpatterns = [
     path("definitions/", views.definition_list, name="list"),
     path("definitions/new/", views.definition_new, name="new"),
@@ -19,4 +19,5 @@ urlpatterns = [
     path("hospitals/<int:pk>/mapping/", views.hospital_mapping, name="hospital-mapping"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),
+    path("audit.csv", audit_views.audit_export, name="audit-export"),
 ]
