@@ -61,7 +61,8 @@ def world_create(hospitals: int) -> World:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from assist_portal.accounts.models import Hospital, User
-    from assist_portal.formdefs.services import definition_import_builtin, definition_publish
+    from assist_portal.central.services import definition_publish
+    from assist_portal.formdefs.services import definition_import_builtin
 
     local_codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
     sites = []

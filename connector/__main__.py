@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from mapping import formats
+
 
 def _client(args) -> httpx.Client:
     return httpx.Client(base_url=args.url.rstrip("/"), timeout=args.timeout,
@@ -16,17 +18,18 @@ def _client(args) -> httpx.Client:
 
 
 def push_body(fmt: str, path: Path, patient_id: str | None) -> dict:
-    if fmt == "ss-mix2":
-        if not path.is_dir():
-            raise SystemExit(f"SS-MIX2の患者フォルダではありません: {path}")
-        files = [{"path": str(p.relative_to(path)), "data_base64": base64.b64encode(p.read_bytes()).decode()}
-                 for p in sorted(path.rglob("*")) if p.is_file()]
+    """The push of one patient's extract; what each format reads is decided in `mapping.formats`."""
+    try:
+        data = formats.read_path(fmt, path)
+    except OSError as exc:
+        raise SystemExit(str(exc))
+    if formats.get(fmt).reads_folder:
+        files = [{"path": name, "data_base64": base64.b64encode(raw).decode()} for name, raw in data.items()]
         return {"patient_id": patient_id or path.name, "format": fmt, "files": files}
-    if fmt == "fhir":
+    if fmt == formats.FHIR:
         return {"patient_id": patient_id or path.stem, "format": fmt,
-                "bundle": json.loads(path.read_text(encoding="utf-8-sig"))}
-    return {"patient_id": patient_id or path.stem, "format": "csv",
-            "csv_base64": base64.b64encode(path.read_bytes()).decode()}
+                "bundle": json.loads(data.decode("utf-8-sig"))}
+    return {"patient_id": patient_id or path.stem, "format": fmt, "csv_base64": base64.b64encode(data).decode()}
 
 
 def cmd_push(args) -> int:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=30.0)
     sub = p.add_subparsers(dest="cmd", required=True)
     push = sub.add_parser("push", help="患者の抽出データを送り、起動URLを表示")
-    push.add_argument("--format", choices=["ss-mix2", "fhir", "csv"], required=True)
+    push.add_argument("--format", choices=formats.FORMATS, required=True)
     push.add_argument("--patient-id", default=None)
     push.add_argument("--json", action="store_true")
     push.add_argument("path")

@@ -4,7 +4,8 @@ Public API (see README.md in this folder and docs/adr/0005-form-definition-forma
 
 * definitions: ``load_catalog``, ``builtin_catalog``, ``builtin_definition``, ``validate_definition``,
   ``content_hash``, ``DefinitionError``
-* interpreter: ``evaluate`` → ``Evaluation`` (with ``Message``), ``render_model``, ``parse_form_input``
+* interpreter: ``evaluate`` → ``Evaluation`` (with ``Message``), ``render_model``, ``present`` (both at once),
+  ``parse_form_input``, ``adopt_suggestion``
 * versions: ``diff_definitions`` → ``Change``, ``migrate_values`` → ``MigrationReport``
 * FHIR: ``to_questionnaire``, ``from_questionnaire``, ``to_questionnaire_response``
 * IG authors' Excel layout: ``from_excel_layout``
@@ -27,6 +28,7 @@ from .errors import DefinitionError
 from .excel import from_excel_layout
 from .fhir import from_questionnaire, to_questionnaire, to_questionnaire_response
 from .forminput import parse_form_input
+from .present import Presented, adopt_suggestion, present
 from .render import provenance_badge, render_model
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "Evaluation",
     "Message",
     "MigrationReport",
+    "Presented",
+    "adopt_suggestion",
     "builtin_catalog",
     "builtin_definition",
     "content_hash",
@@ -48,6 +52,7 @@ __all__ = [
     "load_catalog",
     "migrate_values",
     "parse_form_input",
+    "present",
     "provenance_badge",
     "render_model",
     "to_questionnaire",

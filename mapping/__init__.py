@@ -4,6 +4,7 @@ Plain Python: this package must never import Django (it also runs inside hospita
 See docs/contracts.md §2 and mapping/README.md.
 """
 
+from . import formats
 from .codes import LocalCodes, load_local_codes
 from .csvdwh import extract_csv, extract_csv_patients, load_profile
 from .fhir import extract_fhir
@@ -16,6 +17,7 @@ __all__ = [
     "extract_fhir",
     "extract_ssmix2_dir",
     "extract_ssmix2_files",
+    "formats",
     "load_local_codes",
     "load_profile",
 ]

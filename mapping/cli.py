@@ -10,28 +10,21 @@ from typing import Any
 
 from vocabulary import catalog_path
 
+from . import formats
 from .codes import LocalCodes, load_local_codes
-from .csvdwh import extract_csv, load_profile
-from .fhir import extract_fhir
-from .ssmix2 import extract_ssmix2_dir
+from .csvdwh import load_profile
 
-FORMATS = ("ss-mix2", "fhir", "csv")
+FORMATS = formats.FORMATS
 DEFAULT_CATALOG = catalog_path("2022-09")
 
 
 def extract_path(fmt: str, path: str, codes: LocalCodes, profile: dict[str, Any] | None) -> dict[str, Any]:
     """One PATH → the CLI's JSON object. Never raises."""
     try:
-        if fmt == "ss-mix2":
-            res = extract_ssmix2_dir(path, codes)
-        else:
-            p = Path(path)
-            if not p.is_file():
-                msg = f"ファイルが存在しません: {path}" if not p.exists() else f"ファイルではありません: {path}"
-                res = {"items": {}, "provenance": {}, "warnings": [msg], "suggestions": {}, "error": msg}
-            else:
-                data = p.read_bytes()
-                res = extract_fhir(data, codes) if fmt == "fhir" else extract_csv(data, codes, profile)
+        res = formats.extract(fmt, formats.read_path(fmt, path), codes, profile)
+    except OSError as exc:
+        msg = str(exc)
+        res = {"items": {}, "provenance": {}, "warnings": [msg], "suggestions": {}, "error": msg}
     except Exception as exc:  # noqa: BLE001 - one bad PATH never stops the batch
         msg = f"処理に失敗しました: {path} ({type(exc).__name__})"
         res = {"items": {}, "provenance": {}, "warnings": [msg], "suggestions": {}, "error": msg}
@@ -89,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     for e in codes.errors:
         print(f"warning: {e}", file=sys.stderr)
     profile = None
-    if args.format == "csv":
+    if args.format == formats.CSV:
         profile, err = load_profile(args.profile)
         if err:
             print(f"warning: {err}", file=sys.stderr)
     results = []
     for path in args.paths:
-        if args.format == "csv" and profile is None:
+        if args.format == formats.CSV and profile is None:
             msg = "CSVマッピングプロファイルを読み込めません"
             res = {"source": path, "error": msg, "items": {}, "provenance": {}, "warnings": [msg], "suggestions": {}}
         else:

@@ -1,4 +1,5 @@
-"""Account administration by central admins: create individual accounts, reset a lost authenticator, unlock.
+"""Administration by central admins: create individual accounts, reset a lost authenticator, unlock; a
+hospital's mapping tables.
 
 The administrator only ever learns a one-time initial password. The second factor is enrolled by the account
 holder at first sign-in (accounts.services.enrol_*), and the one-time password must be changed right after it,
@@ -13,9 +14,10 @@ from django.db.models import Exists, OuterRef
 from django_otp import devices_for_user
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+import mapping
 from assist_portal.audit.services import audit_record
 
-from .models import User
+from .models import Hospital, User
 
 
 class AccountError(Exception):
@@ -84,3 +86,23 @@ def users_for_admin():
     confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
     return (User.objects.select_related("hospital").annotate(has_device=Exists(confirmed))
             .order_by("hospital__code", "username"))
+
+
+def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:
+    """A central admin's edit of a hospital's mapping tables (local lab/specimen codes, DWH column profile);
+    used from the next extract the hospital pushes. ValueError (Japanese) when a table is not usable."""
+    if not isinstance(local_codes, dict) or not all(isinstance(local_codes.get(k, {}), dict)
+                                                    for k in ("lab", "specimen")):
+        raise ValueError("院内コード表は {\"lab\": {...}, \"specimen\": {...}} の形にしてください。")
+    if not isinstance(csv_profile, dict):
+        raise ValueError("CSVプロファイルはJSONオブジェクトで入力してください。")
+    mapping.load_local_codes(local_codes)
+    if csv_profile:
+        _, problem = mapping.load_profile(csv_profile)
+        if problem:
+            raise ValueError(problem)
+    hospital.local_codes = local_codes
+    hospital.csv_profile = csv_profile
+    hospital.save(update_fields=["local_codes", "csv_profile"])
+    audit_record("hospital.mapping_edit", request=request, user=user, hospital_code=hospital.code, obj=hospital)
+    return hospital

@@ -187,3 +187,4 @@ def password_change_complete(request, form) -> User:
     update_session_auth_hash(request, user)
     audit_record("user.password_change", request=request, user=user, obj=user)
     return user
+

@@ -4,6 +4,8 @@ import re
 
 from rest_framework import serializers
 
+from mapping import formats
+
 MAX_FILES = 2000
 PATIENT_REF = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 
@@ -26,7 +28,7 @@ class FileSerializer(serializers.Serializer):
 
 class ExtractPushSerializer(serializers.Serializer):
     patient_id = serializers.CharField(max_length=64)
-    format = serializers.ChoiceField(choices=["fhir", "ss-mix2", "csv"])
+    format = serializers.ChoiceField(choices=formats.FORMATS)
     bundle = serializers.JSONField(required=False)
     csv = serializers.CharField(required=False, trim_whitespace=False, max_length=5_000_000)
     csv_base64 = serializers.CharField(required=False, max_length=7_000_000)
@@ -44,11 +46,12 @@ class ExtractPushSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if attrs["format"] == "csv":
+        """Each format carries its data in its own field; `source()` hands it to `mapping.formats.extract`."""
+        if attrs["format"] == formats.CSV:
             if not attrs.get("csv") and not attrs.get("csv_base64"):
                 raise serializers.ValidationError(
                     {"csv": "CSV形式では csv（文字列）または csv_base64（元のバイト列、Shift_JIS可）が必要です。"})
-        elif attrs["format"] == "fhir":
+        elif attrs["format"] == formats.FHIR:
             if not isinstance(attrs.get("bundle"), dict):
                 raise serializers.ValidationError({"bundle": "FHIR形式では bundle（JSONオブジェクト）が必要です。"})
         else:
@@ -66,3 +69,12 @@ class ExtractResultSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     items_filled = serializers.IntegerField()
     warnings = serializers.ListField(child=serializers.CharField())
+
+
+def pushed_source(data: dict):
+    """The pushed extract as `mapping.formats.extract` takes it."""
+    if data["format"] == formats.FHIR:
+        return data["bundle"]
+    if data["format"] == formats.CSV:
+        return data.get("csv_base64") or data["csv"]
+    return {f["path"]: f["data_base64"] for f in data["files"]}

@@ -7,7 +7,7 @@ from assist_portal.audit.services import audit_record
 from assist_portal.notifications import selectors
 from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
 
-from .serializers import ExtractPushSerializer, ExtractResultSerializer
+from .serializers import ExtractPushSerializer, ExtractResultSerializer, pushed_source
 
 
 @extend_schema(request=ExtractPushSerializer, responses={201: ExtractResultSerializer})
@@ -18,8 +18,7 @@ def extract_push(request):
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     hospital = request.auth
-    source = {"fhir": lambda: data["bundle"], "csv": lambda: data.get("csv_base64") or data["csv"],
-              "ss-mix2": lambda: {f["path"]: f["data_base64"] for f in data["files"]}}[data["format"]]()
+    source = pushed_source(data)
     try:
         extract = extract_receive(hospital, ExtractPayload(format=data["format"], patient_ref=data["patient_id"],
                                                            data=source))

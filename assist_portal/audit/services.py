@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .events import AuditAction, audit_action
 from .models import AuditEvent
 
 
@@ -20,9 +21,11 @@ def client_ip(request) -> str | None:
         return None
 
 
-def audit_record(action: str, *, request=None, user=None, hospital_code: str = "", obj=None,
+def audit_record(action: AuditAction | str, *, request=None, user=None, hospital_code: str = "", obj=None,
                  object_type: str = "", object_id: str = "", **detail: Any) -> AuditEvent:
-    """Append one audit event. `detail` must never carry patient data (ids and codes only)."""
+    """Append one audit event. `action` is one of AuditAction (anything else raises before a row is written);
+    `detail` must never carry patient data (ids and codes only)."""
+    action = audit_action(action)
     if user is None and request is not None and getattr(request, "user", None) is not None:
         user = request.user if request.user.is_authenticated else None
     if obj is not None:
@@ -31,7 +34,7 @@ def audit_record(action: str, *, request=None, user=None, hospital_code: str = "
     if not hospital_code and user is not None and getattr(user, "hospital", None) is not None:
         hospital_code = user.hospital.code
     return AuditEvent.objects.create(
-        action=action,
+        action=action.value,
         actor_id=getattr(user, "pk", None),
         actor_username=getattr(user, "username", "") or "",
         actor_role=getattr(user, "role", "") or "",

@@ -6,6 +6,7 @@ import copy
 import json
 from datetime import date
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,22 +14,32 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from assist_portal.accounts.admin_services import (
+    AccountError,
+    hospital_mapping_update,
+    user_create,
+    user_reset,
+    user_unlock,
+    users_for_admin,
+)
 from assist_portal.accounts.decorators import admin_required
-from assist_portal.accounts.models import Hospital
+from assist_portal.accounts.models import Hospital, User
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
 from assist_portal.formdefs import services
 from assist_portal.formdefs.models import FormAssignment, FormDefinition
 from assist_portal.formdefs.selectors import item_set_version
+from assist_portal.notifications.services import hospital_csv_profile
 from formengine import (
     DefinitionError,
     diff_definitions,
-    evaluate,
     from_excel_layout,
     from_questionnaire,
-    render_model,
+    present,
     to_questionnaire,
 )
+
+from . import services as central_services
 
 ITEM_FLAGS = ("required", "priority", "medical_judgement")
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -128,10 +139,10 @@ def definition_detail(request, pk):
 @require_POST
 def definition_rename(request, pk):
     row = _draft(pk)
-    label = request.POST.get("version", "").strip()[:40]
-    if label:
-        row.version = label
-        row.save(update_fields=["version"])
+    try:
+        services.definition_rename(row, version=request.POST.get("version", ""), user=request.user, request=request)
+    except DefinitionError as exc:
+        return _fail(request, exc, ("central:detail", row.pk))
     return redirect("central:detail", pk=row.pk)
 
 
@@ -227,10 +238,9 @@ def rules_edit(request, pk):
 @require_GET
 def definition_preview(request, pk):
     row = _definition(pk)
-    evaluation = evaluate(row.definition, PREVIEW_VALUES, today=date.today(), provenance=PREVIEW_PROVENANCE,
-                          stage="confirm")
-    return render(request, "central/preview.html", {
-        "d": row, "form": render_model(row.definition, evaluation, PREVIEW_PROVENANCE), "evaluation": evaluation})
+    shown = present(row.definition, PREVIEW_VALUES, today=date.today(), provenance=PREVIEW_PROVENANCE,
+                    stage="confirm")
+    return render(request, "central/preview.html", {"d": row, "form": shown.model, "evaluation": shown.evaluation})
 
 
 @admin_required
@@ -254,7 +264,7 @@ def definition_publish_view(request, pk):
         if timezone.is_naive(effective_from):
             effective_from = timezone.make_aware(effective_from)
     try:
-        services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
+        central_services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
                                     request=request)
     except DefinitionError as exc:
         return _fail(request, exc, ("central:detail", row.pk))
@@ -266,8 +276,6 @@ def definition_publish_view(request, pk):
 @require_GET
 def definition_questionnaire(request, pk):
     row = _definition(pk)
-    from django.conf import settings
-
     q = to_questionnaire(row.definition, url=settings.QUESTIONNAIRE_CANONICAL, version=item_set_version(row))
     response = JsonResponse(q, json_dumps_params={"ensure_ascii": False, "indent": 1})
     response["Content-Disposition"] = f'attachment; filename="questionnaire-{row.pk}.json"'
@@ -294,6 +302,13 @@ def delivery_redrive_view(request, pk):
     return redirect("central:deliveries")
 
 
+def _json_field(text: str):
+    try:
+        return json.loads(text or "{}")
+    except RecursionError:
+        raise ValueError("JSONの入れ子が深すぎます。")
+
+
 @admin_required
 @require_GET
 def hospital_list(request):
@@ -304,11 +319,6 @@ def hospital_list(request):
 @require_http_methods(["GET", "POST"])
 def hospital_mapping(request, pk):
     """Central admins edit a hospital's mapping tables (local lab/specimen codes, DWH column profile) once."""
-    from assist_portal.audit.services import audit_record
-    from assist_portal.notifications.services import hospital_csv_profile
-    from mapping import load_local_codes
-    from mapping.csvdwh import load_profile
-
     hospital = get_object_or_404(Hospital, pk=pk)
     error = ""
     codes_text = json.dumps(hospital.local_codes, ensure_ascii=False, indent=1)
@@ -317,22 +327,11 @@ def hospital_mapping(request, pk):
         codes_text = request.POST.get("local_codes", "")
         profile_text = request.POST.get("csv_profile", "")
         try:
-            codes = json.loads(codes_text or "{}")
-            profile = json.loads(profile_text or "{}")
-            if not isinstance(codes, dict) or not all(isinstance(codes.get(k, {}), dict) for k in ("lab", "specimen")):
-                raise ValueError("院内コード表は {\"lab\": {...}, \"specimen\": {...}} の形にしてください。")
-            load_local_codes(codes)
-            if profile:
-                _, problem = load_profile(profile)
-                if problem:
-                    raise ValueError(problem)
+            hospital_mapping_update(hospital, local_codes=_json_field(codes_text), csv_profile=_json_field(profile_text),
+                                    user=request.user, request=request)
         except ValueError as exc:
             error = f"保存できませんでした：{exc}"
         else:
-            hospital.local_codes = codes
-            hospital.csv_profile = profile
-            hospital.save(update_fields=["local_codes", "csv_profile"])
-            audit_record("hospital.mapping_edit", request=request, hospital_code=hospital.code, obj=hospital)
             messages.success(request, "対応表を保存しました。次に受け付ける抽出データから使われます。")
             return redirect("central:hospital-mapping", pk=hospital.pk)
     return render(request, "central/hospital_mapping.html", {
@@ -345,15 +344,6 @@ def hospital_mapping(request, pk):
 def user_admin(request):
     """Individual accounts: create (one-time password shown once; the holder enrols TOTP at first sign-in),
     reset a lost authenticator (new one-time password, re-enrolment) and unlock."""
-    from assist_portal.accounts.admin_services import (
-        AccountError,
-        user_create,
-        user_reset,
-        user_unlock,
-        users_for_admin,
-    )
-    from assist_portal.accounts.models import User
-
     created = None
     error = ""
     if request.method == "POST" and request.POST.get("unlock"):

@@ -45,12 +45,24 @@ def definition_update_draft(draft: FormDefinition, definition: dict, *, user, re
     return draft
 
 
+def definition_rename(draft: FormDefinition, *, version: str, user=None, request=None) -> FormDefinition:
+    """A draft's version label (published definitions keep theirs)."""
+    label = (version or "").strip()[:40]
+    if draft.is_published:
+        raise DefinitionError("公開済みの様式定義の版は変更できません。")
+    if not label:
+        raise DefinitionError("版の名前を入力してください。")
+    old = draft.version
+    draft.version = label
+    draft.save(update_fields=["version"])
+    audit_record("formdef.rename", request=request, user=user, obj=draft, from_version=old, to_version=label)
+    return draft
+
+
 def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effective_from=None,
                        request=None) -> FormDefinition:
-    """Publish a draft (immutable from now on) and assign it to every hospital or to `hospitals`.
-    Drafts in flight move to it when it takes effect (at once, or lazily after a scheduled date)."""
-    from assist_portal.notifications.services import drafts_migrate
-
+    """Publish a draft (immutable from now on) and assign it to every hospital or to `hospitals`. Moving the
+    drafts in flight is the caller's part (`central.services.definition_publish` orchestrates both)."""
     problems = validate_definition(draft.definition)
     if problems:
         raise DefinitionError("; ".join(problems))
@@ -73,7 +85,4 @@ def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effe
         audit_record("formdef.publish", request=request, user=user, obj=row, content_hash=row.content_hash,
                      hospitals=[h.code for h in hospitals] if hospitals else "all",
                      effective_from=effective_from.isoformat())
-    if effective_from <= timezone.now():
-        for hospital in hospitals or [None]:  # only the drafts of the hospitals the publish concerns
-            drafts_migrate(hospital)
     return row

@@ -17,7 +17,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from formengine import evaluate, render_model
+from formengine import present
 
 FONT = "HeiseiKakuGo-W5"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -55,8 +55,7 @@ def _rows(form: dict) -> list:
 def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
     """PDF of one confirmed revision exactly as it was sent."""
     defn = revision.definition.definition
-    evaluation = evaluate(defn, revision.values, today=today or timezone.localdate(), stage="draft")
-    form = render_model(defn, evaluation, {})
+    form = present(defn, revision.values, today=today or timezone.localdate()).model
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, title="発生届", leftMargin=15 * mm, rightMargin=15 * mm,
                             topMargin=15 * mm, bottomMargin=15 * mm)

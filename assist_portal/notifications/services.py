@@ -1,7 +1,6 @@
 """Notification workflow: extract → launch → draft → confirm (→ outbox). Writes only; reads are in selectors."""
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -57,18 +56,10 @@ def local_date():
 def extract_receive(hospital, payload: ExtractPayload) -> Extract:
     """Run `mapping` over a pushed extract and store the result (encrypted). Raw EMR data is not kept."""
     codes = mapping.load_local_codes(hospital.local_codes or {})
-    if payload.format == "fhir":
-        result = mapping.extract_fhir(payload.data, codes)
-        raw = json.dumps(payload.data, sort_keys=True, ensure_ascii=False).encode() if isinstance(
-            payload.data, dict) else (payload.data if isinstance(payload.data, bytes) else str(payload.data).encode())
-    elif payload.format == "csv":
-        result = mapping.extract_csv(payload.data, codes, hospital_csv_profile(hospital))
-        raw = payload.data if isinstance(payload.data, bytes) else str(payload.data).encode()
-    elif payload.format == "ss-mix2":
-        result = mapping.extract_ssmix2_files(payload.data, codes)
-        raw = b"".join(k.encode() + v for k, v in sorted(payload.data.items()))
-    else:
-        raise WorkflowError(f"未対応の形式です: {payload.format}")
+    try:
+        result = mapping.formats.extract(payload.format, payload.data, codes, hospital_csv_profile(hospital))
+    except mapping.formats.UnknownFormat as exc:
+        raise WorkflowError(str(exc))
     extract = Extract.objects.create(
         hospital=hospital,
         patient_ref=payload.patient_ref,
@@ -77,7 +68,7 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
         provenance=result.get("provenance", {}),
         suggestions=result.get("suggestions", {}),
         warnings=result.get("warnings", []),
-        payload_sha256=hashlib.sha256(raw).hexdigest(),
+        payload_sha256=mapping.formats.content_sha256(payload.format, payload.data),
     )
     audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
                  items=len(extract.items), warnings=len(extract.warnings))

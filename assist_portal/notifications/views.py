@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
-from formengine import evaluate, parse_form_input, render_model
+from formengine import adopt_suggestion, parse_form_input, present
+from mapping import formats
 
 from . import selectors, services
 
@@ -25,10 +26,9 @@ def _post_lists(request) -> dict[str, list[str]]:
 
 def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
     defn = notification.definition.definition
-    if evaluation is None:
-        evaluation = evaluate(defn, values, today=services.local_date(), provenance=notification.provenance,
-                              stage="draft")
-    model = render_model(defn, evaluation, notification.provenance)
+    shown = present(defn, values, today=services.local_date(), provenance=notification.provenance,
+                    evaluation=evaluation)
+    evaluation, model = shown.evaluation, shown.model
     items = {item["id"]: item for item in defn.get("items", [])}
 
     def option_label(item_id, code):
@@ -81,12 +81,10 @@ def notification_form(request, uuid):
         return HttpResponseBadRequest("不正な要求です。")
     values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
     if accept and not parse_errors:
-        values = accept_suggestion(notification.definition.definition, values, accept)
+        values, _ = adopt_suggestion(notification.definition.definition, values, accept)
         action = "save"
     if parse_errors:
-        evaluation = evaluate(notification.definition.definition, values, today=services.local_date(),
-                              provenance=notification.provenance, stage="draft")
-        ctx = _form_context(request, notification, values, evaluation,
+        ctx = _form_context(request, notification, values, None,
                             [("error", m) for m in _texts(parse_errors)], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
     try:
@@ -108,9 +106,7 @@ def notification_form(request, uuid):
             return redirect("notifications:status", uuid=row.uuid)
         row, evaluation = services.notification_save(notification, request.user, values, lock_version, request)
     except services.ConflictError as exc:
-        evaluation = evaluate(notification.definition.definition, values, today=services.local_date(),
-                              provenance=notification.provenance, stage="draft")
-        ctx = _form_context(request, notification, values, evaluation, [("error", str(exc))], lock_version)
+        ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         ctx["conflict"] = True
         return render(request, "notifications/form.html", ctx, status=409)
     except services.NotAllowed as exc:
@@ -120,21 +116,6 @@ def notification_form(request, uuid):
         return render(request, "notifications/form.html", ctx, status=400)
     messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
-
-
-def accept_suggestion(defn: dict, values: dict, accept: str) -> dict:
-    """Apply a suggestion the user chose to adopt ("<item id>|<code>"); only codes of the item's value set."""
-    item_id, _, code = accept.partition("|")
-    item = next((i for i in defn.get("items", []) if i.get("id") == item_id), None)
-    if item is None or code not in {v.get("code") for v in item.get("values", []) or []}:
-        return values
-    values = dict(values)
-    if item.get("type") == "multi_enum":
-        current = [v for v in values.get(item_id) or [] if v != code]
-        values[item_id] = current + [code]
-    else:
-        values[item_id] = code
-    return values
 
 
 def _texts(errors) -> list[str]:
@@ -166,11 +147,9 @@ def notification_print(request, uuid):
     """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.print", request=request, obj=notification)
-    defn = notification.definition.definition
-    evaluation = evaluate(defn, notification.values, today=services.local_date(),
-                          provenance=notification.provenance, stage="draft")
-    return render(request, "notifications/print.html",
-                  {"notification": notification, "form": render_model(defn, evaluation, notification.provenance)})
+    shown = present(notification.definition.definition, notification.values, today=services.local_date(),
+                    provenance=notification.provenance)
+    return render(request, "notifications/print.html", {"notification": notification, "form": shown.model})
 
 
 @staff_required
@@ -191,8 +170,14 @@ def _demo_dir() -> Path:
     return settings.BASE_DIR / "demo" / "emr-samples"
 
 
+def _demo_path(fmt: str, patient_id: str) -> Path:
+    if formats.get(fmt).reads_folder:
+        return _demo_dir() / fmt / patient_id[:3] / patient_id[3:6] / patient_id
+    return _demo_dir() / fmt / f"{patient_id}.json"
+
+
 def demo_patients() -> list[dict]:
-    root = _demo_dir() / "fhir"
+    root = _demo_dir() / formats.FHIR
     out = []
     for path in sorted(root.glob("*.json")) if root.exists() else []:
         out.append({"id": path.stem})
@@ -217,14 +202,15 @@ def demo_launch(request):
     """Does what the hospital connector does (push the extract through the same service) and follows the URL."""
     _require_demo()
     patient_id = request.POST.get("patient_id", "")
-    fmt = request.POST.get("format", "fhir")
+    fmt = request.POST.get("format", formats.FHIR)
     if patient_id not in {p["id"] for p in demo_patients()}:
         raise Http404()
-    if fmt == "ss-mix2":
-        folder = _demo_dir() / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id
-        data = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    else:
-        data = json.loads((_demo_dir() / "fhir" / f"{patient_id}.json").read_text(encoding="utf-8"))
+    try:
+        data = formats.read_path(fmt, _demo_path(fmt, patient_id))
+        if fmt == formats.FHIR:
+            data = json.loads(data.decode("utf-8-sig"))
+    except (formats.UnknownFormat, OSError):
+        raise Http404()
     extract = services.extract_receive(request.user.hospital,
                                        services.ExtractPayload(format=fmt, patient_ref=patient_id, data=data))
     url, _ = services.launch_token_issue(extract)

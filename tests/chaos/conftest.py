@@ -171,7 +171,8 @@ class Chaos:
     """What a chaos test needs: confirm notifications, run workers/beat, wait on the outbox, judge the sandbox."""
 
     def __init__(self, *, sandbox, redis, factory, tmp_path, hospital, physician):
-        from assist_portal.formdefs.services import definition_import_builtin, definition_publish
+        from assist_portal.central.services import definition_publish
+        from assist_portal.formdefs.services import definition_import_builtin
 
         self.sandbox = sandbox
         self.redis = redis

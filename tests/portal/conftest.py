@@ -91,7 +91,8 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
 @pytest.fixture
 def published(db):
     """Publish a builtin catalog version for every hospital; returns a function."""
-    from assist_portal.formdefs.services import definition_import_builtin, definition_publish
+    from assist_portal.central.services import definition_publish
+    from assist_portal.formdefs.services import definition_import_builtin
 
     def publish(version: str = "2021-03", hospitals=None):
         return definition_publish(definition_import_builtin(version), hospitals=hospitals)

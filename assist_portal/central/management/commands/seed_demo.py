@@ -8,8 +8,9 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assist_portal.accounts.models import Hospital, User
+from assist_portal.central.services import definition_publish
 from assist_portal.formdefs.models import FormDefinition
-from assist_portal.formdefs.services import definition_import_builtin, definition_publish
+from assist_portal.formdefs.services import definition_import_builtin
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = [

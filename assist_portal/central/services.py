@@ -1,0 +1,21 @@
+"""Orchestrations of the central administration: actions that span the apps below it in the graph.
+
+The apps below never call back up: formdefs publishes a definition without knowing notifications; moving the
+drafts in flight to it is the second half of the same action, done here."""
+from __future__ import annotations
+
+from django.utils import timezone
+
+from assist_portal.formdefs import services as formdefs_services
+from assist_portal.notifications.services import drafts_migrate
+
+
+def definition_publish(draft, *, user=None, hospitals=None, effective_from=None, request=None):
+    """Publish a definition and move the drafts in flight of the hospitals it concerns to it when it takes
+    effect now (a scheduled one is picked up lazily when each draft is next opened)."""
+    row = formdefs_services.definition_publish(draft, user=user, hospitals=hospitals,
+                                               effective_from=effective_from, request=request)
+    if (effective_from or row.published_at) <= timezone.now():
+        for hospital in hospitals or [None]:  # only the drafts of the hospitals the publish concerns
+            drafts_migrate(hospital)
+    return row
