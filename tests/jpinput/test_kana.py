@@ -109,6 +109,8 @@ def test_characters_outside_windows_31j_are_refused():
     assert check_hersys_text("葛\U000e0100城", None)[0].startswith("HER-SYSに登録できない文字が含まれています：U+E0100。")
     assert check_hersys_text("\ue000", None)[0].startswith("HER-SYSに登録できない文字が含まれています：U+E000。")
     assert check_hersys_text("ヷ", None)[0].startswith("HER-SYSに登録できない文字が含まれています：「ヷ」。")
+    assert check_hersys_text("¥100", None)[0].startswith("HER-SYSに登録できない文字が含まれています：「¥」。")
+    assert check_hersys_text("￥100", None) == []
 
 
 def test_control_characters_are_refused_but_line_breaks_are_not():

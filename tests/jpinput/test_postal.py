@@ -22,6 +22,11 @@ def test_a_code_for_a_whole_city_has_no_town():
     assert lookup("100-0000") == [Address("東京都", "千代田区", "")]
 
 
+def test_an_office_code_gives_its_area():
+    """大口事業所 codes (a company's own code) resolve to the area, not to the company."""
+    assert lookup("060-8621") == [Address("北海道", "札幌市中央区", "北一条西")]
+
+
 def test_a_code_for_several_towns_lists_them_all():
     assert lookup("068-0546") == [Address("北海道", "夕張市", "南部青葉町"), Address("北海道", "夕張市", "南部菊水町")]
 
