@@ -6,6 +6,7 @@ urlpatterns = [
     path("accounts/", include("assist_portal.accounts.urls")),
     path("api/", include("assist_portal.api.urls")),
     path("central/", include("assist_portal.central.urls")),
+    path("input/", include("assist_portal.notifications.input_urls")),
     path("", include("assist_portal.notifications.urls")),
 ]
 
