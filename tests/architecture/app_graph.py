@@ -11,7 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "assist_portal"
 #: Top-level packages of the repository that are nodes of the graph (tests and demo data are not).
-PACKAGES = ("assist_portal", "formengine", "vocabulary", "mapping", "hersys_client", "connector", "benchmarks")
+PACKAGES = ("assist_portal", "formengine", "vocabulary", "jpinput", "mapping", "hersys_client", "connector",
+            "benchmarks")
 SKIP_PARTS = {"migrations", "__pycache__"}
 
 
