@@ -1,4 +1,4 @@
-"""Patient data at rest: an encrypted JSON model field (Fernet, key rotation through MultiFernet)."""
+"""Patient data at rest: encrypted JSON and bytes model fields (Fernet, key rotation through MultiFernet)."""
 from __future__ import annotations
 
 import json
@@ -44,3 +44,22 @@ class EncryptedJSONField(models.TextField):
         if value is None:
             return None
         return encrypt_json(value)
+
+
+class EncryptedBytesField(models.TextField):
+    """Bytes stored encrypted (as a Fernet token), returned exactly as written; None stays None (e.g. erased)."""
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or value == "":
+            return None
+        return fernet().decrypt(value.encode())
+
+    def to_python(self, value):
+        return value
+
+    def get_prep_value(self, value):
+        if value is None:
+            return None
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError("EncryptedBytesField stores bytes")
+        return fernet().encrypt(bytes(value)).decode()

@@ -147,12 +147,12 @@ def delivery_timings(delivery_ids: list[int]) -> list[dict[str, float]]:
 
     rows = (Delivery.objects.filter(pk__in=delivery_ids)
             .annotate(first_try=Min("attempt_log__started_at"), tries=Count("attempt_log"))
-            .values("pk", "status", "hospital_id", "updated_at", "revision__confirmed_at", "first_try", "tries"))
+            .values("pk", "status", "hospital_id", "updated_at", "created_at", "first_try", "tries"))
     out = []
     for r in rows:
         out.append({
             "id": r["pk"], "status": r["status"], "hospital_id": r["hospital_id"], "tries": r["tries"],
-            "confirmed": r["revision__confirmed_at"].timestamp(),
+            "confirmed": r["created_at"].timestamp(),  # written in the confirming transaction
             "first_try": r["first_try"].timestamp() if r["first_try"] else float("nan"),
             "accepted": r["updated_at"].timestamp() if r["status"] == "accepted" else float("nan"),
         })
@@ -194,30 +194,28 @@ def saturated_rate(timings: list[dict[str, float]], slots: int) -> tuple[float, 
     return (done / busy if busy > 0 else float("nan")), busy
 
 
-def bundles_for(delivery_ids: list[int]) -> list[tuple[dict[str, Any], str]]:
-    """The exact Bundles the workers sent (rebuilt deterministically), with their idempotency keys."""
+def bundles_for(delivery_ids: list[int]) -> list[tuple[bytes, str]]:
+    """The exact bytes the workers sent (each delivery's frozen payload), with their idempotency keys."""
     from assist_portal.delivery.models import Delivery
-    from assist_portal.delivery.services import build_bundle
 
-    rows = (Delivery.objects.filter(pk__in=delivery_ids).order_by("pk")
-            .select_related("revision__notification__hospital", "revision__definition"))
-    return [(build_bundle(d), d.idempotency_key) for d in rows]
+    rows = Delivery.objects.filter(pk__in=delivery_ids).order_by("pk").select_related("payload")
+    return [(d.payload.content, d.idempotency_key) for d in rows]
 
 
-def direct_baseline(env, bundles: list[tuple[dict[str, Any], str]], warmup: int) -> dict[str, Any]:
-    """Post the same Bundles straight to a freshly reset sandbox with one HersysClient from one process."""
+def direct_baseline(env, bundles: list[tuple[bytes, str]], warmup: int) -> dict[str, Any]:
+    """Post the same bytes straight to a freshly reset sandbox with one HersysClient from one process."""
     from hersys_client import HersysClient  # noqa: F401 - the client under test
 
     env.sandbox_reset()
     client = env.sandbox.client_factory(timeout=30.0)
     try:
-        for bundle, key in bundles[:warmup]:  # token, TLS session, connection pool
-            client.submit(bundle, key)
+        for body, key in bundles[:warmup]:  # token, TLS session, connection pool
+            client.submit_bytes(body, key)
         latencies = []
         t0 = time.perf_counter()
-        for bundle, key in bundles[warmup:]:
+        for body, key in bundles[warmup:]:
             s = time.perf_counter()
-            client.submit(bundle, key)
+            client.submit_bytes(body, key)
             latencies.append(time.perf_counter() - s)
         elapsed = time.perf_counter() - t0
     finally:

@@ -119,9 +119,16 @@ class HersysClient:
     # -- public API ----------------------------------------------------------------------------------------------
     def submit(self, bundle: dict[str, Any], idempotency_key: str) -> Receipt:
         """Send a document Bundle (new, update or withdrawal). Same key + same revision is safe to repeat."""
+        return self.submit_bytes(serialize_bundle(bundle), idempotency_key)
+
+    def submit_bytes(self, body: bytes, idempotency_key: str) -> Receipt:
+        """Send an already serialised document Bundle (UTF-8 JSON) exactly as given, byte for byte.
+
+        For callers that freeze what they send: every retry under one key then carries the same bytes."""
         if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key or ""):
             raise ValueError("idempotency_key must be 1-200 visible ASCII characters")
-        body = json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if not isinstance(body, bytes) or not body:
+            raise ValueError("body must be non-empty bytes (a serialised Bundle)")
         response = self._authorized(
             "POST",
             "/fhir/Bundle",
@@ -208,6 +215,13 @@ class HersysClient:
         raise _permanent(response)
 
 
+def serialize_bundle(bundle: dict[str, Any]) -> bytes:
+    """The canonical bytes of a Bundle: UTF-8 JSON, keys sorted, no insignificant whitespace. The same Bundle
+    always gives the same bytes (what a caller freezes and hashes)."""
+    return json.dumps(bundle, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+
+
 def _raise_for_retryable(response: httpx.Response) -> None:
     code = response.status_code
     if code == 429:
@@ -261,4 +275,5 @@ def _diagnostics(response: httpx.Response) -> list[str]:
     return out
 
 
-__all__ = ["HersysClient", "Receipt", "HersysError", "RetryableError", "PermanentError", "backoff_delay"]
+__all__ = ["HersysClient", "Receipt", "HersysError", "RetryableError", "PermanentError", "backoff_delay",
+           "serialize_bundle"]

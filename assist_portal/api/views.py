@@ -41,9 +41,20 @@ def notification_feed(request):
     return Response({"results": rows})
 
 
+def _gone(request, revision, what: str) -> Response | None:
+    """410 with a clear Japanese message when the retention purge erased the revision (None otherwise)."""
+    message = selectors.purged_message(revision)
+    if message is None:
+        return None
+    audit_record(f"api.{what}", hospital_code=request.auth.code, obj=revision.notification,
+                 revision=revision.number, gone=True)
+    purged_at = selectors.revision_purged_at(revision)
+    return Response({"detail": message, "purged_at": purged_at.isoformat()}, status=status.HTTP_410_GONE)
+
+
 @api_view(["GET"])
 def notification_pdf(request, uuid):
-    """The newest confirmed revision as a PDF, for the chart."""
+    """The newest confirmed revision as a PDF, for the chart (410 once the retention purge erased it)."""
     from django.http import HttpResponse
 
     from assist_portal.notifications.pdf import revision_pdf
@@ -51,6 +62,9 @@ def notification_pdf(request, uuid):
     revision = selectors.latest_revision(request.auth, uuid)
     if revision is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
+    gone = _gone(request, revision, "pdf")
+    if gone is not None:
+        return gone
     audit_record("api.pdf", hospital_code=request.auth.code, obj=revision.notification, revision=revision.number)
     response = HttpResponse(revision_pdf(revision, request.auth), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="notification-{uuid}-r{revision.number}.pdf"'
@@ -59,10 +73,24 @@ def notification_pdf(request, uuid):
 
 @api_view(["GET"])
 def notification_document(request, uuid):
-    """The confirmed FHIR document Bundle of the newest revision, for the chart."""
-    document = selectors.notification_document(request.auth, uuid)
-    if document is None:
+    """The FHIR document Bundle of the newest revision exactly as it was frozen at confirmation (the bytes sent to
+    HER-SYS; `ETag`/`Repr-Digest` carry their sha256), for the chart. 410 once the retention purge erased it."""
+    import base64
+
+    from django.http import HttpResponse
+
+    revision = selectors.latest_revision(request.auth, uuid, with_document=True)
+    if revision is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
-    audit_record("api.document", hospital_code=request.auth.code, object_type="notifications.notification",
-                 object_id=str(uuid))
-    return Response(document)
+    gone = _gone(request, revision, "document")
+    if gone is not None:
+        return gone
+    payload = revision.payload
+    if payload.content is None:
+        return Response({"detail": selectors.MISSING_MESSAGE}, status=status.HTTP_404_NOT_FOUND)
+    audit_record("api.document", hospital_code=request.auth.code, obj=revision.notification,
+                 revision=revision.number, sha256=payload.sha256)
+    response = HttpResponse(payload.content, content_type=f"{payload.content_type}; charset=utf-8")
+    response["ETag"] = f'"{payload.sha256}"'
+    response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(payload.sha256)).decode()}:"
+    return response

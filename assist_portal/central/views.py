@@ -286,7 +286,7 @@ def definition_questionnaire(request, pk):
 @require_GET
 def delivery_monitor(request):
     status = request.GET.get("status", "")
-    qs = Delivery.objects.select_related("hospital", "revision")
+    qs = Delivery.objects.select_related("hospital")
     if status:
         qs = qs.filter(status=status)
     counts = [(s, label, Delivery.objects.filter(status=s).count()) for s, label in Delivery.Status.choices]

@@ -1,8 +1,43 @@
-"""Transactional outbox: one Delivery per confirmed revision, one Attempt per try (like a webhook log)."""
+"""Transactional outbox (like saleor's EventPayload → EventDelivery → EventDeliveryAttempt).
+
+`Payload`: the exact bytes to send, built once by the caller, encrypted at rest, never changed (only erased by the
+retention purge). `Delivery`: one send of one payload to HER-SYS, ordered within its `stream` by `sequence`.
+`Attempt`: one try. The outbox knows nothing about what the bytes mean or who produced them.
+"""
 from __future__ import annotations
+
+import hashlib
 
 from django.db import models
 from django.utils import timezone
+
+from assist_portal.crypto import EncryptedBytesField
+
+
+class Payload(models.Model):
+    """Bytes frozen when they were produced; every attempt of every delivery of it sends exactly these."""
+
+    content = EncryptedBytesField(null=True, blank=True)  # None: erased (purged_at) or never built (missing)
+    sha256 = models.CharField(max_length=64, blank=True)
+    content_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    # Why there is no content although nothing was purged (e.g. an old revision that could not be frozen).
+    missing_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "送信データ"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Payload is immutable: create a new one (the purge erases it with an update)")
+        if self.content is not None:
+            self.sha256 = hashlib.sha256(bytes(self.content)).hexdigest()
+        super().save(*args, **kwargs)
+
+    @property
+    def available(self) -> bool:
+        return self.content is not None and self.purged_at is None
 
 
 class Delivery(models.Model):
@@ -16,8 +51,10 @@ class Delivery(models.Model):
 
     FINAL = (Status.ACCEPTED, Status.REJECTED)
 
-    revision = models.OneToOneField("notifications.NotificationRevision", on_delete=models.PROTECT,
-                                    related_name="delivery")
+    payload = models.ForeignKey(Payload, on_delete=models.PROTECT, related_name="deliveries")
+    # Ordering: within one stream (e.g. one notification), a delivery waits until every lower sequence is final.
+    stream = models.CharField(max_length=100)
+    sequence = models.PositiveIntegerField()
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="deliveries")
     idempotency_key = models.CharField(max_length=100, unique=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -34,6 +71,7 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "送信"
+        constraints = [models.UniqueConstraint(fields=["stream", "sequence"], name="one_delivery_per_sequence")]
 
 
 class Attempt(models.Model):

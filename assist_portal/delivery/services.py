@@ -1,4 +1,8 @@
-"""Delivery to HER-SYS. `delivery_transition` is the one place that changes a delivery's status."""
+"""Delivery to HER-SYS. `delivery_transition` is the one place that changes a delivery's status.
+
+A generic outbox: it sends a frozen `Payload` (bytes built by the caller) under an idempotency key that covers the
+bytes' hash, keeps revisions of one stream in order, and writes only its own rows (never the caller's).
+"""
 from __future__ import annotations
 
 import logging
@@ -12,9 +16,8 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
-from assist_portal.notifications.models import Notification
 
-from .models import Attempt, Delivery
+from .models import Attempt, Delivery, Payload
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +48,34 @@ def delivery_transition(delivery: Delivery, status: str, **fields) -> Delivery:
     return delivery
 
 
-def delivery_create(revision) -> Delivery:
-    """Outbox row for a confirmed revision; must run inside the confirming transaction. The task is enqueued
-    only after commit; if that enqueue is lost, the sweeper finds the row."""
-    notification = revision.notification
+def payload_create(*, content: bytes, content_type: str) -> Payload:
+    """Freeze the bytes to send (encrypted at rest, with their sha256). They are never rebuilt or changed."""
+    if not isinstance(content, bytes) or not content:
+        raise ValueError("a payload is non-empty bytes")
+    return Payload.objects.create(content=content, content_type=content_type)
+
+
+def payloads_purge(*, payload_ids, now=None) -> int:
+    """Retention: erase the content of these payloads (the hash, type and dates stay as evidence)."""
+    return (Payload.objects.filter(pk__in=list(payload_ids), purged_at__isnull=True)
+            .update(content=None, purged_at=now or timezone.now()))
+
+
+def idempotency_key(*, stream: str, sequence: int, sha256: str) -> str:
+    """One key per content: a replay can only ever repeat these exact bytes (HER-SYS answers the first time's
+    receipt), and different bytes for the same revision can never hide behind an earlier answer."""
+    return f"{stream}:{sequence}:{sha256[:16]}"
+
+
+def delivery_create(*, payload: Payload, hospital, stream: str, sequence: int) -> Delivery:
+    """Outbox row for a frozen payload; must run inside the transaction that produced it. The task is enqueued
+    only after commit; if that enqueue is lost, the sweeper finds the row. Within `stream`, `sequence` orders
+    the deliveries: one is not sent while a lower one is not final."""
+    if payload.content is None or not payload.sha256:
+        raise ValueError("only a payload with content can be delivered")
     delivery = Delivery.objects.create(
-        revision=revision, hospital_id=notification.hospital_id,
-        idempotency_key=f"{notification.uuid}:{revision.number}",
+        payload=payload, hospital=hospital, stream=stream, sequence=sequence,
+        idempotency_key=idempotency_key(stream=stream, sequence=sequence, sha256=payload.sha256),
     )
     transaction.on_commit(lambda: delivery_enqueue(delivery.pk))
     return delivery
@@ -98,7 +122,7 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = (Delivery.objects.select_for_update(of=("self",))
-                    .select_related("hospital", "revision__definition", "revision__notification__hospital")
+                    .select_related("hospital")
                     .filter(pk=delivery_id).first())
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
             return None
@@ -110,7 +134,7 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
             return None
         if delivery.status == Delivery.Status.RETRYING and delivery.next_attempt_at > now:
             return None
-        if _earlier_revision_pending(delivery):
+        if _earlier_sequence_pending(delivery):
             return None  # sent when the earlier one is accepted (see _record), or by the sweeper
         delivery_transition(delivery, Delivery.Status.SENDING, attempts=delivery.attempts + 1,
                             lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
@@ -120,44 +144,25 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
     return delivery, attempt
 
 
-def _earlier_revision_pending(delivery: Delivery) -> bool:
-    """Revisions of one notification reach HER-SYS in order: an update or withdrawal never overtakes the
+def _earlier_sequence_pending(delivery: Delivery) -> bool:
+    """Deliveries of one stream reach HER-SYS in order: an update or withdrawal never overtakes the
     notification it changes (that would be refused, or leave HER-SYS and the portal disagreeing)."""
-    revision = delivery.revision
-    return Delivery.objects.filter(revision__notification_id=revision.notification_id,
-                                   revision__number__lt=revision.number).exclude(
-        status__in=Delivery.FINAL).exists()
+    return (Delivery.objects.filter(stream=delivery.stream, sequence__lt=delivery.sequence)
+            .exclude(status__in=Delivery.FINAL).exists())
 
 
-def _enqueue_next_revision(delivery: Delivery) -> None:
-    following = (Delivery.objects.filter(revision__notification_id=delivery.revision.notification_id,
-                                         revision__number__gt=delivery.revision.number,
+def _enqueue_next_in_stream(delivery: Delivery) -> None:
+    following = (Delivery.objects.filter(stream=delivery.stream, sequence__gt=delivery.sequence,
                                          status=Delivery.Status.QUEUED)
-                 .order_by("revision__number").values_list("pk", flat=True).first())
+                 .order_by("sequence").values_list("pk", flat=True).first())
     if following:
         transaction.on_commit(lambda: delivery_enqueue(following))
 
 
-def build_bundle(delivery: Delivery) -> dict:
-    """The FHIR document Bundle for one revision: only HER-SYS items leave the data centre."""
-    from assist_portal.formdefs.selectors import item_set_version
-    from formengine import to_questionnaire_response
-    from hersys_client import build_document_bundle
-
-    revision = delivery.revision
-    notification = revision.notification
-    canonical = f"{settings.QUESTIONNAIRE_CANONICAL}|{item_set_version(revision.definition)}"
-    qr = to_questionnaire_response(revision.definition.definition, revision.values,
-                                   questionnaire_canonical=canonical, status=revision.kind)
-    return build_document_bundle(
-        notification_id=str(notification.uuid), revision=revision.number, status=revision.kind,
-        questionnaire_response=qr, items=revision.values, facility=notification.hospital.facility_master(),
-    )
-
-
 def delivery_attempt(delivery_id: int) -> Delivery | None:
-    """One try: claim, send (outside any transaction), record the outcome. Safe to run twice: the
-    idempotency key makes HER-SYS answer a replay with the original receipt."""
+    """One try: claim, send the frozen payload (outside any transaction), record the outcome. Safe to run twice:
+    the bytes are the same every time and the idempotency key makes HER-SYS answer a replay with the original
+    receipt."""
     from hersys_client import PermanentError, RetryableError, backoff_delay
 
     claimed = _claim(delivery_id)
@@ -165,16 +170,18 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
         return None
     delivery, attempt = claimed
     try:
-        bundle = build_bundle(delivery)
+        body = Payload.objects.values_list("content", flat=True).get(pk=delivery.payload_id)
+        if body is None:
+            raise LookupError("the payload has no content (purged or never frozen)")
     except DatabaseError:
         raise  # the database, not the data: the task retries, the lease and the sweeper cover the rest
-    except Exception as exc:  # our data or code is wrong: retrying cannot help, a person must look
-        log.exception("delivery %s: bundle could not be built", delivery_id)
+    except Exception as exc:  # erased, never frozen or undecryptable: retrying cannot help, a person must look
+        log.exception("delivery %s: payload could not be read", delivery_id)
         return _record(delivery, attempt, Attempt.Outcome.PERMANENT,
-                       f"送信データを作成できませんでした（{type(exc).__name__}）。サポート窓口へ連絡してください。",
+                       f"送信データを読み出せませんでした（{type(exc).__name__}）。サポート窓口へ連絡してください。",
                        None, dead=True)
     try:
-        receipt = hersys_client().submit(bundle, delivery.idempotency_key)
+        receipt = hersys_client().submit_bytes(body, delivery.idempotency_key)
     except RetryableError as exc:
         delay = backoff_delay(delivery.attempts, retry_after=exc.retry_after, base=settings.DELIVERY_BACKOFF_BASE,
                               cap=settings.DELIVERY_BACKOFF_CAP)
@@ -201,7 +208,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         if outcome == Attempt.Outcome.ACCEPTED:
             delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
                                 report_date=receipt.report_date, last_error="", lease_until=None)
-            _enqueue_next_revision(row)
+            _enqueue_next_in_stream(row)
         elif dead:
             delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
         elif outcome == Attempt.Outcome.PERMANENT:
@@ -211,9 +218,6 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
                                 next_attempt_at=now + timedelta(seconds=delay or 0))
-        if row.status != Delivery.Status.RETRYING:
-            # The connector's feed and the retention clock follow the notification's updated_at.
-            Notification.objects.filter(pk=row.revision.notification_id).update(updated_at=now)
     audit_record(f"delivery.{outcome}", hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
     if row.status == Delivery.Status.RETRYING:

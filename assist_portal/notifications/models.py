@@ -90,6 +90,11 @@ class NotificationRevision(models.Model):
     values = EncryptedJSONField(default=dict)
     confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     confirmed_at = models.DateTimeField(default=timezone.now)
+    # The document exactly as sent (built once at confirmation, encrypted, hashed) and its outbox row. The links
+    # point from notifications to delivery only: the outbox knows no notification (related_name="+").
+    payload = models.OneToOneField("delivery.Payload", on_delete=models.PROTECT, related_name="+")
+    delivery = models.OneToOneField("delivery.Delivery", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
 
     class Meta:
         ordering = ["number"]

@@ -52,8 +52,15 @@ def _rows(form: dict) -> list:
     return story
 
 
+class RevisionPurged(Exception):
+    """The retention purge erased the revision's values: there is nothing left to render."""
+
+
 def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
-    """PDF of one confirmed revision exactly as it was sent."""
+    """PDF of one confirmed revision exactly as it was sent (the values frozen with it, and the hash of the
+    document sent to HER-SYS). Refuses a purged revision rather than rendering an empty form."""
+    if revision.notification.purged_at or revision.payload.purged_at:
+        raise RevisionPurged("the retention purge erased this revision")
     defn = revision.definition.definition
     form = present(defn, revision.values, today=today or timezone.localdate()).model
     buf = io.BytesIO()
@@ -64,6 +71,7 @@ def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
         Paragraph("感染症の予防及び感染症の患者に対する医療に関する法律第12条第1項の規定により、以下のとおり届け出る。", _TEXT),
         _p(f"{hospital.name}　第{revision.number}版（{revision.get_kind_display()}）　確定 "
            f"{timezone.localtime(revision.confirmed_at):%Y-%m-%d %H:%M}　様式 {revision.definition.version}"),
+        _p(f"送信文書 SHA-256 {revision.payload.sha256 or '（保存なし）'}"),
         Spacer(1, 4 * mm),
     ]
     doc.build(head + _rows(form))

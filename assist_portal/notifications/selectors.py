@@ -1,8 +1,10 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import Max, Prefetch
+from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from assist_portal.delivery.models import Delivery
@@ -41,16 +43,25 @@ def _with_deliveries(qs):
 LIST_DEFERRED = ("values", "suggestions", "migration_report", "class_report_dates")
 
 
-def latest_delivery(notification: Notification) -> Delivery | None:
-    """The delivery of the newest revision; uses prefetched revisions when the queryset has them (lists)."""
+def _newest_revision(notification: Notification) -> NotificationRevision | None:
+    """Uses prefetched revisions when the queryset has them (lists, feed)."""
     revisions = list(notification.revisions.all())
-    if not revisions:
-        return None
-    newest = max(revisions, key=lambda r: r.number)
-    try:
-        return newest.delivery
-    except Delivery.DoesNotExist:
-        return None
+    return max(revisions, key=lambda r: r.number) if revisions else None
+
+
+def latest_delivery(notification: Notification) -> Delivery | None:
+    """The delivery of the newest revision."""
+    newest = _newest_revision(notification)
+    return newest.delivery if newest is not None else None
+
+
+def with_last_activity(qs):
+    """Annotate `last_activity`: the later of the notification's own `updated_at` and the newest `updated_at`
+    of its deliveries. The outbox never writes notification rows, so the connector's feed and the retention
+    clock read the delivery side here. Coalesce first: PostgreSQL's GREATEST skips NULLs, SQLite's MAX(a, b)
+    would return NULL for a notification without deliveries."""
+    return qs.annotate(last_activity=Greatest(
+        "updated_at", Coalesce(Max("revisions__delivery__updated_at"), "updated_at")))
 
 
 GUIDANCE = {
@@ -66,7 +77,8 @@ GUIDANCE = {
 
 def delivery_status(notification: Notification) -> dict:
     """What the user sees live: queued → sent → accepted, or a clear rejection."""
-    delivery = latest_delivery(notification)
+    revision = _newest_revision(notification)
+    delivery = revision.delivery if revision is not None else None
     if delivery is None:
         return {"status": "none", "label": "未送信", "final": False, "guidance": "まだ確定していません。"}
     return {
@@ -78,14 +90,17 @@ def delivery_status(notification: Notification) -> dict:
         "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
         "attempts": delivery.attempts,
         "error": delivery.last_error,
-        "revision": delivery.revision.number,
-        "kind": delivery.revision.get_kind_display(),
+        "revision": revision.number,
+        "kind": revision.get_kind_display(),
         "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "retrying" else None,
     }
 
 
 def notification_feed(hospital, since: str | None = None) -> list[dict]:
-    qs = _with_deliveries(Notification.objects.filter(hospital=hospital, revision__gt=0).defer(*LIST_DEFERRED))
+    """Confirmed notifications whose notification or delivery changed after `since`, oldest change first.
+    `updated_at` is that change (the cursor for the next call)."""
+    qs = with_last_activity(_with_deliveries(
+        Notification.objects.filter(hospital=hospital, revision__gt=0).defer(*LIST_DEFERRED)))
     try:
         when = parse_datetime(since) if since else None
     except ValueError:
@@ -93,24 +108,40 @@ def notification_feed(hospital, since: str | None = None) -> list[dict]:
     if since and when is None:
         raise FeedCursorError("since は ISO 8601 の日時で指定してください（例: 2022-09-26T09:00:00+09:00）。")
     if when is not None:
-        qs = qs.filter(updated_at__gt=when)
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when)
+        qs = qs.filter(last_activity__gt=when)
     out = []
-    for row in qs.order_by("updated_at")[:500]:
+    for row in qs.order_by("last_activity", "id")[:500]:
         out.append({"id": str(row.uuid), "patient_id": row.patient_ref, "status": row.status,
-                    "revision": row.revision, "updated_at": row.updated_at.isoformat(),
+                    "revision": row.revision, "updated_at": row.last_activity.isoformat(),
                     "delivery": delivery_status(row)})
     return out
 
 
-def notification_document(hospital, uuid) -> dict | None:
-    from assist_portal.delivery.services import build_bundle
+def latest_revision(hospital, uuid, *, with_document: bool = False) -> NotificationRevision | None:
+    """The newest revision of one of the hospital's notifications, with its notification and payload (the
+    payload's encrypted content only when `with_document`)."""
+    qs = (NotificationRevision.objects.filter(notification__hospital=hospital, notification__uuid=uuid)
+          .select_related("definition", "notification", "payload").order_by("-number"))
+    if not with_document:
+        qs = qs.defer("payload__content")
+    return qs.first()
 
-    delivery = (Delivery.objects.filter(hospital=hospital, revision__notification__uuid=uuid)
-                .order_by("-revision__number").select_related("revision__notification__hospital",
-                                                              "revision__definition").first())
-    return build_bundle(delivery) if delivery else None
+
+PURGED_MESSAGE = ("この届出は保存期間を過ぎたため、患者情報とHER-SYSへ送信した文書を消去しました（消去日 {date}）。"
+                  "文書とPDFはもう提供できません。電子カルテに保存済みの文書を参照してください"
+                  "（受付番号などの送信記録は残っています）。")
+MISSING_MESSAGE = ("この版の送信文書は保存されていません（この仕組みの導入前に確定され、文書を復元できませんでした）。"
+                   "運用担当（中央管理者）に連絡してください。")
 
 
-def latest_revision(hospital, uuid) -> NotificationRevision | None:
-    return (NotificationRevision.objects.filter(notification__hospital=hospital, notification__uuid=uuid)
-            .select_related("definition").order_by("-number").first())
+def revision_purged_at(revision: NotificationRevision):
+    """When the retention purge erased this revision's values and document (None: not purged)."""
+    return revision.notification.purged_at or revision.payload.purged_at
+
+
+def purged_message(revision: NotificationRevision) -> str | None:
+    """The Japanese explanation for a purged revision (for the 410 answers), None when it is not purged."""
+    when = revision_purged_at(revision)
+    return PURGED_MESSAGE.format(date=timezone.localdate(when).isoformat()) if when else None

@@ -15,11 +15,14 @@ from django.utils import timezone
 
 import mapping
 from assist_portal.audit.services import audit_record
-from assist_portal.delivery.services import delivery_create
+from assist_portal.delivery.models import Delivery
+from assist_portal.delivery.services import delivery_create, payloads_purge
 from assist_portal.formdefs.selectors import definition_for_hospital
 from formengine import evaluate
 
+from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
 FACILITY_ITEMS = {"report.facility_name": "name", "report.facility_address": "address",
@@ -303,14 +306,28 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         row.status = Notification.Status.CONFIRMED
         row.has_unsent_changes = False
         row.save()
-        revision = NotificationRevision.objects.create(
-            notification=row, number=row.revision, kind=kind, definition=row.definition,
-            values=evaluation.values, confirmed_by=user,
-        )
-        delivery = delivery_create(revision)
+        revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
+                                             user=user)
         audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
-                     kind=kind, definition_hash=row.definition.content_hash)
+                     kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256)
     return row, evaluation, delivery
+
+
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user):
+    """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
+    The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
+    try:
+        payload = revision_payload_freeze(notification=row, number=row.revision, kind=kind, definition=definition,
+                                          values=values)
+    except DocumentBuildError as exc:
+        raise WorkflowError("HER-SYSへ送る文書を作成できませんでした。確定は行われていません。"
+                            f"サポート窓口へ連絡してください（{exc}）。") from exc
+    delivery = delivery_create(payload=payload, hospital=row.hospital, stream=str(row.uuid), sequence=row.revision)
+    revision = NotificationRevision.objects.create(
+        notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
+        payload=payload, delivery=delivery,
+    )
+    return revision, delivery
 
 
 def notification_withdraw(notification: Notification, user, lock_version: int, request=None):
@@ -328,12 +345,11 @@ def notification_withdraw(notification: Notification, user, lock_version: int, r
         row.updated_by = user
         row.save()
         last_confirmed = row.revisions.order_by("-number").first()  # not later, unconfirmed draft edits
-        revision = NotificationRevision.objects.create(
-            notification=row, number=row.revision, kind=NotificationRevision.Kind.WITHDRAWAL,
-            definition=last_confirmed.definition, values=last_confirmed.values, confirmed_by=user,
-        )
-        delivery = delivery_create(revision)
-        audit_record("notification.withdraw", request=request, user=user, obj=row, revision=revision.number)
+        revision, delivery = _revision_write(row, kind=NotificationRevision.Kind.WITHDRAWAL,
+                                             definition=last_confirmed.definition, values=last_confirmed.values,
+                                             user=user)
+        audit_record("notification.withdraw", request=request, user=user, obj=row, revision=revision.number,
+                     payload_sha256=revision.payload.sha256)
     return row, delivery
 
 
@@ -391,25 +407,27 @@ def drafts_migrate(hospital=None) -> int:
 
 def notifications_purge(older_than_days: int, now=None) -> int:
     """Retention: once every revision of a notification is accepted (or it was withdrawn and that was accepted)
-    and nothing changed for `older_than_days`, its patient values are erased. The audit trail, receipts and
-    metadata stay; the connector has had the document to store in the chart."""
-    from assist_portal.delivery.models import Delivery
-
+    and nothing changed for `older_than_days` (neither the notification nor its deliveries), its patient values
+    and the documents sent are erased. The audit trail, receipts, hashes and metadata stay; the connector has had
+    the document to store in the chart."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=older_than_days)
-    candidates = (Notification.objects.filter(updated_at__lt=cutoff, revision__gt=0, purged_at__isnull=True)
-                  .exclude(status=Notification.Status.DRAFT))
+    candidates = (with_last_activity(Notification.objects.filter(revision__gt=0, purged_at__isnull=True)
+                                     .exclude(status=Notification.Status.DRAFT))
+                  .filter(last_activity__lt=cutoff).select_related("hospital"))
     purged = 0
     for row in candidates.iterator():
-        deliveries = Delivery.objects.filter(revision__notification=row)
-        if deliveries.count() != row.revision or deliveries.exclude(status=Delivery.Status.ACCEPTED).exists():
+        revisions = list(NotificationRevision.objects.filter(notification=row).select_related("delivery")
+                         .only("pk", "payload_id", "delivery__status"))
+        if len(revisions) != row.revision or any(r.delivery is None or r.delivery.status != Delivery.Status.ACCEPTED
+                                                 for r in revisions):
             continue  # something still in flight or needing attention: keep everything
         with transaction.atomic():
             Notification.objects.filter(pk=row.pk).update(values={}, suggestions={}, display_name="",
                                                           migration_report={}, class_report_dates={},
                                                           purged_at=now)
-            for revision in NotificationRevision.objects.filter(notification=row):
-                NotificationRevision.objects.filter(pk=revision.pk).update(values={})
+            NotificationRevision.objects.filter(notification=row).update(values={})
+            payloads_purge(payload_ids=[r.payload_id for r in revisions], now=now)
             Extract.objects.filter(hospital=row.hospital, patient_ref=row.patient_ref).delete()
         audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
         purged += 1

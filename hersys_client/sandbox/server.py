@@ -249,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
             self._token(body)
             return
         if path == "/fhir/Bundle" or path.startswith("/fhir/Bundle/"):
+            if method == "POST" and path == "/fhir/Bundle":  # the raw bytes of every try, before any fault
+                self.app.store.record_request(self.headers.get("Idempotency-Key", "").strip()[:200], body)
             self._latency()
             self._faults()
             self._authenticate()
@@ -395,6 +397,11 @@ class Handler(BaseHTTPRequestHandler):
             include = query.get("include_bundles", ["1"])[-1] not in ("0", "false")
             ident = query.get("bundle_identifier", [None])[-1]
             self._send(200, self.app.store.received(include_bundles=include, bundle_identifier=ident))
+        elif path == "/_sandbox/requests":
+            self._require(method, "GET")
+            include = query.get("include_bodies", ["1"])[-1] not in ("0", "false")
+            key = query.get("idempotency_key", [None])[-1]
+            self._send(200, self.app.store.requests(include_bodies=include, idempotency_key=key))
         elif path == "/_sandbox/faults":
             if method == "GET":
                 self._send(200, asdict(self.app.faults()))

@@ -7,6 +7,8 @@ sandbox loses nothing it has answered.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -40,6 +42,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
     revision          INTEGER NOT NULL,
     http_status       INTEGER NOT NULL,
     answer            TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS request (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    body            BLOB NOT NULL
 );
 """
 
@@ -224,9 +233,37 @@ class SandboxStore:
         ]
         return {"count": len(notifications), "idempotency_keys": keys, "notifications": notifications}
 
+    def record_request(self, key: str, body: bytes) -> None:
+        """Keep the raw body of every POST /fhir/Bundle as it arrived (replays and failed tries too), so tests can
+        compare the exact bytes of each attempt."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO request (idempotency_key, sha256, received_at, body) VALUES (?, ?, ?, ?)",
+                (key, hashlib.sha256(body).hexdigest(), now, body),
+            )
+
+    def requests(self, *, include_bodies: bool = True, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Every recorded request body in arrival order (GET /_sandbox/requests); bodies base64-encoded."""
+        where, args = ("WHERE idempotency_key = ?", (idempotency_key,)) if idempotency_key is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT seq, idempotency_key, sha256, received_at, length(body), "
+                f"{'body' if include_bodies else 'NULL'} FROM request {where} ORDER BY seq",
+                args,
+            ).fetchall()
+        out = []
+        for seq, key, sha256, received_at, length, body in rows:
+            entry: dict[str, Any] = {"seq": seq, "idempotency_key": key, "sha256": sha256,
+                                     "received_at": received_at, "length": length}
+            if include_bodies:
+                entry["body_base64"] = base64.b64encode(body).decode("ascii")
+            out.append(entry)
+        return {"count": len(out), "requests": out}
+
     def reset(self) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            for table in ("idempotency", "revision", "notification"):
+            for table in ("request", "idempotency", "revision", "notification"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._db.execute("COMMIT")

@@ -92,6 +92,20 @@ class SandboxHandle:
     def received(self, include_bundles: bool = True) -> dict[str, Any]:
         return self._control("GET", f"received?include_bundles={int(include_bundles)}")
 
+    def requests(self, include_bodies: bool = True, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        """Every POST /fhir/Bundle the sandbox received, in order, with its raw body as `body` (bytes)."""
+        import base64
+        from urllib.parse import urlencode
+
+        query = {"include_bodies": int(include_bodies)}
+        if idempotency_key is not None:
+            query["idempotency_key"] = idempotency_key
+        rows = self._control("GET", f"requests?{urlencode(query)}")["requests"]
+        for row in rows:
+            if "body_base64" in row:
+                row["body"] = base64.b64decode(row.pop("body_base64"))
+        return rows
+
     def reset(self) -> None:
         self._control("POST", "reset", {})
 

@@ -291,11 +291,12 @@ class Chaos:
 
     def assert_exactly_once(self, ids, total: int | None = None) -> list[dict]:
         """Every delivery accepted, and the sandbox holds exactly one notification with exactly one revision for
-        each, under the delivery's idempotency key and with the receipt the outbox recorded. `total` is how many
+        each, under the delivery's idempotency key and with the receipt the outbox recorded; every try under that
+        key carried the delivery's frozen bytes. `total` is how many
         notifications the sandbox must hold overall (default: exactly these)."""
         from assist_portal.delivery.models import Delivery
 
-        rows = list(Delivery.objects.filter(pk__in=ids).select_related("revision__notification"))
+        rows = list(Delivery.objects.filter(pk__in=ids).select_related("payload"))
         assert len(rows) == len(ids)
         assert {r.status for r in rows} == {Delivery.Status.ACCEPTED}, self.statuses(ids)
         received = self.sandbox.received(include_bundles=False)
@@ -305,13 +306,18 @@ class Chaos:
         assert len(stored) == (len(ids) if total is None else total), [n["bundle_identifier"] for n in stored]
         by_id = {n["bundle_identifier"]: n for n in stored}
         for row in rows:
-            note = by_id.get(str(row.revision.notification.uuid))
+            note = by_id.get(row.stream)  # the stream is the notification's uuid, the Bundle's identifier
             assert note is not None, f"delivery {row.pk} accepted but missing from HER-SYS"
             assert len(note["revisions"]) == 1, f"delivery {row.pk}: {len(note['revisions'])} revisions stored"
             assert note["revisions"][0]["idempotency_key"] == row.idempotency_key
             assert note["receipt_id"] == row.receipt_id
         assert len({r.receipt_id for r in rows}) == len(rows)
         assert received["idempotency_keys"] == len(stored)  # nothing accepted under a second key
+        sent: dict[str, set[str]] = {}  # every try the sandbox saw (failed, timed out, replayed), by key
+        for request in self.sandbox.requests(include_bodies=False):
+            sent.setdefault(request["idempotency_key"], set()).add(request["sha256"])
+        for row in rows:  # every try of a delivery carried exactly its frozen bytes
+            assert sent.get(row.idempotency_key) == {row.payload.sha256}, f"delivery {row.pk}: bytes differ"
         return stored
 
     def terminate_worker_db_sessions(self) -> int:

@@ -49,8 +49,7 @@ def test_worker_sigkilled_mid_send_then_new_worker_and_beat_sweeper(chaos):
 
     # The sandbox stores what the dead worker sent; the outbox still says `sending` (the receipt was never recorded).
     sandbox_ids = lambda: {n["bundle_identifier"] for n in chaos.sandbox.received(False)["notifications"]}  # noqa: E731
-    killed_uuids = {str(d.revision.notification.uuid): d.pk for d in
-                    Delivery.objects.filter(pk__in=killed).select_related("revision__notification")}
+    killed_uuids = {d.stream: d.pk for d in Delivery.objects.filter(pk__in=killed)}  # stream = notification uuid
     wait_for(lambda: sandbox_ids() & set(killed_uuids), timeout=10)
     assert set(chaos.statuses(killed).values()) == {Delivery.Status.SENDING}
     accepted_unrecorded = [killed_uuids[u] for u in sandbox_ids() & set(killed_uuids)]

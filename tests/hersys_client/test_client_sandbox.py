@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import ssl
 import uuid
@@ -84,6 +86,31 @@ def test_submit_new_notification_returns_201_receipt(sandbox: SandboxHandle, cli
     [stored] = sandbox.received()["notifications"]
     assert stored["receipt_id"] == receipt.receipt_id
     assert stored["revisions"][0]["bundle"] == bundle
+
+
+def test_submit_bytes_sends_the_given_bytes_unchanged_on_every_try(sandbox: SandboxHandle,
+                                                                 client: HersysClient) -> None:
+    from hersys_client.client import serialize_bundle
+
+    bundle = make_bundle()
+    body = b"  " + json.dumps(bundle, ensure_ascii=False, indent=3).encode("utf-8") + b"\n"  # not canonical
+    sandbox.set_faults(fail_next=1)
+    with pytest.raises(RetryableError):
+        client.submit_bytes(body, key(bundle))
+    receipt = client.submit_bytes(body, key(bundle))
+    assert receipt.created
+    tries = sandbox.requests(idempotency_key=key(bundle))
+    assert [t["body"] for t in tries] == [body, body]
+    assert {t["sha256"] for t in tries} == {hashlib.sha256(body).hexdigest()}
+    assert sandbox.received()["notifications"][0]["revisions"][0]["bundle"] == bundle
+    # submit() is submit_bytes() of the canonical serialisation (sorted keys, no whitespace): stable bytes.
+    client.submit(bundle, key(bundle))
+    assert sandbox.requests(idempotency_key=key(bundle))[-1]["body"] == serialize_bundle(bundle)
+    assert serialize_bundle(bundle) == serialize_bundle(json.loads(body))
+    with pytest.raises(ValueError):
+        client.submit_bytes(bundle, key(bundle))  # type: ignore[arg-type] - a dict is not bytes
+    sandbox.reset()
+    assert sandbox.requests() == []
 
 
 def test_replay_of_same_key_returns_same_receipt_and_stores_nothing(sandbox: SandboxHandle,

@@ -79,7 +79,7 @@ def test_switch_h0001_to_2022_09_only_by_publishing(client, hospital, other_hosp
         values["report.notification_target"] = ["age65_plus", "hospitalization_required"]
         r = client.post(reverse("notifications:form", args=[draft.uuid]), form_post(draft, values, "confirm"))
     assert r.status_code == 302, r.content.decode()[:3000]
-    delivery = Delivery.objects.get(revision__notification=draft)
+    delivery = draft.revisions.get().delivery
     assert delivery_attempt(delivery.pk).status == "accepted"
     stored = sandbox.received(include_bundles=True)["notifications"]
     qr = next(e["resource"] for e in stored[-1]["revisions"][0]["bundle"]["entry"]

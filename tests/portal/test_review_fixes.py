@@ -77,7 +77,11 @@ def test_withdrawal_sends_the_last_confirmed_values(hospital, physician, clerk, 
     n, _ = nsvc.notification_save(n, clerk, dict(n.values, **{"patient.name": "事務　変更"}), n.lock_version)
     with django_capture_on_commit_callbacks(execute=False):
         n, withdrawal = nsvc.notification_withdraw(n, physician, n.lock_version)
-    assert withdrawal.revision.values["patient.name"] == confirmed_name
+    revision = n.revisions.get(number=withdrawal.sequence)
+    assert revision.kind == "stopped" and revision.values["patient.name"] == confirmed_name
+    sent = json.loads(withdrawal.payload.content)  # the frozen bytes every attempt will send
+    patient = next(e["resource"] for e in sent["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["name"][0]["text"] == confirmed_name
 
 
 def test_emr_button_after_confirmation_opens_the_same_notification(client, hospital, physician, published, push,

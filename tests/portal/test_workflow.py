@@ -146,7 +146,8 @@ def test_physician_confirm_writes_revision_and_outbox_in_one_transaction(client,
     assert launched.status == "confirmed" and launched.revision == 1
     delivery = Delivery.objects.get()
     assert delivery.status == "queued"
-    assert delivery.idempotency_key == f"{launched.uuid}:1"
+    assert delivery.idempotency_key == f"{launched.uuid}:1:{delivery.payload.sha256[:16]}"
+    assert launched.revisions.get().payload_id == delivery.payload_id  # the document, frozen in the same commit
     assert len(callbacks) == 1  # the task is enqueued only after commit
 
 
@@ -193,8 +194,8 @@ def test_class_change_is_an_update_with_the_first_report_date_per_class(client, 
     assert [r.kind for r in (first, second, third)] == ["completed", "amended", "amended"]
     assert second.values["report.report_date"] == "2021-01-11"
     assert third.values["report.report_date"] == "2021-01-11"
-    keys = list(Delivery.objects.order_by("id").values_list("idempotency_key", flat=True))
-    assert keys == [f"{launched.uuid}:1", f"{launched.uuid}:2", f"{launched.uuid}:3"]
+    keys = list(Delivery.objects.order_by("id").values_list("idempotency_key", "payload__sha256"))
+    assert keys == [(f"{launched.uuid}:{n}:{sha[:16]}", sha) for n, (_, sha) in enumerate(keys, start=1)]
 
 
 def test_list_page_queries_do_not_grow_with_rows(client, physician, published, push, login,
