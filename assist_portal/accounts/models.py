@@ -18,6 +18,9 @@ class Hospital(models.Model):
     local_codes = models.JSONField("院内コード表", default=dict, blank=True)
     csv_profile = models.JSONField("DWH/CSV列対応プロファイル", default=dict, blank=True)
     is_active = models.BooleanField(default=True)
+    #: The form a notification opened from the EMR uses unless the user picks another; blank = the form of the
+    #: hospital's earliest form assignment in effect (formdefs.selectors.hospital_default_form).
+    default_form = models.CharField("既定の届出様式", max_length=40, blank=True, default="")
 
     class Meta:
         verbose_name = "医療機関"

@@ -11,11 +11,11 @@ from assist_portal.notifications.services import drafts_migrate
 
 
 def definition_publish(draft, *, user=None, hospitals=None, effective_from=None, request=None):
-    """Publish a definition and move the drafts in flight of the hospitals it concerns to it when it takes
-    effect now (a scheduled one is picked up lazily when each draft is next opened)."""
-    row = formdefs_services.definition_publish(draft, user=user, hospitals=hospitals,
-                                               effective_from=effective_from, request=request)
-    if (effective_from or row.published_at) <= timezone.now():
-        for hospital in hospitals or [None]:  # only the drafts of the hospitals the publish concerns
-            drafts_migrate(hospital)
+    """Publish a definition for its form and, when it takes effect at once, move the drafts in flight of that
+    form (at the hospitals the publish concerns) to it. A scheduled publish moves them lazily when opened."""
+    row = formdefs_services.definition_publish(draft, user=user, hospitals=hospitals, effective_from=effective_from,
+                                               request=request)
+    if effective_from is None or effective_from <= timezone.now():
+        for hospital in hospitals or [None]:
+            drafts_migrate(hospital, form=row.form)
     return row

@@ -16,6 +16,7 @@ urlpatterns = [
     path("definitions/<int:pk>/questionnaire.json", views.definition_questionnaire, name="questionnaire"),
     path("users/", views.user_admin, name="users"),
     path("hospitals/", views.hospital_list, name="hospitals"),
+    path("hospitals/<int:pk>/default-form/", views.hospital_default_form, name="hospital-default-form"),
     path("hospitals/<int:pk>/mapping/", views.hospital_mapping, name="hospital-mapping"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),

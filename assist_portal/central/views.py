@@ -26,7 +26,8 @@ from assist_portal.accounts.decorators import admin_required
 from assist_portal.accounts.models import Hospital, User
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
-from assist_portal.formdefs import services
+from assist_portal.formdefs import selectors, services
+from assist_portal.formdefs.catalogs import builtin_catalogs
 from assist_portal.formdefs.models import FormAssignment, FormDefinition
 from assist_portal.formdefs.selectors import item_set_version
 from assist_portal.notifications.services import hospital_csv_profile
@@ -68,20 +69,18 @@ def _draft(pk) -> FormDefinition:
     return row
 
 
-def _current_published() -> FormDefinition | None:
-    assignment = (FormAssignment.objects.filter(hospital__isnull=True, effective_from__lte=timezone.now())
-                  .select_related("definition").first())
-    return assignment.definition if assignment else FormDefinition.objects.filter(status="published").first()
-
-
 @admin_required
 @require_GET
 def definition_list(request):
+    current = selectors.definitions_current_for_all()
+    labels = selectors.form_labels()
     return render(request, "central/list.html", {
         "definitions": FormDefinition.objects.all()[:100],
         "assignments": FormAssignment.objects.select_related("definition", "hospital")[:100],
-        "current": _current_published(),
-        "builtin_versions": ["2021-03", "2022-09"],
+        "current": current,
+        "current_ids": {d.pk for d in current},
+        "builtin_catalogs": builtin_catalogs(),
+        "form_options": [(f, labels.get(f, f)) for f in selectors.forms_known()],
     })
 
 
@@ -93,12 +92,12 @@ def _fail(request, exc, target):
 @admin_required
 @require_POST
 def definition_new(request):
-    """Create a draft: a copy of a definition, a built-in catalog, a FHIR Questionnaire or an Excel-layout form."""
+    """Create a draft: a copy of a definition, a shipped catalog, a FHIR Questionnaire or an Excel-layout form."""
     source = request.POST.get("source", "copy")
     try:
         if source == "builtin":
-            row = services.definition_import_builtin(request.POST.get("version", ""), user=request.user,
-                                                     request=request)
+            catalog_id = request.POST.get("catalog") or request.POST.get("version", "")
+            row = services.definition_import_builtin(catalog_id, user=request.user, request=request)
         elif source in ("questionnaire", "excel"):
             upload = request.FILES.get("file")
             if upload is None or upload.size > MAX_UPLOAD:
@@ -106,10 +105,13 @@ def definition_new(request):
             data = upload.read()
             defn = from_questionnaire(json.loads(data.decode("utf-8"))) if source == "questionnaire" \
                 else from_excel_layout(data)
-            row = services.definition_create(defn, user=request.user, version=request.POST.get("label") or None,
-                                             request=request)
+            form = request.POST.get("form", "").strip() or (selectors.forms_known() or [None])[0]
+            row = services.definition_create(defn, user=request.user, form=form,
+                                             version=request.POST.get("label") or None, request=request)
         else:
-            base = _definition(request.POST.get("base") or getattr(_current_published(), "pk", 0))
+            base_pk = request.POST.get("base") or getattr(next(iter(selectors.definitions_current_for_all()), None),
+                                                          "pk", 0)
+            base = _definition(base_pk if str(base_pk).isdigit() else 0)
             row = services.definition_create(copy.deepcopy(base.definition), user=request.user, based_on=base,
                                              version=f"{base.version}-draft-{timezone.now():%Y%m%d%H%M%S}",
                                              request=request)
@@ -117,7 +119,7 @@ def definition_new(request):
         return _fail(request, exc, ("central:list",))
     except RecursionError:
         return _fail(request, "JSONの入れ子が深すぎます。", ("central:list",))
-    messages.success(request, f"下書き「{row.version}」を作成しました。")
+    messages.success(request, f"下書き「{row.version}」（{row.heading}）を作成しました。")
     return redirect("central:detail", pk=row.pk)
 
 
@@ -125,8 +127,8 @@ def definition_new(request):
 @require_GET
 def definition_detail(request, pk):
     row = _definition(pk)
-    base = row.based_on or _current_published()
-    changes = diff_definitions(base.definition, row.definition) if base and base.pk != row.pk else []
+    base = selectors.definition_diff_base(row)
+    changes = diff_definitions(base.definition, row.definition) if base else []
     return render(request, "central/detail.html", {
         "d": row, "defn": row.definition, "base": base, "changes": changes,
         "hospitals": Hospital.objects.filter(is_active=True).order_by("code"),
@@ -238,8 +240,10 @@ def rules_edit(request, pk):
 @require_GET
 def definition_preview(request, pk):
     row = _definition(pk)
-    shown = present(row.definition, PREVIEW_VALUES, today=date.today(), provenance=PREVIEW_PROVENANCE,
-                    stage="confirm")
+    known = {i.get("id") for i in row.definition.get("items", [])} | {
+        g.get("id") for g in row.definition.get("groups", []) or []}
+    sample = {k: v for k, v in PREVIEW_VALUES.items() if k in known}  # only this form's items
+    shown = present(row.definition, sample, today=date.today(), provenance=PREVIEW_PROVENANCE, stage="confirm")
     return render(request, "central/preview.html", {"d": row, "form": shown.model, "evaluation": shown.evaluation})
 
 
@@ -264,11 +268,12 @@ def definition_publish_view(request, pk):
         if timezone.is_naive(effective_from):
             effective_from = timezone.make_aware(effective_from)
     try:
-        central_services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
-                                    request=request)
+        central_services.definition_publish(row, user=request.user, hospitals=hospitals,
+                                            effective_from=effective_from, request=request)
     except DefinitionError as exc:
         return _fail(request, exc, ("central:detail", row.pk))
-    messages.success(request, f"「{row.version}」を公開しました。")
+    target = "、".join(h.name for h in hospitals) if hospitals else "全医療機関"
+    messages.success(request, f"「{row.heading}」の版「{row.version}」を公開し、{target}に割り当てました。")
     return redirect("central:detail", pk=row.pk)
 
 
@@ -276,7 +281,8 @@ def definition_publish_view(request, pk):
 @require_GET
 def definition_questionnaire(request, pk):
     row = _definition(pk)
-    q = to_questionnaire(row.definition, url=settings.QUESTIONNAIRE_CANONICAL, version=item_set_version(row))
+    url = f"{settings.QUESTIONNAIRE_CANONICAL.rsplit('/', 1)[0]}/{row.form}"  # one canonical per form
+    q = to_questionnaire(row.definition, url=url, version=item_set_version(row))
     response = JsonResponse(q, json_dumps_params={"ensure_ascii": False, "indent": 1})
     response["Content-Disposition"] = f'attachment; filename="questionnaire-{row.pk}.json"'
     return response
@@ -312,7 +318,26 @@ def _json_field(text: str):
 @admin_required
 @require_GET
 def hospital_list(request):
-    return render(request, "central/hospitals.html", {"hospitals": Hospital.objects.order_by("code")})
+    hospitals = list(Hospital.objects.order_by("code"))
+    rows = [{"hospital": h, "forms": selectors.forms_for_hospital(h), "default": selectors.hospital_default_form(h)}
+            for h in hospitals]
+    return render(request, "central/hospitals.html", {"rows": rows})
+
+
+@admin_required
+@require_POST
+def hospital_default_form(request, pk):
+    """Set the form a hospital's notifications open with (blank: the form it was first assigned)."""
+    hospital = get_object_or_404(Hospital, pk=pk)
+    try:
+        services.hospital_default_form_set(hospital, request.POST.get("default_form", ""), user=request.user,
+                                           request=request)
+    except DefinitionError as exc:
+        return _fail(request, exc, ("central:hospitals",))
+    chosen = selectors.hospital_default_form(hospital) or "なし"
+    label = selectors.form_labels().get(chosen, chosen)
+    messages.success(request, f"{hospital.name}の既定の届出様式を「{label}」にしました。")
+    return redirect("central:hospitals")
 
 
 @admin_required

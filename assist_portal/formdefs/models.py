@@ -5,6 +5,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+#: The form key of definitions made before forms were keyed (decision 4: every legacy row is a COVID-19 form).
+LEGACY_FORM = "covid19"
+
 
 class ImmutableDefinitionError(Exception):
     pass
@@ -15,6 +18,9 @@ class FormDefinition(models.Model):
         DRAFT = "draft", "下書き"
         PUBLISHED = "published", "公開済み"
 
+    #: The stable key of the notification form this definition is a version of (e.g. "covid19", "ehec"): the
+    #: definition's own "form" when it states one. Assignments, drafts and draft migration stay within a form.
+    form = models.CharField("様式", max_length=40, db_index=True)
     version = models.CharField("版", max_length=40)
     title = models.CharField("名称", max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
@@ -32,12 +38,25 @@ class FormDefinition(models.Model):
         verbose_name = "様式定義"
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["version"], condition=models.Q(status="published"),
-                                    name="one_published_definition_per_version"),
+            models.UniqueConstraint(fields=["form", "version"], condition=models.Q(status="published"),
+                                    name="one_published_definition_per_form_version"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.version} ({self.get_status_display()})"
+        return f"{self.form} {self.version} ({self.get_status_display()})"
+
+    @property
+    def disease(self) -> str:
+        """The disease the form notifies, as the definition names it (empty for a form imported without one)."""
+        return str(self.definition.get("disease") or "") if isinstance(self.definition, dict) else ""
+
+    @property
+    def heading(self) -> str:
+        """What a user calls this form: 「<disease> 発生届」, else the definition's title, else the form key."""
+        if self.disease:
+            return f"{self.disease} 発生届"
+        title = self.definition.get("title") if isinstance(self.definition, dict) else ""
+        return str(title or self.title or self.form)
 
     @property
     def is_published(self) -> bool:
@@ -54,7 +73,8 @@ class FormDefinition(models.Model):
 
 
 class FormAssignment(models.Model):
-    """Which published definition a hospital (or every hospital, when hospital is empty) uses from when."""
+    """Which published definition of a form a hospital (or every hospital, when hospital is empty) uses from when.
+    Assignments are per hospital AND form (the definition's form): assigning one form never replaces another."""
 
     definition = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="assignments")
     hospital = models.ForeignKey("accounts.Hospital", null=True, blank=True, on_delete=models.CASCADE,

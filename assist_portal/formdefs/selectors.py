@@ -1,18 +1,29 @@
+"""Reads of form definitions. Which published definition is in effect — for a hospital, or for every hospital —
+is computed here and nowhere else (`_assignments_in_effect`)."""
 from __future__ import annotations
 
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .catalogs import builtin_catalogs, catalog_raw
 from .models import FormAssignment, FormDefinition
 
 
-def definition_for_hospital(hospital, at=None) -> FormDefinition | None:
-    """The published definition a hospital uses at `at`: its newest assignment in effect, hospital-specific
-    assignments winning over all-hospital ones of the same date."""
-    at = at or timezone.now()
+def _assignments_in_effect(hospital, at):
+    """Assignments of published definitions in effect at `at`: the hospital's own and the all-hospital ones
+    (`hospital` None: the all-hospital ones only)."""
+    qs = FormAssignment.objects.filter(effective_from__lte=at or timezone.now(),
+                                       definition__status=FormDefinition.Status.PUBLISHED)
+    if hospital is None:
+        return qs.filter(hospital__isnull=True)
+    return qs.filter(Q(hospital=hospital) | Q(hospital__isnull=True))
+
+
+def definition_in_effect(*, form: str, hospital=None, at=None) -> FormDefinition | None:
+    """The published definition of `form` in effect at `at`: the newest assignment of that form, a hospital's own
+    assignment winning over an all-hospital one of the same date. Another form's assignments never count."""
     chosen = (
-        FormAssignment.objects.filter(effective_from__lte=at, definition__status=FormDefinition.Status.PUBLISHED)
-        .filter(Q(hospital=hospital) | Q(hospital__isnull=True))
+        _assignments_in_effect(hospital, at).filter(definition__form=form)
         .order_by("-effective_from", F("hospital_id").asc(nulls_last=True), "-id")
         .select_related("definition")
         .first()
@@ -20,6 +31,101 @@ def definition_for_hospital(hospital, at=None) -> FormDefinition | None:
     return chosen.definition if chosen else None
 
 
+def hospital_forms(hospital, at=None) -> list[str]:
+    """The forms a hospital can use at `at`, in the order they were first assigned to it."""
+    seen: list[str] = []
+    for form in (_assignments_in_effect(hospital, at).order_by("effective_from", "id")
+                 .values_list("definition__form", flat=True)):
+        if form not in seen:
+            seen.append(form)
+    return seen
+
+
+def hospital_default_form(hospital, at=None) -> str | None:
+    """The form a notification opens with unless the user picks another: the hospital's chosen default when it
+    can use it, else the form of its earliest assignment in effect."""
+    forms = hospital_forms(hospital, at)
+    if hospital.default_form and hospital.default_form in forms:
+        return hospital.default_form
+    return forms[0] if forms else None
+
+
+def definition_for_hospital(hospital, form: str | None = None, at=None) -> FormDefinition | None:
+    """The published definition a hospital uses at `at` for `form` (None: its default form)."""
+    form = form or hospital_default_form(hospital, at)
+    if not form:
+        return None
+    return definition_in_effect(form=form, hospital=hospital, at=at)
+
+
+def forms_for_hospital(hospital, at=None) -> list[FormDefinition]:
+    """The definition in effect for each form the hospital can use, its default form first."""
+    forms = hospital_forms(hospital, at)
+    default = hospital_default_form(hospital, at)
+    ordered = [default, *[f for f in forms if f != default]] if default else forms
+    out = []
+    for form in ordered:
+        definition = definition_in_effect(form=form, hospital=hospital, at=at)
+        if definition is not None:
+            out.append(definition)
+    return out
+
+
+def forms_known() -> list[str]:
+    """Every form key the system knows: those of definitions (oldest first), then those only shipped."""
+    forms: list[str] = []
+    for form in FormDefinition.objects.order_by("created_at", "id").values_list("form", flat=True):
+        if form not in forms:
+            forms.append(form)
+    for entry in builtin_catalogs():
+        if entry.form not in forms:
+            forms.append(entry.form)
+    return forms
+
+
+def form_labels() -> dict[str, str]:
+    """form key → what people call it (the disease of its newest definition or shipped catalog)."""
+    labels = {entry.form: f"{entry.disease} 発生届" if entry.disease else entry.title for entry in builtin_catalogs()}
+    for row in FormDefinition.objects.order_by("created_at", "id").only("form", "definition", "title"):
+        labels[row.form] = row.heading
+    return labels
+
+
+def definitions_current_for_all() -> list[FormDefinition]:
+    """Per form, the definition in effect for every hospital (forms without an all-hospital assignment omitted)."""
+    out = []
+    for form in forms_known():
+        definition = definition_in_effect(form=form)
+        if definition is not None:
+            out.append(definition)
+    return out
+
+
+def definition_diff_base(definition: FormDefinition) -> FormDefinition | None:
+    """What a definition is compared with in the admin UI: the definition it was copied from, else the one of
+    the same form in effect for every hospital, else the newest published one of the same form."""
+    if definition.based_on_id:
+        return definition.based_on
+    base = definition_in_effect(form=definition.form)
+    if base is None:
+        base = (FormDefinition.objects.filter(form=definition.form, status=FormDefinition.Status.PUBLISHED)
+                .exclude(pk=definition.pk).order_by("-published_at", "-id").first())
+    return base if base is not None and base.pk != definition.pk else None
+
+
 def item_set_version(definition: FormDefinition) -> str:
-    """The HER-SYS item-set version the definition speaks (what the WebAPI checks), e.g. 2022-09."""
+    """The item-set version the definition speaks (what the destination checks), e.g. 2022-09."""
     return str(definition.definition.get("version") or definition.version)
+
+
+def definition_emr_items(definition: FormDefinition) -> frozenset[str] | None:
+    """Item ids (and repeat-group ids) an EMR extract may fill in this definition: the definition's own
+    ``emr_items`` when it carries them, else those of the shipped catalog of its form and version. None: no
+    catalog says (a legacy catalog) — then any item of the definition may be filled."""
+    declared = definition.definition.get("emr_items") if isinstance(definition.definition, dict) else None
+    if not isinstance(declared, list):
+        raw = catalog_raw(definition.form, item_set_version(definition))
+        declared = raw.get("emr_items") if raw else None
+    if not isinstance(declared, list):
+        return None
+    return frozenset(str(i) for i in declared)

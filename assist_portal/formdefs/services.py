@@ -1,35 +1,53 @@
-"""Central form-definition management: draft → validate → diff → publish (now or scheduled) → assign."""
+"""Central form-definition management: draft → validate → diff → publish (now or scheduled) → assign.
+
+Every definition is a version of one form (``FormDefinition.form``); publishing assigns it for that form only.
+Moving drafts in flight to a new definition is the notifications app's job, orchestrated by the caller
+(``central.services.definition_publish``): this app imports no app above it.
+"""
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
-from formengine import (
-    DefinitionError,
-    builtin_definition,
-    content_hash,
-    validate_definition,
-)
+from formengine import DefinitionError, content_hash, validate_definition
 
-from .models import FormAssignment, FormDefinition
+from .catalogs import catalog_definition
+from .models import LEGACY_FORM, FormAssignment, FormDefinition
+from .selectors import hospital_forms
+
+FORM_KEY_MAX = 40
 
 
-def definition_create(definition: dict, *, user=None, version: str | None = None, title: str = "",
-                      based_on: FormDefinition | None = None, request=None) -> FormDefinition:
+def _form_key(value) -> str:
+    key = str(value or "").strip()
+    if not key or len(key) > FORM_KEY_MAX or not all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        raise DefinitionError("様式キーは半角英数字・ハイフン・下線で40文字以内にしてください（例：ehec）。")
+    return key
+
+
+def definition_create(definition: dict, *, user=None, form: str | None = None, version: str | None = None,
+                      title: str = "", based_on: FormDefinition | None = None, request=None) -> FormDefinition:
+    """A new draft. Its form is the one the definition states, else `form`, else its base's."""
     problems = validate_definition(definition)
     if problems:
         raise DefinitionError("; ".join(problems))
+    stated = definition.get("form") if isinstance(definition, dict) else None
+    form_key = _form_key(stated or form or (based_on.form if based_on else None) or LEGACY_FORM)
     row = FormDefinition.objects.create(
-        version=version or str(definition.get("version", "")), title=title or definition.get("title", ""),
-        definition=definition, content_hash=content_hash(definition), based_on=based_on, created_by=user,
+        form=form_key, version=version or str(definition.get("version", "")),
+        title=title or definition.get("title", ""), definition=definition, content_hash=content_hash(definition),
+        based_on=based_on, created_by=user,
     )
-    audit_record("formdef.create", request=request, user=user, obj=row, content_hash=row.content_hash)
+    audit_record("formdef.create", request=request, user=user, obj=row, content_hash=row.content_hash,
+                 form=row.form)
     return row
 
 
-def definition_import_builtin(version: str, *, user=None, request=None) -> FormDefinition:
-    return definition_create(builtin_definition(version), user=user, version=version, request=request)
+def definition_import_builtin(catalog_id: str, *, user=None, request=None) -> FormDefinition:
+    """A draft from a catalog shipped in ``vocabulary/catalogs`` (id ``<form>-<version>``)."""
+    entry, definition = catalog_definition(catalog_id)
+    return definition_create(definition, user=user, form=entry.form, version=entry.version, request=request)
 
 
 def definition_update_draft(draft: FormDefinition, definition: dict, *, user, request=None) -> FormDefinition:
@@ -38,6 +56,9 @@ def definition_update_draft(draft: FormDefinition, definition: dict, *, user, re
     problems = validate_definition(definition)
     if problems:
         raise DefinitionError("; ".join(problems))
+    stated = definition.get("form")
+    if stated and stated != draft.form:
+        raise DefinitionError(f"下書きの様式（{draft.form}）は変えられません。別の様式は新しい下書きにしてください。")
     draft.definition = definition
     draft.content_hash = content_hash(definition)
     draft.save()
@@ -61,8 +82,9 @@ def definition_rename(draft: FormDefinition, *, version: str, user=None, request
 
 def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effective_from=None,
                        request=None) -> FormDefinition:
-    """Publish a draft (immutable from now on) and assign it to every hospital or to `hospitals`. Moving the
-    drafts in flight is the caller's part (`central.services.definition_publish` orchestrates both)."""
+    """Publish a draft (immutable from now on) and assign it, for its form only, to every hospital or to
+    `hospitals`; other forms' assignments are untouched and published versions are unique within a form. Moving
+    the drafts in flight is the caller's part (`central.services.definition_publish` orchestrates both)."""
     problems = validate_definition(draft.definition)
     if problems:
         raise DefinitionError("; ".join(problems))
@@ -71,8 +93,9 @@ def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effe
         row = FormDefinition.objects.select_for_update().get(pk=draft.pk)
         if row.is_published:
             raise DefinitionError("この様式定義はすでに公開されています。")
-        if FormDefinition.objects.filter(status=FormDefinition.Status.PUBLISHED, version=row.version).exists():
-            raise DefinitionError(f"版「{row.version}」はすでに公開されています。版の名前を変えてください。")
+        if FormDefinition.objects.filter(status=FormDefinition.Status.PUBLISHED, form=row.form,
+                                         version=row.version).exists():
+            raise DefinitionError(f"様式「{row.form}」の版「{row.version}」はすでに公開されています。版の名前を変えてください。")
         row.status = FormDefinition.Status.PUBLISHED
         row.published_by = user
         row.published_at = timezone.now()
@@ -83,6 +106,19 @@ def definition_publish(draft: FormDefinition, *, user=None, hospitals=None, effe
             FormAssignment.objects.create(definition=row, hospital=hospital, effective_from=effective_from,
                                           created_by=user)
         audit_record("formdef.publish", request=request, user=user, obj=row, content_hash=row.content_hash,
-                     hospitals=[h.code for h in hospitals] if hospitals else "all",
+                     form=row.form, hospitals=[h.code for h in hospitals] if hospitals else "all",
                      effective_from=effective_from.isoformat())
     return row
+
+
+def hospital_default_form_set(hospital, form: str, *, user, request=None):
+    """Choose the form a hospital's notifications open with (blank: its earliest assigned form)."""
+    form = (form or "").strip()
+    if form and form not in hospital_forms(hospital):
+        raise DefinitionError(f"様式「{form[:40]}」はこの医療機関に割り当てられていません。先に公開・割当をしてください。")
+    old = hospital.default_form
+    hospital.default_form = form
+    hospital.save(update_fields=["default_form"])
+    audit_record("hospital.default_form", request=request, user=user, obj=hospital, hospital_code=hospital.code,
+                 old=old, new=form)
+    return hospital

@@ -48,6 +48,9 @@ class Notification(models.Model):
     patient_ref = models.CharField("患者ID", max_length=64, db_index=True)
     extract = models.ForeignKey(Extract, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
+    # The form chosen when the notification was opened (= definition.form; drafts migrate within it only). Kept
+    # on the row so "one open draft per patient and form" is a database constraint.
+    form = models.CharField("様式", max_length=40)
     values = EncryptedJSONField(default=dict)
     provenance = models.JSONField(default=dict)
     suggestions = EncryptedJSONField(default=dict)
@@ -70,8 +73,8 @@ class Notification(models.Model):
         ordering = ["-updated_at", "-id"]
         verbose_name = "発生届"
         constraints = [
-            models.UniqueConstraint(fields=["hospital", "patient_ref"], condition=models.Q(status="draft"),
-                                    name="one_open_draft_per_patient"),
+            models.UniqueConstraint(fields=["hospital", "patient_ref", "form"], condition=models.Q(status="draft"),
+                                    name="one_open_draft_per_patient_and_form"),
         ]
 
 

@@ -67,7 +67,7 @@ def revision_pdf(revision, hospital, today: date | None = None) -> bytes:
     doc = SimpleDocTemplate(buf, pagesize=A4, title="発生届", leftMargin=15 * mm, rightMargin=15 * mm,
                             topMargin=15 * mm, bottomMargin=15 * mm)
     head = [
-        Paragraph("新型コロナウイルス感染症 発生届", _HEAD),
+        _p(revision.definition.heading, _HEAD),
         Paragraph("感染症の予防及び感染症の患者に対する医療に関する法律第12条第1項の規定により、以下のとおり届け出る。", _TEXT),
         _p(f"{hospital.name}　第{revision.number}版（{revision.get_kind_display()}）　確定 "
            f"{timezone.localtime(revision.confirmed_at):%Y-%m-%d %H:%M}　様式 {revision.definition.version}"),

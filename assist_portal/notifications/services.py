@@ -17,8 +17,10 @@ import mapping
 from assist_portal.audit.services import audit_record
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_create, payloads_purge
-from assist_portal.formdefs.selectors import definition_for_hospital
+from assist_portal.formdefs.models import FormDefinition
+from assist_portal.formdefs.selectors import definition_emr_items, definition_for_hospital, hospital_forms
 from formengine import evaluate
+from formengine.valuetypes import check_value
 
 from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
@@ -100,104 +102,194 @@ def launch_token_issue(extract: Extract) -> tuple[str, Any]:
     return f"{settings.PUBLIC_BASE_URL}/launch/{token}/", expires_at
 
 
-def launch_token_consume(token: str, user, request=None) -> Notification:
-    """Check the launch token against the signed-in user; open (or create) the patient's draft."""
+def _launch_row(jti: str, user):
+    """The launch token row (locked), checked against the signed-in user. Returns (row, denied)."""
+    row = (LaunchToken.objects.select_for_update().select_related("hospital", "extract")
+           .filter(jti=jti).first())
+    if row is None:
+        raise InvalidLaunch("起動URLが正しくありません。")
+    if not user.is_hospital_staff or user.hospital_id != row.hospital_id:
+        return row, True
+    if row.used_at is not None:
+        raise InvalidLaunch("この起動URLは使用済みです。電子カルテのボタンからもう一度開いてください。")
+    if row.expires_at <= timezone.now():
+        raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
+    return row, False
+
+
+def _launch_jti(token: str) -> str:
     try:
-        jti = signing.TimestampSigner(salt=LAUNCH_SALT).unsign(token, max_age=settings.LAUNCH_TOKEN_TTL_SECONDS)
+        return signing.TimestampSigner(salt=LAUNCH_SALT).unsign(token, max_age=settings.LAUNCH_TOKEN_TTL_SECONDS)
     except signing.SignatureExpired:
         raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
     except signing.BadSignature:
         raise InvalidLaunch("起動URLが正しくありません。電子カルテのボタンからもう一度開いてください。")
+
+
+def _launch_denied(row: LaunchToken, user, request) -> NotAllowed:
+    # audited outside the transaction, so the refusal itself is kept
+    audit_record("launch.denied", request=request, user=user, hospital_code=row.hospital.code,
+                 object_type="launch", object_id=row.jti[:12])
+    return NotAllowed("この患者の届出を開く権限がありません（所属医療機関が異なります）。")
+
+
+def launch_token_check(token: str, user, request=None):
+    """Check a launch token without using it (the form choice page): the hospital it opens for. Raises like
+    `launch_token_consume`; nothing about the patient is returned."""
+    jti = _launch_jti(token)
     with transaction.atomic():
-        row = (LaunchToken.objects.select_for_update().select_related("hospital", "extract")
-               .filter(jti=jti).first())
-        if row is None:
-            raise InvalidLaunch("起動URLが正しくありません。")
-        if not user.is_hospital_staff or user.hospital_id != row.hospital_id:
-            denied = row
-        else:
-            denied = None
-        if denied is not None:
-            pass
-        elif row.used_at is not None:
-            raise InvalidLaunch("この起動URLは使用済みです。電子カルテのボタンからもう一度開いてください。")
-        elif row.expires_at <= timezone.now():
-            raise InvalidLaunch("起動URLの有効期限が切れています。電子カルテのボタンからもう一度開いてください。")
-        else:
+        row, denied = _launch_row(jti, user)
+    if denied:
+        raise _launch_denied(row, user, request)
+    return row.hospital
+
+
+def launch_token_consume(token: str, user, request=None, *, form: str | None = None) -> Notification:
+    """Check the launch token against the signed-in user; open (or create) the patient's notification of
+    `form` (None: the hospital's default form)."""
+    jti = _launch_jti(token)
+    with transaction.atomic():
+        row, denied = _launch_row(jti, user)
+        if not denied:
+            # The form is checked before the token is spent: a refused choice leaves the URL usable.
+            definition = _definition_to_open(row.hospital, form)
             row.used_at = timezone.now()
             row.used_by = user
             row.save(update_fields=["used_at", "used_by"])
-            notification = notification_open_from_extract(row.extract, user)
-    if denied is not None:  # audited outside the transaction, so the refusal itself is kept
-        audit_record("launch.denied", request=request, user=user, hospital_code=denied.hospital.code,
-                     object_type="launch", object_id=denied.jti[:12])
-        raise NotAllowed("この患者の届出を開く権限がありません（所属医療機関が異なります）。")
-    audit_record("launch.consume", request=request, user=user, obj=notification)
+            notification = _open_from_extract(row.extract, user, definition)
+    if denied:
+        raise _launch_denied(row, user, request)
+    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form)
     return notification
 
 
-def prefill_values(extract: Extract | None, hospital, user=None) -> tuple[dict, dict]:
-    """Values and provenance for a new draft: EMR extract, hospital master, defaults."""
+def _definition_to_open(hospital, form: str | None) -> FormDefinition:
+    definition = definition_for_hospital(hospital, form=form or None)
+    if definition is not None:
+        return definition
+    if form and hospital_forms(hospital):
+        raise WorkflowError(f"この医療機関では届出様式「{str(form)[:40]}」を使えません。一覧から様式を選び直してください。")
+    raise WorkflowError("この医療機関に公開済みの届出様式がありません。中央管理者に連絡してください。")
+
+
+def _emr_values(extract: Extract | None, definition: FormDefinition | None) -> tuple[dict, dict, dict]:
+    """What an extract may fill in `definition`: only the items its catalog lists as EMR items (`emr_items`), only
+    items the definition has, only values that pass the item's type check; rows of a repeat group keep their
+    allowed, valid fields. Returns (values, provenance, suggestions). Without a definition: the extract as is."""
+    if extract is None:
+        return {}, {}, {}
+    items = dict(extract.items or {})
+    provenance = dict(extract.provenance or {})
+    suggestions = dict(getattr(extract, "suggestions", None) or {})
+    if definition is None:
+        return items, provenance, suggestions
+    defn = definition.definition
+    allowed = definition_emr_items(definition)
+    by_id = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    groups = {g["id"]: g for g in defn.get("groups", []) or [] if isinstance(g, dict) and "id" in g}
+
+    def may_fill(item_id: str) -> bool:
+        return item_id in by_id and (allowed is None or item_id in allowed)
+
     values: dict[str, Any] = {}
-    provenance: dict[str, str] = {}
-    if extract is not None:
-        values.update(extract.items or {})
-        provenance.update(extract.provenance or {})
+    for key, value in items.items():
+        if key in groups:
+            rows = _emr_rows(groups[key], value, by_id, may_fill)
+            if rows:
+                values[key] = rows
+        elif may_fill(key) and not by_id[key].get("group"):
+            _, problem = check_value(by_id[key], value)
+            if problem is None:
+                values[key] = value
+    kept_provenance = {k: v for k, v in provenance.items()
+                       if k in values or (k.split("[", 1)[0] in values and k.split("[", 1)[0] in groups)}
+    kept_suggestions = {k: v for k, v in suggestions.items() if may_fill(k)}
+    return values, kept_provenance, kept_suggestions
+
+
+def _emr_rows(group: dict, value: Any, by_id: dict, may_fill) -> list[dict]:
+    if not isinstance(value, list):
+        return []
+    rows = []
+    for raw in value[: group.get("max", len(value))]:
+        if not isinstance(raw, dict):
+            continue
+        row = {}
+        for key, cell in raw.items():
+            item_id = f"{group['id']}.{key}"
+            if may_fill(item_id) and cell not in (None, "", []) and check_value(by_id[item_id], cell)[1] is None:
+                row[key] = cell
+        if row:
+            rows.append(row)
+    return rows
+
+
+def prefill_values(extract: Extract | None, hospital, user=None, definition: FormDefinition | None = None
+                   ) -> tuple[dict, dict]:
+    """Values and provenance for a new draft: the EMR items `definition` allows from the extract, the hospital
+    master, defaults. Master and default items are set only when the definition has them."""
+    values, provenance, _ = _emr_values(extract, definition)
+    has = (lambda item_id: True) if definition is None else (
+        lambda item_id: any(i.get("id") == item_id for i in definition.definition.get("items", [])))
     master = hospital.facility_master()
     for item_id, key in FACILITY_ITEMS.items():
-        if master.get(key):
+        if master.get(key) and has(item_id):
             values[item_id] = master[key]
             provenance[item_id] = "master:facility"
-    if not values.get("report.physician_name") and user is not None and user.is_physician and user.display_name:
-        values["report.physician_name"] = user.display_name
-        provenance["report.physician_name"] = f"typed:{user.username}"
-    values.setdefault("report.report_date", local_date().isoformat())
-    provenance.setdefault("report.report_date", "computed:today")
+    physician_item = "report.physician_name"
+    if (not values.get(physician_item) and user is not None and user.is_physician and user.display_name
+            and has(physician_item)):
+        values[physician_item] = user.display_name
+        provenance[physician_item] = f"typed:{user.username}"
+    if has("report.report_date"):
+        values.setdefault("report.report_date", local_date().isoformat())
+        provenance.setdefault("report.report_date", "computed:today")
     return values, provenance
 
 
-def notification_open_from_extract(extract: Extract, user) -> Notification:
-    """The patient's open draft, refreshed with EMR values it lacks, or a new one pre-filled from the extract."""
+def notification_open_from_extract(extract: Extract, user, *, form: str | None = None) -> Notification:
+    """The patient's open notification of `form` (None: the hospital's default form), refreshed with EMR values
+    it lacks, or a new one pre-filled from the extract."""
     with transaction.atomic():
-        return _open_from_extract(extract, user)
+        return _open_from_extract(extract, user, _definition_to_open(extract.hospital, form))
 
 
-def _open_from_extract(extract: Extract, user) -> Notification:
+def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> Notification:
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
     existing = (Notification.objects.select_for_update()
-                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref)
+                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, form=definition.form)
                 .filter(Q(status=Notification.Status.DRAFT)
                         | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
                 .order_by("-created_at").first())
     if existing is not None:
-        # One notification per case: a later EMR launch opens it (changes become an update, never a duplicate
-        # — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the case was
-        # notified (CASE_REOPEN_DAYS, e.g. a reinfection) starts a new notification.
+        # One notification per case and form: a later EMR launch opens it (changes become an update, never a
+        # duplicate — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the
+        # case was notified (CASE_REOPEN_DAYS, e.g. a reinfection) starts a new notification.
         return _refresh_from_extract(existing, extract)
-    definition = definition_for_hospital(extract.hospital)
-    if definition is None:
-        raise WorkflowError("この医療機関に公開済みの届出様式がありません。中央管理者に連絡してください。")
-    values, provenance = prefill_values(extract, extract.hospital, user)
+    values, provenance = prefill_values(extract, extract.hospital, user, definition)
+    _, _, suggestions = _emr_values(extract, definition)
     try:
         with transaction.atomic():
             return Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
-                values=values, provenance=provenance, suggestions=extract.suggestions or {},
+                form=definition.form, values=values, provenance=provenance, suggestions=suggestions,
                 display_name=values.get("patient.name", ""), updated_by=user,
             )
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(
             Notification.objects.select_for_update().get(hospital=extract.hospital, patient_ref=extract.patient_ref,
-                                                         status=Notification.Status.DRAFT), extract)
+                                                         form=definition.form, status=Notification.Status.DRAFT),
+            extract)
 
 
 def _refresh_from_extract(existing: Notification, extract: Extract) -> Notification:
+    items, provenance, _ = _emr_values(extract, existing.definition)
     changed = False
-    for key, value in (extract.items or {}).items():
+    for key, value in items.items():
         if key not in existing.values or existing.values.get(key) in (None, "", []):
             existing.values[key] = value
-            if key in (extract.provenance or {}):
-                existing.provenance[key] = extract.provenance[key]
+            if key in provenance:
+                existing.provenance[key] = provenance[key]
             changed = True
     if changed:
         existing.extract = extract
@@ -359,12 +451,12 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
 
     if notification.status != Notification.Status.DRAFT:
         return notification
-    current = definition_for_hospital(notification.hospital)
+    current = definition_for_hospital(notification.hospital, form=notification.form)  # never another form
     if current is None or current.pk == notification.definition_id:
         return notification
     with transaction.atomic():
         row = Notification.objects.select_for_update().select_related("definition").get(pk=notification.pk)
-        if row.status != Notification.Status.DRAFT or row.definition_id == current.pk:
+        if row.status != Notification.Status.DRAFT or row.definition_id == current.pk or current.form != row.form:
             return row
         values, report = migrate_values(row.definition.definition, current.definition, row.values)
         old_version = row.definition.version
@@ -393,10 +485,13 @@ def _jsonable(value):
     return value
 
 
-def drafts_migrate(hospital=None) -> int:
+def drafts_migrate(hospital=None, *, form: str | None = None) -> int:
+    """Move drafts in flight (of `hospital`, of `form`) to the definition now in effect for their form."""
     qs = Notification.objects.filter(status=Notification.Status.DRAFT).select_related("hospital")
     if hospital is not None:
         qs = qs.filter(hospital=hospital)
+    if form is not None:
+        qs = qs.filter(form=form)
     count = 0
     for row in qs.iterator():
         before = row.definition_id

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -153,15 +154,32 @@ def notification_print(request, uuid):
 
 
 @staff_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def launch(request, token):
+    """The EMR button's one-time URL. It opens the hospital's default form at once — or the form named by
+    ``?form=`` — when that needs no choice; a hospital with several forms first gets 「届出様式」 with the default
+    preselected (GET shows it, POST with the choice opens the notification; the URL is spent only then)."""
+    form = (request.POST.get("form") if request.method == "POST" else request.GET.get("form")) or ""
     try:
-        notification = services.launch_token_consume(token, request.user, request)
+        if request.method == "GET" and not form:
+            hospital = services.launch_token_check(token, request.user, request)
+            choices = form_choices(hospital)
+            if len(choices) > 1:
+                return render(request, "notifications/launch_choose.html", {"choices": choices, "token": token})
+        notification = services.launch_token_consume(token, request.user, request, form=form or None)
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
         return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
     return redirect("notifications:form", uuid=notification.uuid)
+
+
+def form_choices(hospital) -> list[dict]:
+    """The forms a hospital can open, its default first: [{form, label, version, default}]."""
+    from assist_portal.formdefs.selectors import forms_for_hospital
+
+    return [{"form": d.form, "label": d.heading, "version": d.version, "default": i == 0}
+            for i, d in enumerate(forms_for_hospital(hospital))]
 
 
 # ---- demo only: the "EMR button" of the demo hospital -------------------------------------------------------------
@@ -193,16 +211,19 @@ def _require_demo():
 @require_GET
 def demo_launcher(request):
     _require_demo()
-    return render(request, "notifications/demo_launcher.html", {"patients": demo_patients()})
+    return render(request, "notifications/demo_launcher.html",
+                  {"patients": demo_patients(), "choices": form_choices(request.user.hospital)})
 
 
 @staff_required
 @require_POST
 def demo_launch(request):
-    """Does what the hospital connector does (push the extract through the same service) and follows the URL."""
+    """Does what the hospital connector does (push the extract through the same service) and follows the URL,
+    with the form chosen on the launcher (blank: the hospital's default)."""
     _require_demo()
-    patient_id = request.POST.get("patient_id", "")
-    fmt = request.POST.get("format", formats.FHIR)
+    fmt, _, patient_id = request.POST.get("launch", "").partition(":")
+    if not patient_id:
+        patient_id, fmt = request.POST.get("patient_id", ""), request.POST.get("format", formats.FHIR)
     if patient_id not in {p["id"] for p in demo_patients()}:
         raise Http404()
     try:
@@ -214,4 +235,8 @@ def demo_launch(request):
     extract = services.extract_receive(request.user.hospital,
                                        services.ExtractPayload(format=fmt, patient_ref=patient_id, data=data))
     url, _ = services.launch_token_issue(extract)
-    return redirect(reverse("notifications:launch", args=[url.rstrip("/").rsplit("/", 1)[-1]]))
+    target = reverse("notifications:launch", args=[url.rstrip("/").rsplit("/", 1)[-1]])
+    form = request.POST.get("form", "")
+    if form and form in {c["form"] for c in form_choices(request.user.hospital)}:
+        target += "?" + urlencode({"form": form})
+    return redirect(target)

@@ -14,7 +14,8 @@ from typing import Any
 from ..bundle import ITEM_DEFINITION_PREFIX
 
 _REVISION = re.compile(r"[0-9]{1,9}")
-DEFAULT_ACCEPTED_VERSIONS = ("2021-03", "2022-09")
+#: Item-set versions accepted by default: the COVID-19 sets and the EHEC form (別記様式3-3, catalog ehec-2023-05).
+DEFAULT_ACCEPTED_VERSIONS = ("2021-03", "2022-09", "2023-05")
 QR_STATUSES = ("completed", "amended", "stopped")
 MAX_IDENTIFIER_LENGTH = 200
 

@@ -117,3 +117,70 @@ def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key)
     assert receipt.startswith("HS-")
     ctx.close()
     return receipt
+
+
+def test_second_form_in_chromium(live_server, settings, hospital, physician, published, celery_worker_factory,
+                                 sandbox):
+    """The same path for the second form: H0001 uses COVID-19 and 腸管出血性大腸菌感染症; the EMR launch asks which,
+    the physician picks EHEC, fills the diagnosis methods (conditional items follow live), confirms: 受理."""
+    from django.test import Client
+
+    from assist_portal.formdefs.services import definition_import_builtin, definition_publish
+
+    settings.PUBLIC_BASE_URL = live_server.url
+    published("2021-03")
+    definition_publish(definition_import_builtin("ehec-2023-05"), hospitals=[hospital])
+    celery_worker_factory()
+    pushed = push_extract(Client(), PATIENT, "fhir")
+    assert pushed.status_code == 201
+    device = TOTPDevice.objects.get(user=physician)
+    with chromium() as browser:
+        receipt = drive_second_form(browser, pushed.json()["launch_url"], physician, device)
+
+    received = sandbox.received(include_bundles=True)["notifications"]
+    assert len(received) == 1 and received[0]["receipt_id"] == receipt
+    bundle = received[0]["revisions"][0]["bundle"]
+    qr = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    assert qr["questionnaire"].endswith("|2023-05")
+    answers = json.dumps(qr, ensure_ascii=False)
+    assert "O157" in answers and "isolation_vt" in answers and "toxin_production" in answers
+    assert "nasopharyngeal_swab" not in answers  # the extract's COVID test never entered the EHEC form
+
+
+def drive_second_form(browser, launch_url, physician, device) -> str:
+    ctx = browser.new_context(locale="ja-JP")
+    page = ctx.new_page()
+    page.goto(launch_url)
+    assert "/accounts/login/" in page.url
+    sign_in(page, physician, device)
+    # The launch page offers 「届出様式」 with the hospital's default (COVID-19) preselected.
+    page.wait_for_selector("#launch-choose")
+    assert page.is_checked("#form-covid19") and not page.is_checked("#form-ehec")
+    page.check("#form-ehec")
+    page.click("#launch-open")
+    page.wait_for_url("**/notifications/*/")
+    assert "腸管出血性大腸菌感染症 発生届" in page.inner_text("#form-heading")
+    assert page.input_value("[name='patient.name']") == "高橋　健"
+    assert page.locator("[name='tests-0-method']").count() == 0
+    page.check("[name='report.diagnosis_class'][value=confirmed_patient]")
+    page.fill("[name='patient.occupation']", "無職")
+    for symptom in ("abdominal_pain", "bloody_stool"):
+        page.check(f"[name='clinical.symptoms'][value={symptom}]")
+    serogroup = page.locator("[data-item='ehec.o_serogroup']")
+    assert serogroup.is_hidden()
+    page.check("[name='ehec.diagnosis_methods'][value=isolation_vt]")
+    assert serogroup.is_visible()  # the isolate's details appear with the method
+    page.check("[name='ehec.vt_confirmation'][value=toxin_production]")
+    page.check("[name='ehec.specimen'][value=stool]")
+    page.select_option("[name='ehec.o_serogroup']", "O157")
+    page.check("[name='ehec.verotoxin'][value=vt2]")
+    page.fill("[name='clinical.onset_date']", "2021-01-06")
+    page.fill("[name='clinical.diagnosis_date']", "2021-01-09")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[name=action][value=confirm]")
+    page.wait_for_url("**/status/")
+    page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
+    receipt = page.inner_text("#receipt-id")
+    assert receipt.startswith("HS-")
+    ctx.close()
+    return receipt
