@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from assist_portal.audit.events import AuditAction
 from assist_portal.audit.services import audit_record
 from assist_portal.notifications import selectors
 from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
@@ -41,12 +42,12 @@ def notification_feed(request):
     return Response({"results": rows})
 
 
-def _gone(request, revision, what: str) -> Response | None:
+def _gone(request, revision, action: AuditAction) -> Response | None:
     """410 with a clear Japanese message when the retention purge erased the revision (None otherwise)."""
     message = selectors.purged_message(revision)
     if message is None:
         return None
-    audit_record(f"api.{what}", hospital_code=request.auth.code, obj=revision.notification,
+    audit_record(action, hospital_code=request.auth.code, obj=revision.notification,
                  revision=revision.number, gone=True)
     purged_at = selectors.revision_purged_at(revision)
     return Response({"detail": message, "purged_at": purged_at.isoformat()}, status=status.HTTP_410_GONE)
@@ -62,7 +63,7 @@ def notification_pdf(request, uuid):
     revision = selectors.latest_revision(request.auth, uuid)
     if revision is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
-    gone = _gone(request, revision, "pdf")
+    gone = _gone(request, revision, AuditAction.API_PDF)
     if gone is not None:
         return gone
     audit_record("api.pdf", hospital_code=request.auth.code, obj=revision.notification, revision=revision.number)
@@ -82,7 +83,7 @@ def notification_document(request, uuid):
     revision = selectors.latest_revision(request.auth, uuid, with_document=True)
     if revision is None:
         return Response({"detail": "見つかりません。"}, status=status.HTTP_404_NOT_FOUND)
-    gone = _gone(request, revision, "document")
+    gone = _gone(request, revision, AuditAction.API_DOCUMENT)
     if gone is not None:
         return gone
     payload = revision.payload

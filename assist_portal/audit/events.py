@@ -19,6 +19,7 @@ class AuditAction(StrEnum):
     USER_RESET = "user.reset"
     USER_UNLOCK = "user.unlock"
     HOSPITAL_MAPPING_EDIT = "hospital.mapping_edit"
+    HOSPITAL_DEFAULT_FORM = "hospital.default_form"
     # form definitions
     FORMDEF_CREATE = "formdef.create"
     FORMDEF_EDIT = "formdef.edit"

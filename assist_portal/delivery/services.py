@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from assist_portal.audit.events import AuditAction
 from assist_portal.audit.services import audit_record
 
 from .models import Attempt, Delivery, Payload
@@ -29,6 +30,14 @@ ALLOWED = {
     Delivery.Status.DEAD: {Delivery.Status.QUEUED},
     Delivery.Status.REJECTED: set(),
     Delivery.Status.ACCEPTED: set(),
+}
+
+
+OUTCOME_ACTIONS = {
+    Attempt.Outcome.ACCEPTED: AuditAction.DELIVERY_ACCEPTED,
+    Attempt.Outcome.RETRYABLE: AuditAction.DELIVERY_RETRYABLE,
+    Attempt.Outcome.PERMANENT: AuditAction.DELIVERY_PERMANENT,
+    Attempt.Outcome.STARTED: AuditAction.DELIVERY_STARTED,
 }
 
 
@@ -218,7 +227,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
                                 next_attempt_at=now + timedelta(seconds=delay or 0))
-    audit_record(f"delivery.{outcome}", hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
+    audit_record(OUTCOME_ACTIONS[outcome], hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)

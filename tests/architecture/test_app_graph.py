@@ -59,3 +59,24 @@ def test_the_detector_sees_imports_inside_functions(tmp_path: Path):
     write("assist_portal/one/services.py", "from assist_portal.two.models import Thing\n")
     write("assist_portal/two/models.py", "def f():\n    from ..one import services\n    return services\n")
     assert cycles(build_graph(tmp_path)) == [["one", "two"]]
+
+
+def test_every_audit_action_named_in_the_code_is_a_typed_one():
+    """audit_record("…") with a literal that AuditAction lacks would raise only when that path runs: catch it here."""
+    import ast
+
+    from assist_portal.audit.events import AuditAction
+    from tests.architecture.app_graph import ROOT
+
+    known = {a.value for a in AuditAction}
+    unknown = []
+    for path in (ROOT / "assist_portal").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "audit_record"
+                    and node.args):
+                first = node.args[0]
+                if isinstance(first, ast.JoinedStr):
+                    unknown.append(f"{path.relative_to(ROOT)}:{node.lineno}: f-string action")
+                elif isinstance(first, ast.Constant) and first.value not in known:
+                    unknown.append(f"{path.relative_to(ROOT)}:{node.lineno}: {first.value}")
+    assert not unknown, unknown

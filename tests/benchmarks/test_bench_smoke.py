@@ -25,9 +25,12 @@ def smoke(tmp_path_factory):
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         pytest.skip("needs PostgreSQL and Redis (scripts/with_services.py)")
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    # Its own Redis database, next to the one this checkout's tests use (with_services names that one per
+    # checkout), so two work trees benchmarking at once do not consume each other's queue.
+    test_db = int(os.environ["REDIS_URL"].rsplit("/", 1)[-1] or 0)
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out),
-         "--db-name", f"hersys_bench_smoke_{os.getpid()}", "--redis-db", "13"],
+         "--db-name", f"hersys_bench_smoke_{os.getpid()}", "--redis-db", str(test_db ^ 8)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return json.loads(out.read_text(encoding="utf-8"))

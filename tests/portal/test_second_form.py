@@ -140,7 +140,7 @@ def test_admin_publishes_ehec_for_h0001_and_a_notification_of_it_is_accepted(
     assert notification.status == "confirmed"
 
     # 5. The sandbox accepts it; what it received is the EHEC item set.
-    delivery = Delivery.objects.get(revision__notification=notification)
+    delivery = Delivery.objects.get(stream=str(notification.uuid))
     assert delivery_attempt(delivery.pk).status == "accepted"
     stored = sandbox.received(include_bundles=True)["notifications"]
     bundle = stored[-1]["revisions"][0]["bundle"]
