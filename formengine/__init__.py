@@ -2,8 +2,9 @@
 
 Public API (see README.md in this folder and docs/adr/0005-form-definition-format.md):
 
-* definitions: ``load_catalog``, ``builtin_catalog``, ``builtin_definition``, ``validate_definition``,
-  ``content_hash``, ``DefinitionError``
+* definitions: ``load_catalog`` (enriched ``vocabulary`` catalog → definition), ``builtin_catalog``,
+  ``builtin_definition`` (by catalog id ``<form>-<version>``), ``validate_definition``, ``content_hash``,
+  ``DefinitionError``
 * interpreter: ``evaluate`` → ``Evaluation`` (with ``Message``), ``render_model``, ``parse_form_input``
 * versions: ``diff_definitions`` → ``Change``, ``migrate_values`` → ``MigrationReport``
 * FHIR: ``to_questionnaire``, ``from_questionnaire``, ``to_questionnaire_response``

@@ -28,8 +28,10 @@ def definition_create(definition: dict, *, user=None, version: str | None = None
     return row
 
 
-def definition_import_builtin(version: str, *, user=None, request=None) -> FormDefinition:
-    return definition_create(builtin_definition(version), user=user, version=version, request=request)
+def definition_import_builtin(catalog_id: str, *, user=None, request=None) -> FormDefinition:
+    """A draft from a catalog shipped in ``vocabulary`` (``<form>-<version>``; its version names the draft)."""
+    definition = builtin_definition(catalog_id)
+    return definition_create(definition, user=user, version=definition["version"], request=request)
 
 
 def definition_update_draft(draft: FormDefinition, definition: dict, *, user, request=None) -> FormDefinition:

@@ -85,13 +85,8 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
 
 
 def hospital_csv_profile(hospital) -> dict | None:
-    """The hospital's DWH column profile as edited by a central admin, else the one shipped for its code."""
-    if hospital.csv_profile:
-        return hospital.csv_profile
-    from pathlib import Path
-
-    shipped = Path(mapping.__file__).parent / "profiles" / f"{hospital.code}.json"
-    return json.loads(shipped.read_text(encoding="utf-8")) if shipped.exists() else None
+    """The hospital's DWH column profile as edited by a central admin (no hospital's profile ships in `mapping`)."""
+    return hospital.csv_profile or None
 
 
 def launch_token_issue(extract: Extract) -> tuple[str, Any]:
