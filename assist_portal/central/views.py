@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+import vocabulary
 from assist_portal.accounts.decorators import admin_required
 from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
@@ -29,21 +30,22 @@ from formengine import (
     render_model,
     to_questionnaire,
 )
+from vocabulary import ids
 
 ITEM_FLAGS = ("required", "priority", "medical_judgement")
 MAX_UPLOAD = 5 * 1024 * 1024
 
 # Invented sample values for the preview (no real patient).
 PREVIEW_VALUES = {
-    "report.diagnosis_class": "confirmed_patient", "patient.name": "見本　太郎", "patient.name_kana": "ミホン　タロウ",
-    "patient.sex": "male", "patient.birth_date": "1950-04-01", "patient.address": "東京都千代田区千代田１−１",
-    "patient.postal_code": "1000001", "clinical.diagnosis_date": "2022-09-27", "report.report_date": "2022-09-27",
-    "care.hospitalized": "yes", "care.admission_date": "2022-09-27",
-    "tests": [{"method": "pcr", "specimen": "nasopharyngeal_swab", "collection_date": "2022-09-26",
-               "result": "positive", "result_date": "2022-09-27"}],
+    ids.REPORT_DIAGNOSIS_CLASS: "confirmed_patient", ids.PATIENT_NAME: "見本　太郎", ids.PATIENT_NAME_KANA: "ミホン　タロウ",
+    ids.PATIENT_SEX: "male", ids.PATIENT_BIRTH_DATE: "1950-04-01", ids.PATIENT_ADDRESS: "東京都千代田区千代田１−１",
+    ids.PATIENT_POSTAL_CODE: "1000001", ids.CLINICAL_DIAGNOSIS_DATE: "2022-09-27", ids.REPORT_REPORT_DATE: "2022-09-27",
+    ids.CARE_HOSPITALIZED: "yes", ids.CARE_ADMISSION_DATE: "2022-09-27",
+    ids.TESTS: [{"method": "pcr", "specimen": "nasopharyngeal_swab", "collection_date": "2022-09-26",
+                 "result": "positive", "result_date": "2022-09-27"}],
 }
-PREVIEW_PROVENANCE = {"patient.name": "ss-mix2:ADT-00 PID-5", "patient.birth_date": "fhir:Patient.birthDate",
-                      "report.report_date": "computed:today", "care.hospitalized": "ss-mix2:ADT-22 PV1-2"}
+PREVIEW_PROVENANCE = {ids.PATIENT_NAME: "ss-mix2:ADT-00 PID-5", ids.PATIENT_BIRTH_DATE: "fhir:Patient.birthDate",
+                      ids.REPORT_REPORT_DATE: "computed:today", ids.CARE_HOSPITALIZED: "ss-mix2:ADT-22 PV1-2"}
 
 
 def _definition(pk) -> FormDefinition:
@@ -70,7 +72,7 @@ def definition_list(request):
         "definitions": FormDefinition.objects.all()[:100],
         "assignments": FormAssignment.objects.select_related("definition", "hospital")[:100],
         "current": _current_published(),
-        "builtin_versions": ["2021-03", "2022-09"],
+        "builtin_versions": vocabulary.catalog_ids(),
     })
 
 

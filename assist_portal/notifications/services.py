@@ -19,12 +19,13 @@ from assist_portal.audit.services import audit_record
 from assist_portal.delivery.services import delivery_create
 from assist_portal.formdefs.selectors import definition_for_hospital
 from formengine import evaluate
+from vocabulary import ids
 
 from .models import Extract, LaunchToken, Notification, NotificationRevision
 
 LAUNCH_SALT = "assist_portal.launch"
-FACILITY_ITEMS = {"report.facility_name": "name", "report.facility_address": "address",
-                  "report.facility_phone": "phone"}
+FACILITY_ITEMS = {ids.REPORT_FACILITY_NAME: "name", ids.REPORT_FACILITY_ADDRESS: "address",
+                  ids.REPORT_FACILITY_PHONE: "phone"}
 
 
 class WorkflowError(Exception):
@@ -149,11 +150,11 @@ def prefill_values(extract: Extract | None, hospital, user=None) -> tuple[dict, 
         if master.get(key):
             values[item_id] = master[key]
             provenance[item_id] = "master:facility"
-    if not values.get("report.physician_name") and user is not None and user.is_physician and user.display_name:
-        values["report.physician_name"] = user.display_name
-        provenance["report.physician_name"] = f"typed:{user.username}"
-    values.setdefault("report.report_date", local_date().isoformat())
-    provenance.setdefault("report.report_date", "computed:today")
+    if not values.get(ids.REPORT_PHYSICIAN_NAME) and user is not None and user.is_physician and user.display_name:
+        values[ids.REPORT_PHYSICIAN_NAME] = user.display_name
+        provenance[ids.REPORT_PHYSICIAN_NAME] = f"typed:{user.username}"
+    values.setdefault(ids.REPORT_REPORT_DATE, local_date().isoformat())
+    provenance.setdefault(ids.REPORT_REPORT_DATE, "computed:today")
     return values, provenance
 
 
@@ -184,7 +185,7 @@ def _open_from_extract(extract: Extract, user) -> Notification:
             return Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
                 values=values, provenance=provenance, suggestions=extract.suggestions or {},
-                display_name=values.get("patient.name", ""), updated_by=user,
+                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user,
             )
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(
@@ -215,8 +216,8 @@ def _merge_provenance(notification: Notification, new_values: dict, user) -> dic
     old = notification.values
     keys = set(old) | set(new_values)
     for key in keys:
-        if key == "tests":
-            old_tests, new_tests = old.get("tests") or [], new_values.get("tests") or []
+        if key == ids.TESTS:
+            old_tests, new_tests = old.get(ids.TESTS) or [], new_values.get(ids.TESTS) or []
             for i, row in enumerate(new_tests):
                 prev = old_tests[i] if i < len(old_tests) else {}
                 for field, value in row.items():
@@ -248,7 +249,7 @@ def _apply_values(row: Notification, values: dict, user, stage: str):
     row.provenance = _merge_provenance(row, evaluation.values, user)
     row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
     row.values = evaluation.values
-    row.display_name = evaluation.values.get("patient.name", "")
+    row.display_name = evaluation.values.get(ids.PATIENT_NAME, "")
     row.lock_version += 1
     row.has_unsent_changes = True
     row.updated_at = timezone.now()
@@ -260,15 +261,15 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
     """Q&A 3, 7, 8: a class change (疑似症 → 確定) is an edit of the same notification, and the report date of each
     class is the first day it was reported: the first confirmation keeps the form's date, a class first reported
     in a later revision gets today's date, and re-confirming a class keeps its first date."""
-    cls = values.get("report.diagnosis_class")
+    cls = values.get(ids.REPORT_DIAGNOSIS_CLASS)
     if not cls:
         return
     dates = dict(row.class_report_dates or {})
     if cls not in dates:
-        dates[cls] = (values.get("report.report_date") if row.revision == 0 else None) or local_date().isoformat()
-    if values.get("report.report_date") != dates[cls]:
-        values["report.report_date"] = dates[cls]
-        row.provenance["report.report_date"] = "computed:first_report_of_class"
+        dates[cls] = (values.get(ids.REPORT_REPORT_DATE) if row.revision == 0 else None) or local_date().isoformat()
+    if values.get(ids.REPORT_REPORT_DATE) != dates[cls]:
+        values[ids.REPORT_REPORT_DATE] = dates[cls]
+        row.provenance[ids.REPORT_REPORT_DATE] = "computed:first_report_of_class"
     row.class_report_dates = dates
     row.values = values
 
