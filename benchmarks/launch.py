@@ -12,6 +12,8 @@ import re
 import time
 from typing import Any
 
+from vocabulary import ids
+
 from .stats import ratio, summary_ms
 from .world import World, signed_in_client
 
@@ -76,7 +78,7 @@ def run(world: World, *, iterations: int, warmup: int) -> dict[str, Any]:
             html = page.content.decode()
             if fields is None:
                 names = form_field_names(html)
-                name = str(template.values.get("patient.name", ""))
+                name = str(template.values.get(ids.PATIENT_NAME, ""))
                 if not names or (name and name not in html):
                     raise RuntimeError("the form page is not the pre-filled form")
                 fields = len(names)

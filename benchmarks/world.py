@@ -13,10 +13,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from vocabulary import ids
+
 from .env import ROOT
 
 DEMO_SAMPLES = ROOT / "demo" / "emr-samples"
-DEFINITION_VERSION = "2021-03"
+DEFINITION_VERSION = "covid19-2021-03"  # a catalog id of vocabulary
 API_KEY_PREFIX = "bench-key-"
 
 
@@ -87,8 +89,8 @@ def world_create(hospitals: int) -> World:
 def _complete(values: dict[str, Any]) -> dict[str, Any]:
     """What the clerk and physician add to an EMR pre-fill before confirming (as the portal tests do)."""
     out = dict(values)
-    out["report.diagnosis_class"] = "confirmed_patient"
-    out.setdefault("patient.residence_address", values.get("patient.address") or "東京都千代田区霞が関１－２－２")
+    out[ids.REPORT_DIAGNOSIS_CLASS] = "confirmed_patient"
+    out.setdefault(ids.PATIENT_RESIDENCE_ADDRESS, values.get(ids.PATIENT_ADDRESS) or "東京都千代田区霞が関１－２－２")
     return out
 
 

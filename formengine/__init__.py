@@ -2,8 +2,9 @@
 
 Public API (see README.md in this folder and docs/adr/0005-form-definition-format.md):
 
-* definitions: ``load_catalog``, ``builtin_catalog``, ``builtin_definition``, ``validate_definition``,
-  ``content_hash``, ``DefinitionError``
+* definitions: ``load_catalog`` (enriched ``vocabulary`` catalog → definition), ``builtin_catalog``,
+  ``builtin_definition`` (by catalog id ``<form>-<version>``), ``validate_definition``, ``content_hash``,
+  ``DefinitionError``
 * interpreter: ``evaluate`` → ``Evaluation`` (with ``Message``), ``render_model``, ``present`` (both at once),
   ``parse_form_input``, ``adopt_suggestion``
 * versions: ``diff_definitions`` → ``Change``, ``migrate_values`` → ``MigrationReport``

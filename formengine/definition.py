@@ -2,7 +2,8 @@
 
 A definition (format ``hersys-assist-form/1``) is plain JSON::
 
-    {"format": "hersys-assist-form/1", "catalog": ..., "disease": ..., "version": "2022-09", "title": ...,
+    {"format": "hersys-assist-form/1", "form": "covid19", "catalog": ..., "disease": ..., "version": "2022-09",
+     "title": ...,
      "sections": [{"id", "label"}], "groups": [{"id": "tests", "label", "section", "max": 4, "link_id"}],
      "items": [{"id", "label", "type", "section", "group"?, "values"?: [{"code", "label"}], "required",
                 "priority", "medical_judgement", "visible_when"?, "help"?, "emr_source"?, "hersys_path"?,
@@ -10,7 +11,9 @@ A definition (format ``hersys-assist-form/1``) is plain JSON::
      "rules": [{"id", "kind", "params", "severity", "message", "source"?}],
      "changes_from_previous": [...]}
 
-Items of a repeat group have ids ``<group>.<key>``; their values live in ``values[<group>]`` as a list of rows
+``form`` is the stable key of the notification form (``vocabulary`` catalogs, ``<form>-<version>``). Definitions
+are built from the enriched catalogs by ``load_catalog`` — all data, no code tables. Items of a repeat group have
+ids ``<group>.<key>``; their values live in ``values[<group>]`` as a list of rows
 ``{<key>: value}`` (docs/contracts.md §1).
 """
 from __future__ import annotations
@@ -18,8 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -33,7 +35,8 @@ from .errors import DefinitionError
 from .valuetypes import ITEM_TYPES, options_of
 
 FORMAT = "hersys-assist-form/1"
-BUILTIN_VERSIONS = vocabulary.catalog_versions()
+#: The ids (``<form>-<version>``) of the catalogs shipped in ``vocabulary``.
+BUILTIN_VERSIONS = vocabulary.catalog_ids()
 ENUM_TYPES = ("enum", "multi_enum")
 
 # ---------------------------------------------------------------------------------------------------------
@@ -283,293 +286,93 @@ def _rule_problems(defn: dict[str, Any], rule: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 # Catalog → definition
 
-#: FHIR linkIds following the paper form 別記様式 (eInfectionReport IG): i0_* header, i1_<n> the paper field n,
-#: i1_<n>_<k> further items of field n; i2_* HER-SYS items that are not on the paper form. See ADR 0005.
-LINK_IDS: dict[str, str] = {
-    "report.report_date": "i0_1",
-    "report.physician_name": "i0_2",
-    "report.facility_name": "i0_3",
-    "report.facility_address": "i0_4",
-    "report.facility_phone": "i0_5",
-    "report.diagnosis_class": "i1_1",
-    "report.notification_target": "i1_1_1",
-    "patient.name": "i1_2",
-    "patient.name_kana": "i1_2_1",
-    "patient.sex": "i1_3",
-    "patient.birth_date": "i1_4",
-    "patient.age": "i1_5",
-    "patient.occupation": "i1_6",
-    "patient.address": "i1_7",
-    "patient.postal_code": "i1_7_1",
-    "patient.phone": "i1_7_2",
-    "patient.residence_address": "i1_8",
-    "patient.guardian_name": "i1_9",
-    "patient.guardian_address": "i1_10",
-    "clinical.symptoms": "i1_11",
-    "clinical.symptoms_other": "i1_11_1",
-    "tests": "i1_12",
-    "tests.method": "i1_12_1",
-    "tests.specimen": "i1_12_2",
-    "tests.collection_date": "i1_12_3",
-    "tests.result": "i1_12_4",
-    "tests.result_date": "i1_12_5",
-    "clinical.first_visit_date": "i1_13",
-    "clinical.diagnosis_date": "i1_14",
-    "clinical.estimated_infection_date": "i1_15",
-    "clinical.onset_date": "i1_16",
-    "clinical.death_date": "i1_17",
-    "infection.route": "i1_18",
-    "infection.route_detail": "i1_18_1",
-    "infection.region": "i1_18_2",
-    "infection.prefecture": "i1_18_3",
-    "infection.country": "i1_18_4",
-    "notes.remarks": "i1_19",
-    "risk.factors": "i2_1",
-    "risk.factors_other": "i2_1_1",
-    "vaccination.status": "i2_2",
-    "vaccination.doses": "i2_2_1",
-    "vaccination.last_date": "i2_2_2",
-    "vaccination.vaccine": "i2_2_3",
-    "care.hospitalized": "i2_3",
-    "care.admission_date": "i2_3_1",
-    "care.discharge_date": "i2_3_2",
-    "care.severity": "i2_4",
-    "care.icu": "i2_4_1",
-    "care.ventilator": "i2_4_2",
-    "care.ecmo": "i2_4_3",
-}
-
-#: Display conditions added to catalog items (the catalogs have none): detail fields follow their parent.
-VISIBLE_WHEN: dict[str, dict[str, Any]] = {
-    "clinical.symptoms_other": {"item": "clinical.symptoms", "includes": "other"},
-    "risk.factors_other": {"item": "risk.factors", "includes": "other"},
-    "infection.prefecture": {"item": "infection.region", "eq": "domestic"},
-    "infection.country": {"item": "infection.region", "eq": "overseas"},
-    "vaccination.doses": {"item": "vaccination.status", "eq": "yes"},
-    "vaccination.last_date": {"item": "vaccination.status", "eq": "yes"},
-    "vaccination.vaccine": {"item": "vaccination.status", "eq": "yes"},
-    "care.admission_date": {"not": {"item": "care.hospitalized", "eq": "no"}},
-    "care.discharge_date": {"not": {"item": "care.hospitalized", "eq": "no"}},
-}
-
-#: Per-item extras the catalogs do not carry.
-ITEM_EXTRAS: dict[str, dict[str, Any]] = {
-    "vaccination.doses": {"min": 0, "max": 10},
-    "notes.remarks": {"max_length": 4000},
-    "clinical.symptoms_other": {"max_length": 2000},
-    "infection.route_detail": {"max_length": 2000},
-    "risk.factors_other": {"max_length": 2000},
-}
-
-_DATE_ORDER_MSG = "「{a}」は「{b}」と同じ日かそれより前の日付にしてください。"
-
-RuleBuilder = Callable[[dict[str, Any]], list[dict[str, Any]]]
+#: The keys a definition takes from a catalog item / group / rule (the rest of a catalog — source, item_set,
+#: emr_items — stays in ``vocabulary``).
+_ITEM_KEYS = ("id", "label", "type", "section", "group", "values", "required", "priority", "medical_judgement",
+              "visible_when", "help", "emr_source", "hersys_path", "link_id", "max_length", "min", "max")
+_GROUP_KEYS = ("id", "label", "section", "max", "link_id", "help")
+_RULE_KEYS = ("id", "kind", "params", "severity", "message", "source")
 
 
-def _date_items(catalog: dict[str, Any]) -> list[str]:
-    return [i["id"] for i in catalog.get("items", []) if i.get("type") == "date"]
-
-
-def _rule(rid: str, kind: str, params: dict[str, Any], severity: str, message: str) -> dict[str, Any]:
-    return {"id": rid, "kind": kind, "params": params, "severity": severity, "message": message}
-
-
-def _order(rid: str, *chain: Any) -> RuleBuilder:
-    return lambda _c: [_rule(rid, "date_order", {"chain": list(chain)}, "error", _DATE_ORDER_MSG)]
-
-
-def _all_dates(catalog: dict[str, Any]) -> list[dict[str, Any]]:
-    dates = _date_items(catalog)
-    others = [d for d in dates if d != "patient.birth_date"]
-    return [
-        _rule("dates.not_future", "date_order", {"chain": [dates, TODAY]}, "error",
-              "「{a}」が未来の日付になっています（今日以前の日付にしてください）。"),
-        _rule("dates.after_birth", "date_order", {"chain": [["patient.birth_date"], others]}, "error",
-              "「{b}」が生年月日より前の日付になっています。"),
-    ]
-
-
-_TARGET = "report.notification_target"
-
-#: The known English rule texts of the catalogs and their structured form. A new text needs a new entry here
-#: (and test cases in tests/formengine/test_rules.py) before the catalog can be loaded.
-RULE_TABLE: dict[str, RuleBuilder] = {
-    "all dates <= today; patient.birth_date <= every other date": _all_dates,
-    "clinical.onset_date <= clinical.diagnosis_date <= report.report_date": _order(
-        "dates.onset_diagnosis_report", "clinical.onset_date", "clinical.diagnosis_date", "report.report_date"),
-    "clinical.first_visit_date <= clinical.diagnosis_date": _order(
-        "dates.first_visit_diagnosis", "clinical.first_visit_date", "clinical.diagnosis_date"),
-    "tests.collection_date <= tests.result_date (each test)": _order(
-        "tests.collection_before_result", "tests.collection_date", "tests.result_date"),
-    "care.admission_date <= care.discharge_date": _order(
-        "care.admission_before_discharge", "care.admission_date", "care.discharge_date"),
-    "report.diagnosis_class in (dead_confirmed, dead_suspected) => clinical.death_date required": lambda _c: [
-        _rule("death_date.required_if_dead", "required_if",
-              {"when": {"item": "report.diagnosis_class", "in": ["dead_confirmed", "dead_suspected"]},
-               "items": ["clinical.death_date"]},
-              "error", "類型が死体の場合、「{label}」は必須です。")],
-    "report.diagnosis_class = confirmed_patient => at least one test with result positive, or method = clinical":
-        lambda _c: [_rule(
-            "confirmed.needs_positive_test", "at_least_one",
-            {"when": {"item": "report.diagnosis_class", "eq": "confirmed_patient"}, "group": "tests",
-             "where": {"or": [{"item": "tests.result", "eq": "positive"}, {"item": "tests.method", "eq": "clinical"}]},
-             "item": "tests.result"},
-            "error",
-            "類型が「患者（確定例）」の場合、陽性の検査結果が少なくとも1件（または検査方法「臨床決定」）必要です。")],
-    "care.severity = severe <=> at least one of care.icu, care.ventilator, care.ecmo = yes (warn if inconsistent)":
-        lambda _c: [_rule(
-            "care.severity_consistency", "consistency_warning",
-            {"when": {"not": {"item": "care.severity", "empty": True}},
-             "left": {"item": "care.severity", "eq": "severe"},
-             "right": {"or": [{"item": "care.icu", "eq": "yes"}, {"item": "care.ventilator", "eq": "yes"},
-                              {"item": "care.ecmo", "eq": "yes"}]},
-             "relation": "iff", "item": "care.severity"},
-            "warning",
-            "重症度「重症」とICU・人工呼吸器・ECMO（いずれかが「有」）の記載が一致していません。確認してください。")],
-    "patient.age < 18 => patient.guardian_name expected (warning, not blocking)": lambda _c: [_rule(
-        "patient.guardian_expected_if_minor", "expected_if",
-        {"when": {"item": "patient.age", "lt": 18}, "items": ["patient.guardian_name"]},
-        "warning", "18歳未満の場合は「{label}」を入力してください。")],
-    "patient.age is derived from patient.birth_date and clinical.diagnosis_date (months when < 1 year)":
-        lambda _c: [_rule(
-            "patient.age_derived", "derive",
-            {"target": "patient.age", "function": "age_at", "from": "patient.birth_date", "at": "clinical.diagnosis_date"},
-            "error", "生年月日が診断日より後のため、診断時の年齢を計算できません。日付を確認してください。")],
-    "at most 4 tests per notification (Q&A 6)": lambda _c: [_rule(
-        "tests.max_4", "max_repeat", {"group": "tests", "max": 4}, "error",
-        "検査は1件の届出につき最大{max}件までです（現在{count}件）。")],
-    "report.notification_target empty => the case is not notifiable: the form says so and does not forward it":
-        lambda _c: [_rule(
-            "target.not_notifiable_if_empty", "not_notifiable_if_empty", {"item": _TARGET}, "error",
-            "発生届の対象（65歳以上の者・入院を要する者・重症化リスクがあり治療薬等が必要な者・妊婦）のいずれにも"
-            "該当しないため、発生届の対象外です。HER-SYSへは送信されません。")],
-    "patient.age >= 65 => report.notification_target includes age65_plus (pre-filled)": lambda _c: [_rule(
-        "target.suggest_age65", "suggest",
-        {"when": {"item": "patient.age", "gte": 65}, "item": _TARGET, "value": "age65_plus", "mode": "prefill"},
-        "warning", "診断時65歳以上のため「65歳以上の者」を選択しました。確認してください。")],
-    "care.hospitalized = yes => report.notification_target includes hospitalization_required (suggested)":
-        lambda _c: [_rule(
-            "target.suggest_hospitalized", "suggest",
-            {"when": {"item": "care.hospitalized", "eq": "yes"}, "item": _TARGET,
-             "value": "hospitalization_required", "mode": "suggest"},
-            "warning", "入院ありのため「入院を要する者」に該当する可能性があります。確認してください。")],
-    "risk.factors includes pregnancy => report.notification_target includes pregnant (suggested)": lambda _c: [
-        _rule("target.suggest_pregnant", "suggest",
-              {"when": {"item": "risk.factors", "includes": "pregnancy"}, "item": _TARGET, "value": "pregnant",
-               "mode": "suggest"},
-              "warning", "重症化リスク因子に「妊娠」があるため「妊婦」に該当する可能性があります。確認してください。")],
-}
-
-
-def _hersys_path(item_id: str, group: str | None) -> str:
-    # The HER-SYS WebAPI spec is confidential; the path names the item in the payload structure we send
-    # (JSON Pointer; "*" = every row of a repeat group). Replace per item when the real spec is available.
-    if group:
-        return f"/{group}/*/{item_id.split('.', 1)[1]}"
-    return "/" + item_id.replace(".", "/")
-
-
-def _catalog_item(raw: dict[str, Any], group_ids: set[str]) -> dict[str, Any]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-        raise DefinitionError(f"カタログの項目が不正です：{str(raw)[:80]}")
-    iid = raw["id"]
-    prefix = iid.split(".", 1)[0]
-    group = prefix if raw.get("repeat") and prefix in group_ids else None
-    item: dict[str, Any] = {
-        "id": iid,
-        "label": raw.get("label") or iid,
-        "type": raw.get("type"),
-        "section": raw.get("section"),
-    }
-    if group:
-        item["group"] = group
-    if raw.get("values") is not None:
-        item["values"] = [{"code": v["code"], "label": v["label"]} for v in raw["values"]]
-    for flag in ("required", "priority", "medical_judgement"):
-        item[flag] = bool(raw.get(flag, False))
-    if iid in VISIBLE_WHEN:
-        item["visible_when"] = copy.deepcopy(VISIBLE_WHEN[iid])
-    if raw.get("note"):
-        item["help"] = raw["note"]
-    if raw.get("emr_source"):
-        item["emr_source"] = raw["emr_source"]
-    item["hersys_path"] = _hersys_path(iid, group)
-    item["link_id"] = LINK_IDS.get(iid, iid)
-    item.update(copy.deepcopy(ITEM_EXTRAS.get(iid, {})))
-    return item
+def _structured_rules_problem(catalog: dict[str, Any]) -> str | None:
+    rules = catalog.get("rules", [])
+    texts = [r for r in rules if isinstance(r, str)] if isinstance(rules, list) else []
+    if catalog.get("catalog") == vocabulary.CATALOG_FORMAT and not texts:
+        return None
+    sample = "".join(f"「{t[:120]}」" for t in texts[:3])
+    return (
+        f"{vocabulary.CATALOG_FORMAT} 形式の項目カタログではありません。ルールを英文（{sample or '…'}）でしか持たない"
+        "カタログ（旧 HER-SYS 項目一覧の形式）は読み込めません。各ルールを構造化（id・kind・params・severity・"
+        "message、元の文は source）したカタログにしてください（vocabulary/README.md）。"
+    )
 
 
 def load_catalog(catalog: dict[str, Any]) -> dict[str, Any]:
-    """Convert a HER-SYS item catalog (``items-YYYY-MM.json``) into a validated form definition.
+    """Build a validated form definition from an enriched item catalog (``notification-items/1``).
 
-    Every catalog rule text must be in RULE_TABLE; an unknown one raises DefinitionError naming it.
+    Everything comes from the catalog — items, value sets, link ids, display conditions, rules — so a catalog
+    whose rules use the existing rule kinds needs no code change. A raw catalog whose rules are English
+    sentences is refused with a DefinitionError saying so.
     """
     if not isinstance(catalog, dict) or not isinstance(catalog.get("items"), list):
         raise DefinitionError("カタログの形式が正しくありません（items がありません）。")
-    version = str(catalog.get("version") or "")
-    sections = [{"id": s["id"], "label": s["label"]} for s in catalog.get("sections", [])]
-    repeats: dict[str, int] = {}
+    problem = _structured_rules_problem(catalog)
+    if problem:
+        raise DefinitionError(problem, [problem])
+    envelope = vocabulary.catalog_problems(catalog)
+    if envelope:
+        raise DefinitionError("カタログの形式が正しくありません：" + "；".join(envelope), envelope)
+
+    def pick(source: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(source, dict):
+            raise DefinitionError(f"カタログの要素が不正です：{str(source)[:80]}")
+        unknown = [str(k)[:40] for k in source if k not in keys]
+        if unknown:  # a misspelt key (visble_when) must not vanish silently
+            raise DefinitionError(f"カタログの要素「{str(source.get('id', ''))[:80]}」に使えないキーがあります："
+                                  + "、".join(unknown))
+        return {k: copy.deepcopy(source[k]) for k in keys if k in source}
+
+    items = []
     for raw in catalog["items"]:
-        if isinstance(raw, dict) and raw.get("repeat") and isinstance(raw.get("id"), str) and "." in raw["id"]:
-            prefix = raw["id"].split(".", 1)[0]
-            repeats[prefix] = max(repeats.get(prefix, 0), int(raw["repeat"]))
-    section_labels = {s["id"]: s["label"] for s in sections}
-    groups = [
-        {"id": gid, "label": re.sub(r"（[^）]*）$", "", section_labels.get(gid, gid)) or gid, "section": gid,
-         "max": count,
-         "link_id": LINK_IDS.get(gid, gid)}
-        for gid, count in repeats.items()
-    ]
-    items = [_catalog_item(raw, set(repeats)) for raw in catalog["items"]]
-    rules: list[dict[str, Any]] = []
-    unknown: list[str] = []
-    for text in catalog.get("rules", []):
-        builder = RULE_TABLE.get(text)
-        if builder is None:
-            unknown.append(str(text))
-            continue
-        for rule in builder(catalog):
-            rule["source"] = text
-            rules.append(rule)
-    if unknown:
-        raise DefinitionError(
-            "カタログに未対応のルールがあります（formengine.definition.RULE_TABLE に構造化ルールを追加してください）："
-            + " / ".join(f"「{t[:200]}」" for t in unknown),
-            [f"未対応のルール：{t}" for t in unknown],
-        )
+        item = pick(raw, _ITEM_KEYS)
+        item.setdefault("link_id", item["id"])
+        items.append(item)
     defn = {
         "format": FORMAT,
-        "catalog": str(catalog.get("catalog", "")),
+        "form": catalog["form"],
+        "catalog": catalog["catalog"],
         "disease": str(catalog.get("disease", "")),
-        "version": version,
-        "title": f"{catalog.get('disease', '')} 発生届（HER-SYS 項目セット {version}）".strip(),
-        "sections": sections,
-        "groups": groups,
+        "version": catalog["version"],
+        "title": str(catalog.get("title") or f"{catalog.get('disease', '')} 発生届（{catalog['version']}）"),
+        "sections": [pick(s, ("id", "label", "help")) for s in catalog.get("sections", [])],
+        "groups": [pick(g, _GROUP_KEYS) for g in catalog.get("groups", [])],
         "items": items,
-        "rules": rules,
+        "rules": [pick(r, _RULE_KEYS) for r in catalog.get("rules", [])],
         "changes_from_previous": list(catalog.get("changes_from_previous", [])),
     }
     return ensure_valid(defn)
 
 
-def builtin_catalog(version: str) -> dict[str, Any]:
-    """The catalog shipped with the product in the ``vocabulary`` package (the shared folder is never read at
-    run time)."""
-    if version not in BUILTIN_VERSIONS:
-        raise DefinitionError(f"組み込みの項目カタログ「{version}」はありません（{'、'.join(BUILTIN_VERSIONS)}）。")
-    return copy.deepcopy(_builtin_catalog(version))
+def _shipped(catalog_id: str) -> str:
+    try:
+        return vocabulary.resolve(catalog_id)
+    except KeyError:
+        raise DefinitionError(
+            f"組み込みの項目カタログ「{str(catalog_id)[:60]}」はありません（{'、'.join(vocabulary.catalog_ids())}）。"
+        ) from None
 
 
-@lru_cache(maxsize=len(BUILTIN_VERSIONS))
-def _builtin_catalog(version: str) -> dict[str, Any]:
-    return vocabulary.catalog(version)
+def builtin_catalog(catalog_id: str) -> dict[str, Any]:
+    """A catalog shipped in the ``vocabulary`` package (a fresh copy; the shared folder is never read at run
+    time). ``catalog_id`` is ``<form>-<version>``; a bare version that exactly one catalog has is accepted."""
+    return vocabulary.catalog(_shipped(catalog_id))
 
 
-def builtin_definition(version: str) -> dict[str, Any]:
-    """The definition built from a shipped catalog (a fresh copy each call)."""
-    return copy.deepcopy(_builtin_definition(version))
+def builtin_definition(catalog_id: str) -> dict[str, Any]:
+    """The definition built from a shipped catalog (a fresh copy each call; built once per process)."""
+    return copy.deepcopy(_builtin_definition(_shipped(catalog_id)))
 
 
-@lru_cache(maxsize=len(BUILTIN_VERSIONS))
-def _builtin_definition(version: str) -> dict[str, Any]:
-    return load_catalog(builtin_catalog(version))
+@lru_cache(maxsize=64)
+def _builtin_definition(catalog_id: str) -> dict[str, Any]:
+    return load_catalog(vocabulary.catalog(catalog_id))

@@ -112,7 +112,7 @@ def _item_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], 
 def diff_definitions(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """Every difference between two definitions, in a stable order, each with a Japanese description."""
     changes: list[Change] = []
-    for key, name in (("version", "版"), ("title", "名称"), ("catalog", "カタログ"), ("disease", "疾患")):
+    for key, name in (("form", "種類"), ("version", "版"), ("title", "名称"), ("catalog", "カタログ"), ("disease", "疾患")):
         if old.get(key) != new.get(key):
             changes.append(Change("definition_changed", key, f"様式の{name}：「{old.get(key)}」→「{new.get(key)}」",
                                   {key: [old.get(key), new.get(key)]}))

@@ -5,7 +5,7 @@ Supported layout (one workbook; the sheet named ``Questionnaire`` if there is on
 1. **Header rows** — column A holds a key starting with ``#``, column B its value. Read: ``#category``,
    ``#description``, ``#sheetID``, ``#version`` (the definition's version; required), ``#name``, ``#title``
    (``#title`` or else ``#name`` becomes the title), ``#status``, ``#publisher``, ``#date``, ``#url``,
-   ``#catalog``, ``#disease``. Other ``#`` rows are ignored; blank rows anywhere are skipped.
+   ``#catalog``, ``#disease``, ``#form`` (the form key, e.g. ``ehec``). Other ``#`` rows are ignored; blank rows anywhere are skipped.
 2. **Column header row** — the first row whose column A is ``linkId``. Columns are found by name
    (case-insensitive, any order): ``linkId``, ``text``, ``type`` (required); ``required``, ``repeats``,
    ``answerOption``, ``enableWhen``, ``enableBehavior``, ``definition``, ``maxLength``, ``maxOccurs``, ``help``,
@@ -267,6 +267,7 @@ def from_excel_layout(path_or_bytes: Any) -> dict[str, Any]:
         raise DefinitionError("ヘッダー行「#version」がありません。")
     defn: dict[str, Any] = {
         "format": FORMAT,
+        **({"form": meta["form"].strip()} if meta.get("form", "").strip() else {}),
         "catalog": meta.get("catalog") or meta.get("sheetid") or "",
         "disease": meta.get("disease") or meta.get("category") or "",
         "version": version[:40],

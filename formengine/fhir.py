@@ -306,8 +306,8 @@ def to_questionnaire(defn: dict[str, Any], *, url: str, version: str) -> dict[st
     QuestionnaireResponse will point at (``<url>|<version>``)."""
     ensure_valid(defn)
     paths = _Paths(defn)
-    meta = {k: copy.deepcopy(defn[k]) for k in ("format", "catalog", "disease", "version", "title", "sections",
-                                                 "changes_from_previous") if k in defn}
+    meta = {k: copy.deepcopy(defn[k]) for k in ("format", "form", "catalog", "disease", "version", "title",
+                                                 "sections", "changes_from_previous") if k in defn}
     meta["item_order"] = [item["id"] for item in defn["items"]]
     meta["group_order"] = [g["id"] for g in defn.get("groups", [])]
     meta["has_groups_key"] = "groups" in defn
@@ -332,7 +332,7 @@ def to_questionnaire(defn: dict[str, Any], *, url: str, version: str) -> dict[st
             target.append(_q_item(entry, paths, defn))
         else:
             target.append(_q_group(entry, [_q_item(i, paths, defn) for i in members]))
-    name = re.sub(r"[^A-Za-z0-9_]", "_", f"HERSYS_{defn.get('disease', '')}_{version}")[:250]
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"HERSYS_{defn.get('form') or defn.get('disease', '')}_{version}")[:250]
     q: dict[str, Any] = {
         "resourceType": "Questionnaire",
         "meta": {"profile": [PROFILE]},
@@ -465,8 +465,9 @@ def _from_own(q: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     order = meta.get("item_order") or list(items)
     ordered = [items[i] for i in order if i in items] + [v for k, v in items.items() if k not in order]
     group_order = meta.get("group_order") or list(groups)
-    defn: dict[str, Any] = {k: copy.deepcopy(meta[k]) for k in ("format", "catalog", "disease", "version", "title",
-                                                                  "sections", "changes_from_previous") if k in meta}
+    defn: dict[str, Any] = {k: copy.deepcopy(meta[k]) for k in ("format", "form", "catalog", "disease", "version",
+                                                                  "title", "sections", "changes_from_previous")
+                            if k in meta}
     if meta.get("has_groups_key", True) or groups:
         defn["groups"] = [groups[g] for g in group_order if g in groups] + [
             v for k, v in groups.items() if k not in group_order]

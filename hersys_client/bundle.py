@@ -17,9 +17,16 @@ from copy import deepcopy
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
+import vocabulary
+from vocabulary import ids
+
 IDENTIFIER_SYSTEM = "urn:hersys-assist:notification"
 ITEM_DEFINITION_PREFIX = "urn:hersys-assist:item:"
-QUESTIONNAIRE_URL = "http://hersys-assist.jp/fhir/Questionnaire/hersys-covid19"
+#: Questionnaire canonicals are ``<QUESTIONNAIRE_BASE><form>|<version>`` (see `questionnaire_canonical`).
+QUESTIONNAIRE_BASE = "http://hersys-assist.jp/fhir/Questionnaire/"
+#: The URL used before forms had keys: ``hersys-<form>``, still accepted (`questionnaire_form_version`).
+LEGACY_URL_PREFIX = "hersys-"
+QUESTIONNAIRE_URL = f"{QUESTIONNAIRE_BASE}{LEGACY_URL_PREFIX}{ids.FORM_COVID19}"
 EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 JP_CORE = "http://jpfhir.jp/fhir/core/StructureDefinition/"
 MEDICAL_INSTITUTION_CODE_SYSTEM = "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no"
@@ -28,7 +35,7 @@ JST = timezone(timedelta(hours=9))
 
 Status = Literal["completed", "amended", "stopped"]
 _COMPOSITION_STATUS = {"completed": "final", "amended": "amended", "stopped": "amended"}
-_GENDER = {"male": "male", "female": "female"}
+_GENDER = {ids.SEX_MALE: "male", ids.SEX_FEMALE: "female"}
 _NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c55-9a43-1b7e0f3d2c11")  # fixed: fullUrls derive from it
 
 # QuestionnaireResponse whitelist (anything else, e.g. extensions or contained resources, stays home).
@@ -40,6 +47,33 @@ _ANSWER_VALUE_KEYS = (
 )
 
 
+def questionnaire_canonical(form: str, version: str) -> str:
+    """The canonical a QuestionnaireResponse points at: ``<QUESTIONNAIRE_BASE><form>|<version>``."""
+    return f"{QUESTIONNAIRE_BASE}{form}|{version}"
+
+
+def questionnaire_form_version(canonical: Any) -> tuple[str | None, str | None]:
+    """(form, version) of a Questionnaire canonical ``…/<form>|<version>``; the legacy ``…/hersys-<form>|<version>``
+    gives the same. Lenient (untrusted input): None for what is missing."""
+    if not isinstance(canonical, str) or "|" not in canonical:
+        return None, None
+    url, version = canonical.rsplit("|", 1)
+    segment = url.rstrip("/").rsplit("/", 1)[-1].strip()
+    if segment.startswith(LEGACY_URL_PREFIX):
+        segment = segment[len(LEGACY_URL_PREFIX):]
+    return (segment or None), (version.strip() or None)
+
+
+def _document_type(form: str | None, version: str | None) -> tuple[str, str]:
+    """(code, Japanese title) of the Composition for a form: "<form>-notification", "<disease> 発生届"."""
+    found = vocabulary.find(form, version) if form and version else None
+    if found is None and form in vocabulary.form_keys():
+        found = vocabulary.latest(form)
+    if found is None:
+        return "notification", "発生届"
+    return f"{form}-notification", f"{vocabulary.catalog(found)['disease']} 発生届"
+
+
 def build_document_bundle(
     *,
     notification_id: str,
@@ -49,12 +83,15 @@ def build_document_bundle(
     items: dict[str, Any],
     facility: dict[str, Any],
     today: date | None = None,
+    document_title: str | None = None,
 ) -> dict[str, Any]:
     """Return the document Bundle for one revision of one notification.
 
-    `questionnaire_response` is the form engine's QR (its `questionnaire` is "<url>|<item-set version>"); every
-    answered item must carry `definition = "urn:hersys-assist:item:<item id>"`. `items` are the flat item values
-    (contracts §1); `facility` is {name, address, phone, code}. Raises ValueError on a broken contract.
+    `questionnaire_response` is the form engine's QR (its `questionnaire` is "<url>/<form>|<item-set version>",
+    see `questionnaire_canonical`; the legacy "…/hersys-<form>|<version>" works too); every answered item must
+    carry `definition = "urn:hersys-assist:item:<item id>"`. `items` are the flat item values (contracts §1);
+    `facility` is {name, address, phone, code}. The Composition's type and title follow the form ("<disease>
+    発生届" from its catalog) unless `document_title` is given. Raises ValueError on a broken contract.
     """
     if status not in _COMPOSITION_STATUS:
         raise ValueError(f"status must be completed, amended or stopped, not {status!r}")
@@ -77,6 +114,8 @@ def build_document_bundle(
     else:
         timestamp = f"{today.isoformat()}T00:00:00+09:00"
 
+    doc_code, doc_title = _document_type(*questionnaire_form_version(questionnaire_response["questionnaire"]))
+    doc_title = document_title or doc_title
     urls = {role: _urn(notification_id, role) for role in ("Composition", "Patient", "Practitioner",
                                                              "Organization", "QuestionnaireResponse")}
     patient = _patient(items)
@@ -93,8 +132,8 @@ def build_document_bundle(
             "coding": [
                 {
                     "system": "urn:hersys-assist:document-type",
-                    "code": "covid19-notification",
-                    "display": "新型コロナウイルス感染症 発生届",
+                    "code": doc_code,
+                    "display": doc_title,
                 }
             ]
         },
@@ -102,7 +141,7 @@ def build_document_bundle(
         "date": today.isoformat(),
         "author": [{"reference": urls["Practitioner"]}, {"reference": urls["Organization"]}],
         "custodian": {"reference": urls["Organization"]},
-        "title": "新型コロナウイルス感染症 発生届",
+        "title": doc_title,
         "section": [
             {
                 "title": "届出内容",
@@ -155,25 +194,25 @@ def _human_name(text: str, representation: str) -> dict[str, Any]:
 def _patient(items: dict[str, Any]) -> dict[str, Any]:
     patient: dict[str, Any] = {"resourceType": "Patient", "meta": {"profile": [JP_CORE + "JP_Patient"]}}
     names = []
-    if name := _text(items.get("patient.name")):
+    if name := _text(items.get(ids.PATIENT_NAME)):
         names.append(_human_name(name, "IDE"))
-    if kana := _text(items.get("patient.name_kana")):
+    if kana := _text(items.get(ids.PATIENT_NAME_KANA)):
         names.append(_human_name(kana, "SYL"))
     if names:
         patient["name"] = names
-    sex = items.get("patient.sex")
+    sex = items.get(ids.PATIENT_SEX)
     if sex is not None:
         patient["gender"] = _GENDER.get(str(sex), "unknown")
-    if birth := _text(items.get("patient.birth_date")):
+    if birth := _text(items.get(ids.PATIENT_BIRTH_DATE)):
         patient["birthDate"] = birth
     address: dict[str, Any] = {}
-    if text := _text(items.get("patient.address")):
+    if text := _text(items.get(ids.PATIENT_ADDRESS)):
         address["text"] = text
-    if postal := _text(items.get("patient.postal_code")):
+    if postal := _text(items.get(ids.PATIENT_POSTAL_CODE)):
         address["postalCode"] = postal
     if address:
         patient["address"] = [{**address, "country": "JP"}]
-    if phone := _text(items.get("patient.phone")):
+    if phone := _text(items.get(ids.PATIENT_PHONE)):
         patient["telecom"] = [{"system": "phone", "value": phone, "use": "home"}]
     return patient
 
@@ -183,7 +222,7 @@ def _practitioner(items: dict[str, Any]) -> dict[str, Any]:
         "resourceType": "Practitioner",
         "meta": {"profile": [JP_CORE + "JP_Practitioner"]},
     }
-    if name := _text(items.get("report.physician_name")):
+    if name := _text(items.get(ids.REPORT_PHYSICIAN_NAME)):
         practitioner["name"] = [_human_name(name, "IDE")]
     return practitioner
 
@@ -244,4 +283,5 @@ def _qr_items(items: Any, path: str) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["build_document_bundle", "IDENTIFIER_SYSTEM", "ITEM_DEFINITION_PREFIX", "QUESTIONNAIRE_URL"]
+__all__ = ["build_document_bundle", "questionnaire_canonical", "questionnaire_form_version", "IDENTIFIER_SYSTEM",
+           "ITEM_DEFINITION_PREFIX", "QUESTIONNAIRE_BASE", "QUESTIONNAIRE_URL"]

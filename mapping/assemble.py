@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from vocabulary import ids
+
 MAX_TESTS = 4
 EPISODE_LOOKBACK_DAYS = 14   # a first visit / admission belongs to the COVID-19 episode if not earlier than this
 VISIT_CHAIN_GAP_DAYS = 7
@@ -101,13 +103,13 @@ def _pick_first_visit(f: Facts, start: date | None, end: date | None) -> Event |
         return None
     if start is None or end is None:
         if len({v.date for v in visits}) == 1:
-            f.warn("clinical.first_visit_date: 診断・検査の記録がないため、唯一の外来受付日を初診日としました。確認してください")
+            f.warn(f"{ids.CLINICAL_FIRST_VISIT_DATE}: 診断・検査の記録がないため、唯一の外来受付日を初診日としました。確認してください")
             return visits[0]
-        f.warn("clinical.first_visit_date: 外来受付が複数あり、今回の受診を特定できないため転記しませんでした")
+        f.warn(f"{ids.CLINICAL_FIRST_VISIT_DATE}: 外来受付が複数あり、今回の受診を特定できないため転記しませんでした")
         return None
     cands = [v for v in visits if start - timedelta(days=EPISODE_LOOKBACK_DAYS) <= _d(v.date) <= end]
     if not cands:
-        f.warn("clinical.first_visit_date: 今回の発症時期の外来受付記録がないため転記しませんでした")
+        f.warn(f"{ids.CLINICAL_FIRST_VISIT_DATE}: 今回の発症時期の外来受付記録がないため転記しませんでした")
         return None
     # the contiguous chain of visits that leads up to the diagnosis
     chain = [cands[-1]]
@@ -124,17 +126,17 @@ def _pick_admission(f: Facts, start: date | None) -> Event | None:
     if not adms:
         return None
     if f.admission_cancelled:
-        f.warn("care.hospitalized: 入院取消の記録があるため入院情報を転記しませんでした")
+        f.warn(f"{ids.CARE_HOSPITALIZED}: 入院取消の記録があるため入院情報を転記しませんでした")
         return None
     if start is None:
         if len({a.date for a in adms}) == 1:
-            f.warn("care.admission_date: 診断・検査の記録がないため、唯一の入院記録を転記しました。確認してください")
+            f.warn(f"{ids.CARE_ADMISSION_DATE}: 診断・検査の記録がないため、唯一の入院記録を転記しました。確認してください")
             return adms[0]
-        f.warn("care.hospitalized: 入院記録が複数あり、今回の入院を特定できないため転記しませんでした")
+        f.warn(f"{ids.CARE_HOSPITALIZED}: 入院記録が複数あり、今回の入院を特定できないため転記しませんでした")
         return None
     cands = [a for a in adms if _d(a.date) >= start - timedelta(days=EPISODE_LOOKBACK_DAYS)]
     if not cands:
-        f.warn("care.hospitalized: 今回の診断より前の入院記録のみのため転記しませんでした")
+        f.warn(f"{ids.CARE_HOSPITALIZED}: 今回の診断より前の入院記録のみのため転記しませんでした")
         return None
     return cands[0]
 
@@ -166,13 +168,13 @@ def _finish_tests(f: Facts) -> list[Test]:
         tests.append(t)
     if len(tests) > MAX_TESTS:
         # keep the positive results (the basis of the notification), then the earliest others
-        keep = [t for t in tests if t.result == "positive"][-MAX_TESTS:]
+        keep = [t for t in tests if t.result == ids.RESULT_POSITIVE][-MAX_TESTS:]
         for t in tests:
             if len(keep) >= MAX_TESTS:
                 break
             if t not in keep:
                 keep.append(t)
-        f.warn(f"tests: 検査が{len(tests)}件あり、届出できる4件（陽性を優先）のみ転記しました")
+        f.warn(f"{ids.TESTS}: 検査が{len(tests)}件あり、届出できる4件（陽性を優先）のみ転記しました")
         tests = sorted(keep, key=lambda t: (t.collection_date or t.result_date or "9999", t.stamp))
     return tests
 
@@ -184,19 +186,19 @@ def _age(birth: date, on: date) -> int:
 def _guardian_only_for_minors(f: Facts, ref: date | None) -> None:
     """保護者 is asked for minors only: a parent listed as an adult patient's contact is not filled in (the age of
     majority is 20, 18 from 2022-04-01). Without a birth date or an episode date it cannot be told: kept."""
-    birth = f.items.get("patient.birth_date")
-    if not birth or ref is None or "patient.guardian_name" not in f.items:
+    birth = f.items.get(ids.PATIENT_BIRTH_DATE)
+    if not birth or ref is None or ids.PATIENT_GUARDIAN_NAME not in f.items:
         return
     adult_age = 18 if ref >= date(2022, 4, 1) else 20
     if _age(_d(birth), ref) < adult_age:
         return
-    f.suggestions["patient.guardian_name"] = {
-        "value": f.items.pop("patient.guardian_name"),
+    f.suggestions[ids.PATIENT_GUARDIAN_NAME] = {
+        "value": f.items.pop(ids.PATIENT_GUARDIAN_NAME),
         "reason": "成人の患者のため保護者欄には転記していません（連絡先の続柄が親・保護者）"}
-    f.provenance.pop("patient.guardian_name", None)
-    if "patient.guardian_address" in f.items:
-        f.items.pop("patient.guardian_address")
-        f.provenance.pop("patient.guardian_address", None)
+    f.provenance.pop(ids.PATIENT_GUARDIAN_NAME, None)
+    if ids.PATIENT_GUARDIAN_ADDRESS in f.items:
+        f.items.pop(ids.PATIENT_GUARDIAN_ADDRESS)
+        f.provenance.pop(ids.PATIENT_GUARDIAN_ADDRESS, None)
 
 
 def finalize(f: Facts) -> dict[str, Any]:
@@ -205,31 +207,31 @@ def finalize(f: Facts) -> dict[str, Any]:
     confirmed = sorted((d for d in f.diagnoses if d.date and not d.suspected), key=lambda d: d.date)
     if confirmed:
         if len({d.date for d in confirmed}) > 1:
-            f.warn("clinical.diagnosis_date: COVID-19の病名が複数の日付で登録されています。最新の日付を転記しました")
-        items["clinical.diagnosis_date"], prov["clinical.diagnosis_date"] = confirmed[-1].date, confirmed[-1].prov
+            f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: COVID-19の病名が複数の日付で登録されています。最新の日付を転記しました")
+        items[ids.CLINICAL_DIAGNOSIS_DATE], prov[ids.CLINICAL_DIAGNOSIS_DATE] = confirmed[-1].date, confirmed[-1].prov
     elif any(d.suspected for d in f.diagnoses):
-        f.warn("clinical.diagnosis_date: COVID-19は疑い病名のみのため診断日を転記しませんでした")
+        f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: COVID-19は疑い病名のみのため診断日を転記しませんでした")
 
     start, end = _episode(f)
-    diag = items.get("clinical.diagnosis_date")
+    diag = items.get(ids.CLINICAL_DIAGNOSIS_DATE)
     if diag:
         end = max(end, _d(diag)) if end else _d(diag)
         start = min(start, _d(diag)) if start else _d(diag)
 
     visit = _pick_first_visit(f, start, end)
     if visit:
-        items["clinical.first_visit_date"], prov["clinical.first_visit_date"] = visit.date, visit.prov
+        items[ids.CLINICAL_FIRST_VISIT_DATE], prov[ids.CLINICAL_FIRST_VISIT_DATE] = visit.date, visit.prov
 
     adm = _pick_admission(f, start)
     if adm:
-        items["care.hospitalized"], prov["care.hospitalized"] = "yes", adm.prov
-        items["care.admission_date"], prov["care.admission_date"] = adm.date, adm.prov
+        items[ids.CARE_HOSPITALIZED], prov[ids.CARE_HOSPITALIZED] = ids.YES, adm.prov
+        items[ids.CARE_ADMISSION_DATE], prov[ids.CARE_ADMISSION_DATE] = adm.date, adm.prov
         dis = sorted((d for d in f.discharges if d.date >= adm.date and (not d.admit_date or d.admit_date == adm.date)),
                      key=lambda e: e.date)
         if dis:
-            items["care.discharge_date"], prov["care.discharge_date"] = dis[0].date, dis[0].prov
+            items[ids.CARE_DISCHARGE_DATE], prov[ids.CARE_DISCHARGE_DATE] = dis[0].date, dis[0].prov
     elif not f.admissions and not f.admission_cancelled and (f.visits or f.tests):
-        f.suggestions["care.hospitalized"] = {"value": "no", "reason": "抽出データに入院の記録がありません（入院の有無は確認してください）"}
+        f.suggestions[ids.CARE_HOSPITALIZED] = {"value": ids.NO, "reason": "抽出データに入院の記録がありません（入院の有無は確認してください）"}
 
     # physician: the outpatient physician closest before/at the diagnosis (else the admitting one, else an
     # ordering provider), falling back to the first visit's
@@ -247,44 +249,43 @@ def finalize(f: Facts) -> dict[str, Any]:
             pick = visit
         if pick is None:
             pick = cands[0]
-        items["report.physician_name"] = pick.physician
-        prov["report.physician_name"] = pick.physician_prov or pick.prov
+        items[ids.REPORT_PHYSICIAN_NAME] = pick.physician
+        prov[ids.REPORT_PHYSICIAN_NAME] = pick.physician_prov or pick.prov
 
     _guardian_only_for_minors(f, start or (_d(diag) if diag else None))
 
     # risk factors
     active = sorted({c.factor for c in f.conditions if not c.resolved})
     if active:
-        items["risk.factors"] = active
-        prov["risk.factors"] = "; ".join(sorted({c.prov for c in f.conditions if not c.resolved}))
+        items[ids.RISK_FACTORS] = active
+        prov[ids.RISK_FACTORS] = "; ".join(sorted({c.prov for c in f.conditions if not c.resolved}))
     resolved = sorted({c.factor for c in f.conditions if c.resolved} - set(active))
     if resolved:
-        f.suggestions["risk.factors"] = {"value": resolved,
+        f.suggestions[ids.RISK_FACTORS] = {"value": resolved,
                                          "reason": "治癒・終了済みの病名に基づくため事実としては転記していません"}
 
     tests = _finish_tests(f)
     if tests:
-        items["tests"] = [{k: getattr(t, k) for k in ("method", "specimen", "collection_date", "result", "result_date")
-                           if getattr(t, k) is not None} for t in tests]
+        items[ids.TESTS] = [{k: getattr(t, k) for k in ids.TEST_ROW_KEYS if getattr(t, k) is not None} for t in tests]
         for i, t in enumerate(tests):
             for k, p in t.prov.items():
-                prov[f"tests[{i}].{k}"] = p
-            for k in ("method", "specimen", "collection_date", "result", "result_date"):
+                prov[f"{ids.TESTS}[{i}].{k}"] = p
+            for k in ids.TEST_ROW_KEYS:
                 if getattr(t, k) is None:
-                    f.warn(f"tests[{i}].{k}: 抽出データから判断できないため空欄です")
+                    f.warn(f"{ids.TESTS}[{i}].{k}: 抽出データから判断できないため空欄です")
 
     # suggestion: diagnosis class (a medical judgement: never a fact)
-    positive = [t for t in tests if t.result == "positive"]
+    positive = [t for t in tests if t.result == ids.RESULT_POSITIVE]
     if confirmed and positive:
-        f.suggestions["report.diagnosis_class"] = {
-            "value": "confirmed_patient",
+        f.suggestions[ids.REPORT_DIAGNOSIS_CLASS] = {
+            "value": ids.CLASS_CONFIRMED_PATIENT,
             "reason": "COVID-19の確定病名（U07.1）と陽性の検査結果があります（症状の有無・死亡の有無は医師が確認してください）"}
     elif any(d.suspected for d in f.diagnoses) and not positive:
-        f.suggestions["report.diagnosis_class"] = {"value": "suspected_patient",
+        f.suggestions[ids.REPORT_DIAGNOSIS_CLASS] = {"value": ids.CLASS_SUSPECTED_PATIENT,
                                                    "reason": "COVID-19の疑い病名のみで陽性の検査結果がありません"}
 
     items = {k: v for k, v in items.items() if v not in (None, "", [])}
-    return {"items": items, "provenance": {k: v for k, v in prov.items() if k in items or k.startswith("tests[")},
+    return {"items": items, "provenance": {k: v for k, v in prov.items() if k in items or k.startswith(f"{ids.TESTS}[")},
             "warnings": f.warnings, "suggestions": f.suggestions}
 
 

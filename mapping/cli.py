@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vocabulary import catalog_path
+import vocabulary
+from vocabulary import ids
 
 from . import formats
 from .codes import LocalCodes, load_local_codes
 from .csvdwh import load_profile
 
-FORMATS = formats.FORMATS
-DEFAULT_CATALOG = catalog_path("2022-09")
+DEFAULT_CATALOG = vocabulary.catalog_path(vocabulary.latest(ids.FORM_COVID19))
 
 
 def extract_path(fmt: str, path: str, codes: LocalCodes, profile: dict[str, Any] | None) -> dict[str, Any]:
@@ -39,28 +39,40 @@ def extract_path(fmt: str, path: str, codes: LocalCodes, profile: dict[str, Any]
     return out
 
 
-def _filled(item_id: str, items: dict[str, Any]) -> bool:
-    if item_id.startswith("tests."):
-        key = item_id.split(".", 1)[1]
-        return any(isinstance(t, dict) and t.get(key) not in (None, "") for t in items.get("tests") or [])
-    return items.get(item_id) not in (None, "", [])
+def _group_of(item: dict[str, Any]) -> str | None:
+    """The repeat group of a catalog item: ``group`` (enriched catalogs) or the id prefix of a ``repeat`` item."""
+    if item.get("group"):
+        return str(item["group"])
+    return item["id"].split(".", 1)[0] if item.get("repeat") and "." in item["id"] else None
+
+
+def _filled(item: dict[str, Any], items: dict[str, Any]) -> bool:
+    group = _group_of(item)
+    if group:
+        key = ids.row_key(item["id"])
+        rows = items.get(group)
+        return any(isinstance(t, dict) and t.get(key) not in (None, "") for t in (rows if isinstance(rows, list) else []))
+    return items.get(item["id"]) not in (None, "", [])
 
 
 def coverage(results: list[dict[str, Any]], catalog: dict[str, Any]) -> dict[str, Any]:
-    ids = [it["id"] for it in catalog.get("items", []) if isinstance(it, dict) and "id" in it]
+    entries = {it["id"]: it for it in catalog.get("items", []) if isinstance(it, dict) and isinstance(it.get("id"), str)}
+    item_ids = list(entries)
     ok = [r for r in results if not r.get("error")]
-    per_item = {i: sum(_filled(i, r.get("items", {})) for r in ok) for i in ids}
-    per_extract = [sum(_filled(i, r.get("items", {})) for i in ids) / len(ids) for r in ok] if ids else []
+    per_item = {i: sum(_filled(entries[i], r.get("items", {})) for r in ok) for i in item_ids}
+    per_extract = ([sum(_filled(entries[i], r.get("items", {})) for i in item_ids) / len(item_ids) for r in ok]
+                   if item_ids else [])
     return {
         "catalog_version": catalog.get("version"),
-        "catalog_items": len(ids),
+        "catalog_items": len(item_ids),
         "extracts": len(ok),
         "errors": len(results) - len(ok),
         "per_item": per_item,
         "mean_filled_percent": round(100 * sum(per_extract) / len(per_extract), 1) if per_extract else 0.0,
         "min_filled_percent": round(100 * min(per_extract), 1) if per_extract else 0.0,
         "max_filled_percent": round(100 * max(per_extract), 1) if per_extract else 0.0,
-        "items_ever_filled_percent": round(100 * sum(1 for v in per_item.values() if v) / len(ids), 1) if ids else 0.0,
+        "items_ever_filled_percent": (round(100 * sum(1 for v in per_item.values() if v) / len(item_ids), 1)
+                                      if item_ids else 0.0),
     }
 
 
@@ -69,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("extract", "coverage"):
         p = sub.add_parser(name)
-        p.add_argument("--format", required=True, choices=FORMATS)
+        p.add_argument("--format", required=True, choices=formats.FORMATS)
         p.add_argument("--local-codes", default=None, help="the hospital's local lab/specimen code table (JSON)")
-        p.add_argument("--profile", default=None, help="CSV column-mapping profile (JSON); default: H0001 example")
+        p.add_argument("--profile", default=None, help="the hospital's CSV column-mapping profile (JSON); required for --format csv")
         p.add_argument("paths", nargs="+", metavar="PATH")
         if name == "coverage":
             p.add_argument("--catalog", default=str(DEFAULT_CATALOG))

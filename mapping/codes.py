@@ -10,13 +10,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import vocabulary
+from vocabulary import ids
+
 from .normalize import clean
 
 CODETABLES = Path(__file__).resolve().parent / "codetables"
 
-METHODS = {"pcr", "antigen_qualitative", "antigen_quantitative", "isolation", "clinical", "other"}
-SPECIMENS = {"nasopharyngeal_swab", "nasal_swab", "saliva", "sputum", "throat_swab", "tracheal_aspirate", "bal",
-             "other"}
+#: The test methods and specimens a local code may map to: the value sets of the newest COVID-19 catalog.
+METHODS = frozenset(vocabulary.value_codes(vocabulary.latest(ids.FORM_COVID19), ids.TESTS_METHOD))
+SPECIMENS = frozenset(vocabulary.value_codes(vocabulary.latest(ids.FORM_COVID19), ids.TESTS_SPECIMEN))
 
 
 # relationship words that make a contact the patient's guardian (保護者) — nothing broader (not 親戚, 祖母 ...)
@@ -165,9 +168,11 @@ _POS = ["陽性", "POSITIVE", "POS", "DETECTED", "DET", "検出", "REACTIVE", "+
 _NEG = ["陰性", "NEGATIVE", "NEG", "NOTDETECTED", "NONDETECTED", "ND", "検出せず", "不検出", "未検出", "NONREACTIVE",
         "-", "(-)"]
 _PEND = ["判定中", "検査中", "結果待ち", "PENDING", "測定中"]
-_TOKENS = sorted([(t, "positive") for t in _POS] + [(t, "negative") for t in _NEG] + [(t, "pending") for t in _PEND],
+_TOKENS = sorted([(t, ids.RESULT_POSITIVE) for t in _POS] + [(t, ids.RESULT_NEGATIVE) for t in _NEG]
+                 + [(t, ids.RESULT_PENDING) for t in _PEND],
                  key=lambda x: -len(x[0]))
-_SNOMED = {"10828004": "positive", "260373001": "positive", "260385009": "negative", "260415000": "negative"}
+_SNOMED = {"10828004": ids.RESULT_POSITIVE, "260373001": ids.RESULT_POSITIVE, "260385009": ids.RESULT_NEGATIVE,
+           "260415000": ids.RESULT_NEGATIVE}
 
 
 def parse_result(value: object) -> str | None:
@@ -196,5 +201,6 @@ def parse_result(value: object) -> str | None:
 def parse_interpretation(code: object) -> str | None:
     """HL7 abnormal flag / FHIR interpretation code → result (only unambiguous codes)."""
     c = clean(code).upper()
-    return {"POS": "positive", "DET": "positive", "A": "positive", "AA": "positive",
-            "NEG": "negative", "ND": "negative", "N": "negative"}.get(c)
+    return {"POS": ids.RESULT_POSITIVE, "DET": ids.RESULT_POSITIVE, "A": ids.RESULT_POSITIVE,
+            "AA": ids.RESULT_POSITIVE, "NEG": ids.RESULT_NEGATIVE, "ND": ids.RESULT_NEGATIVE,
+            "N": ids.RESULT_NEGATIVE}.get(c)

@@ -1,5 +1,6 @@
-"""DWH / CSV exports → HER-SYS items, driven by a per-hospital column-mapping profile (JSON, editable by the
-central admin; see profiles/H0001.json).
+"""DWH / CSV exports → HER-SYS items, driven by a per-hospital column-mapping profile (JSON, edited by the
+central admin and stored with the hospital; an example is demo/profiles/H0001.json — no hospital's profile ships
+with this library).
 
 Profile keys:
   encoding          "auto" (UTF-8 with/without BOM, else cp932) or a codec name
@@ -22,28 +23,30 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vocabulary import ids
+
 from . import normalize as nz
 from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
 from .codes import LocalCodes, is_covid_confirmed, load_local_codes, parse_result, risk_factor
 
 MAX_BYTES = 50 * 1024 * 1024
-PROFILES = Path(__file__).resolve().parent / "profiles"
-
 
 
 # Date columns that become dated facts for the shared episode logic: item → (Facts list, fact type).
 _DATE_EVENTS: dict[str, tuple[str, Any]] = {
-    "clinical.diagnosis_date": ("diagnoses", Diagnosis),
-    "clinical.first_visit_date": ("visits", Event),
-    "care.admission_date": ("admissions", Event),
-    "care.discharge_date": ("discharges", Event),
+    ids.CLINICAL_DIAGNOSIS_DATE: ("diagnoses", Diagnosis),
+    ids.CLINICAL_FIRST_VISIT_DATE: ("visits", Event),
+    ids.CARE_ADMISSION_DATE: ("admissions", Event),
+    ids.CARE_DISCHARGE_DATE: ("discharges", Event),
 }
 
 
 def load_profile(source: str | os.PathLike[str] | dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(source, dict):
         return source, None
-    path = Path(source) if source else PROFILES / "H0001.json"
+    if not source:
+        return None, "マッピングプロファイルが指定されていません（医療機関ごとのCSV列対応が必要です）"
+    path = Path(source)
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
@@ -78,10 +81,10 @@ def _cell(row: dict[str, str], spec: Any) -> tuple[str, str]:
 
 
 _TYPES = {
-    "patient.name": "name", "patient.name_kana": "kana", "patient.sex": "sex", "patient.birth_date": "date",
-    "patient.postal_code": "postal_code", "patient.address": "address", "patient.phone": "phone",
-    "patient.guardian_name": "name", "patient.guardian_address": "address", "report.physician_name": "name",
-    "clinical.death_date": "date", "care.hospitalized": "yes_no", "risk.factors": "icd10_list",
+    ids.PATIENT_NAME: "name", ids.PATIENT_NAME_KANA: "kana", ids.PATIENT_SEX: "sex", ids.PATIENT_BIRTH_DATE: "date",
+    ids.PATIENT_POSTAL_CODE: "postal_code", ids.PATIENT_ADDRESS: "address", ids.PATIENT_PHONE: "phone",
+    ids.PATIENT_GUARDIAN_NAME: "name", ids.PATIENT_GUARDIAN_ADDRESS: "address", ids.REPORT_PHYSICIAN_NAME: "name",
+    ids.CLINICAL_DEATH_DATE: "date", ids.CARE_HOSPITALIZED: "yes_no", ids.RISK_FACTORS: "icd10_list",
 }
 
 
@@ -110,9 +113,9 @@ def _convert(kind: str, value: str, spec: dict[str, Any]) -> tuple[Any, str | No
     if kind == "yes_no":
         v = nz.clean(value).lower()
         if v in ("1", "yes", "y", "有", "あり", "入院", "true"):
-            return "yes", None
+            return ids.YES, None
         if v in ("0", "no", "n", "無", "なし", "false"):
-            return "no", None
+            return ids.NO, None
         return None, f"値「{value[:20]}」を有無に変換できません"
     return nz.text(value)
 
@@ -120,7 +123,7 @@ def _convert(kind: str, value: str, spec: dict[str, Any]) -> tuple[Any, str | No
 def _rows_to_facts(rows: list[dict[str, str]], profile: dict[str, Any], codes: LocalCodes, f: Facts) -> None:
     columns = profile.get("columns", {})
     for item, spec in columns.items():
-        if item == "tests" or not isinstance(spec, (dict, str)):
+        if item == ids.TESTS or not isinstance(spec, (dict, str)):
             continue
         spec = {"column": spec} if isinstance(spec, str) else spec
         kind = spec.get("type") or _TYPES.get(item) or ("date" if item.endswith("_date") else "text")
@@ -155,19 +158,19 @@ def _rows_to_facts(rows: list[dict[str, str]], profile: dict[str, Any], codes: L
             if d:
                 facts_list, make_event = _DATE_EVENTS[item]
                 getattr(f, facts_list).append(make_event(d, prov))
-        elif item == "report.physician_name":
+        elif item == ids.REPORT_PHYSICIAN_NAME:
             name, w = nz.person_name(value)
             f.warn(f"{item}: {w}" if w else None)
             if name:
                 f.physicians.append(Event("0000-01-01", prov, name, prov))
-        elif item == "care.hospitalized":
+        elif item == ids.CARE_HOSPITALIZED:
             v, w = _convert(kind, value, spec)
             f.warn(f"{item}: {w}" if w else None)
             if v:
                 f.items[item], f.provenance[item] = v, prov
         else:
             f.put(item, _convert(kind, value, spec), prov)
-    tests = profile.get("tests")
+    tests = profile.get(ids.TESTS)
     if isinstance(tests, dict) and isinstance(tests.get("columns"), dict):
         _tests(rows, tests, codes, f)
 
@@ -196,7 +199,7 @@ def _tests(rows: list[dict[str, str]], spec: dict[str, Any], codes: LocalCodes, 
             if specimen:
                 prov["specimen"] = f"csv:{col('specimen')}"
             elif val("specimen"):
-                f.warn("tests: 院内コード表にない検体コードのため検体を転記しませんでした")
+                f.warn(f"{ids.TESTS}: 院内コード表にない検体コードのため検体を転記しませんでした")
             coll, w1 = nz.parse_date(val("collection_date"))
             if coll:
                 prov["collection_date"] = f"csv:{col('collection_date')}"
@@ -204,14 +207,14 @@ def _tests(rows: list[dict[str, str]], spec: dict[str, Any], codes: LocalCodes, 
             if result:
                 prov["result"] = f"csv:{col('result')}"
             elif val("result"):
-                f.warn(f"tests: 検査結果「{val('result')[:20]}」を陽性・陰性に判定できないため結果を転記しませんでした")
+                f.warn(f"{ids.TESTS}: 検査結果「{val('result')[:20]}」を陽性・陰性に判定できないため結果を転記しませんでした")
             rdate, w2 = nz.parse_date(val("result_date"))
-            if rdate and result != "pending":
+            if rdate and result != ids.RESULT_PENDING:
                 prov["result_date"] = f"csv:{col('result_date')}"
             else:
                 rdate = None
             for w in (w1, w2):
-                f.warn(f"tests: {w}" if w else None)
+                f.warn(f"{ids.TESTS}: {w}" if w else None)
             f.tests.append(Test(method, specimen, coll, result, rdate, prov,  # type: ignore[arg-type]
                                 key=f"row{r_i}-{n}"))
 
@@ -276,8 +279,8 @@ def extract_csv(data: bytes | str | list[dict[str, str]], local_codes: Any = Non
             return finalize(f)
         pid_col = prof.get("patient_id")
         if isinstance(pid_col, str):
-            ids = {nz.clean(r.get(pid_col)) for r in rows}
-            if len(ids) > 1:
+            patient_ids = {nz.clean(r.get(pid_col)) for r in rows}
+            if len(patient_ids) > 1:
                 msg = "CSVに複数の患者が含まれています（患者ごとに分けてください）"
                 return {**empty_result(msg), "error": msg}
         missing = [c for c in _profile_columns(prof) if c not in rows[0]]
@@ -295,7 +298,7 @@ def _profile_columns(prof: dict[str, Any]) -> list[str]:
         spec = {"column": spec} if isinstance(spec, str) else spec
         if isinstance(spec, dict):
             out += [c for c in ([spec.get("column")] + list(spec.get("columns", []))) if isinstance(c, str)]
-    tests = prof.get("tests")
+    tests = prof.get(ids.TESTS)
     if isinstance(tests, dict) and isinstance(tests.get("columns"), dict):
         for c in tests["columns"].values():
             if isinstance(c, str):

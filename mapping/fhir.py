@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vocabulary import ids
+
 from . import normalize as nz
 from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
 from .codes import (
@@ -157,32 +159,32 @@ def _pick_by_use(entries: list[Any], prefs: tuple[str, ...], exclude: tuple[str,
 
 
 def _patient(f: Facts, pat: dict[str, Any]) -> None:
-    _names(pat.get("name"), f, "patient.name", "patient.name_kana", "fhir:Patient.name")
+    _names(pat.get("name"), f, ids.PATIENT_NAME, ids.PATIENT_NAME_KANA, "fhir:Patient.name")
     gender = _s(pat.get("gender"))
     if gender:
-        f.put("patient.sex", nz.sex(gender), "fhir:Patient.gender")
+        f.put(ids.PATIENT_SEX, nz.sex(gender), "fhir:Patient.gender")
     if pat.get("birthDate"):
-        f.put("patient.birth_date", nz.parse_date(_s(pat.get("birthDate"))), "fhir:Patient.birthDate")
+        f.put(ids.PATIENT_BIRTH_DATE, nz.parse_date(_s(pat.get("birthDate"))), "fhir:Patient.birthDate")
     addrs = _list(pat.get("address"))
     hit = _pick_by_use(addrs, ("home", "", "temp"), exclude=("old", "work", "billing"))  # 住所: where they live
     if hit:
         i, a = hit
         text = _address(a)
         if text:
-            f.put("patient.address", nz.address(text), f"fhir:Patient.address[{i}]")
+            f.put(ids.PATIENT_ADDRESS, nz.address(text), f"fhir:Patient.address[{i}]")
         if a.get("postalCode"):
-            f.put("patient.postal_code", nz.postal_code(_s(a.get("postalCode"))),
+            f.put(ids.PATIENT_POSTAL_CODE, nz.postal_code(_s(a.get("postalCode"))),
                   f"fhir:Patient.address[{i}].postalCode")
     phones = [t if isinstance(t, dict) and _s(t.get("system")) in ("phone", "") and t.get("value") else {}
               for t in _list(pat.get("telecom"))]
     hit = _pick_by_use([p if p else None for p in phones], ("home", "mobile", "", "work"))
     if hit:
         i, t = hit
-        f.put("patient.phone", nz.phone(_s(t.get("value"))), f"fhir:Patient.telecom[{i}]")
+        f.put(ids.PATIENT_PHONE, nz.phone(_s(t.get("value"))), f"fhir:Patient.telecom[{i}]")
     if pat.get("deceasedDateTime"):
-        f.put("clinical.death_date", nz.parse_date(_s(pat.get("deceasedDateTime"))), "fhir:Patient.deceasedDateTime")
+        f.put(ids.CLINICAL_DEATH_DATE, nz.parse_date(_s(pat.get("deceasedDateTime"))), "fhir:Patient.deceasedDateTime")
     elif pat.get("deceasedBoolean") is True:
-        f.warn("clinical.death_date: 死亡の記録はありますが日付がないため転記しませんでした")
+        f.warn(f"{ids.CLINICAL_DEATH_DATE}: 死亡の記録はありますが日付がないため転記しませんでした")
     for ci, c in enumerate(_list(pat.get("contact"))):
         c = _dict(c)
         rels = _list(c.get("relationship"))
@@ -190,21 +192,21 @@ def _patient(f: Facts, pat: dict[str, Any]) -> None:
         texts = {_s(_dict(r).get("text")).lower() for r in rels} | {
             _s(cd.get("display")).lower() for r in rels for cd in _codings(r)}
         tmp = Facts()
-        _names([c.get("name")] if isinstance(c.get("name"), dict) else [], tmp, "patient.guardian_name", None,
+        _names([c.get("name")] if isinstance(c.get("name"), dict) else [], tmp, ids.PATIENT_GUARDIAN_NAME, None,
                f"fhir:Patient.contact[{ci}].name")
         if not tmp.items:
             continue
         if not (codes & _GUARDIAN_CODES or texts & GUARDIAN_TEXT):
             if not codes and not (texts - {""}):
-                f.suggestions.setdefault("patient.guardian_name", {
-                    "value": tmp.items["patient.guardian_name"],
+                f.suggestions.setdefault(ids.PATIENT_GUARDIAN_NAME, {
+                    "value": tmp.items[ids.PATIENT_GUARDIAN_NAME],
                     "reason": "連絡先に続柄の記載がないため、保護者かどうか確認してください"})
             continue
-        f.items["patient.guardian_name"] = tmp.items["patient.guardian_name"]
-        f.provenance["patient.guardian_name"] = f"fhir:Patient.contact[{ci}].name"
+        f.items[ids.PATIENT_GUARDIAN_NAME] = tmp.items[ids.PATIENT_GUARDIAN_NAME]
+        f.provenance[ids.PATIENT_GUARDIAN_NAME] = f"fhir:Patient.contact[{ci}].name"
         addr = _dict(c.get("address"))
         if addr and _address(addr):
-            f.put("patient.guardian_address", nz.address(_address(addr)), f"fhir:Patient.contact[{ci}].address")
+            f.put(ids.PATIENT_GUARDIAN_ADDRESS, nz.address(_address(addr)), f"fhir:Patient.contact[{ci}].address")
         break
 
 
@@ -280,7 +282,7 @@ def _conditions(f: Facts, b: _Bundle) -> None:
                 cd.get("display") for cd in _codings(c.get("code"))]):
             # the disease name 「COVID-19」 without an ICD-10 code: the 標準病名 of U07.1
             icd = [{"code": "U07.1"}]
-            f.warn("clinical.diagnosis_date: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
+            f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
         for cd in icd:
             code = _s(cd.get("code"))
             if is_covid_confirmed(code):
@@ -293,9 +295,9 @@ def _conditions(f: Facts, b: _Bundle) -> None:
                         break
                 d, w = nz.parse_date(_s(recorded)) if recorded else (None, None)
                 if w:
-                    f.warn(f"clinical.diagnosis_date: {w}")
+                    f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: {w}")
                 if not recorded:
-                    f.warn("clinical.diagnosis_date: COVID-19の病名に記録日（recordedDate）がないため診断日を転記しませんでした")
+                    f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: COVID-19の病名に記録日（recordedDate）がないため診断日を転記しませんでした")
                 f.diagnoses.append(Diagnosis(d, f"fhir:Condition/{cid}.recordedDate", suspected))  # type: ignore[arg-type]
                 break
             if is_covid_clinical(code):
@@ -309,7 +311,7 @@ def _conditions(f: Facts, b: _Bundle) -> None:
 
 def _obs_result(o: dict[str, Any]) -> tuple[str | None, str]:
     if _s(o.get("status")) == "registered":
-        return "pending", "status"
+        return ids.RESULT_PENDING, "status"
     found: set[str] = set()
     vcc = o.get("valueCodeableConcept")
     if isinstance(vcc, dict):
@@ -380,7 +382,7 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
             if coll:
                 prov["collection_date"] = f"fhir:Specimen/{sid}.collection.collectedDateTime"
         if specimen is None:
-            f.warn("tests: 院内コード表にない検体、または検体の記録がないため検体を転記しませんでした")
+            f.warn(f"{ids.TESTS}: 院内コード表にない検体、または検体の記録がないため検体を転記しませんでした")
         if coll is None:
             coll = _date(o.get("effectiveDateTime")) or _date(_dict(o.get("effectivePeriod")).get("start"))
             if coll:
@@ -389,9 +391,9 @@ def _observations(f: Facts, b: _Bundle, codes: LocalCodes) -> None:
         if result:
             prov["result"] = f"{base}.{where}"
         else:
-            f.warn("tests: 検査結果を陽性・陰性に判定できないため結果を転記しませんでした")
+            f.warn(f"{ids.TESTS}: 検査結果を陽性・陰性に判定できないため結果を転記しませんでした")
         rdate = None
-        if result != "pending":
+        if result != ids.RESULT_PENDING:
             issued = o.get("issued") or issued_by_dr.get(id(o))
             rdate = _date(issued)
             if rdate:

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import jaconv
 
+from vocabulary import ids
+
 JST = timezone(timedelta(hours=9))
 FW_SPACE = "\u3000"
 MAX_TEXT = 200
@@ -243,8 +245,9 @@ def sex(value: object) -> Result:
     s = unicodedata.normalize("NFKC", clean(value)).strip().lower()
     if not s:
         return None, None
-    table = {"m": "male", "male": "male", "男": "male", "男性": "male", "1": "male",
-             "f": "female", "female": "female", "女": "female", "女性": "female", "2": "female"}
+    male, female = ids.SEX_MALE, ids.SEX_FEMALE
+    table = {"m": male, "male": male, "男": male, "男性": male, "1": male,
+             "f": female, "female": female, "女": female, "女性": female, "2": female}
     if s in table:
         return table[s], None
     return None, "性別が男・女以外（または不明）のため転記しませんでした"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vocabulary import ids
+
 from . import normalize as nz
 from .assemble import Condition, Diagnosis, Event, Facts, Test, empty_result, finalize
 from .codes import (
@@ -115,9 +117,9 @@ def _name_from_xpn(seg: Segment, n: int, prov: str, f: Facts, item_name: str | N
         f.put(item_kana, nz.kana_name(cs[0], cs[1]), prov)
 
 
-def _doctor(seg: Segment, n: int, ids: dict[str, str] | None = None) -> str | None:
+def _doctor(seg: Segment, n: int, doctor_ids: dict[str, str] | None = None) -> str | None:
     """XCN (ID^family^given^...; name representation code in component 15) → kanji name. A repetition with only
-    the ID is resolved through `ids` (the same ID with a name elsewhere in the patient's messages)."""
+    the ID is resolved through `doctor_ids` (the same ID with a name elsewhere in the patient's messages)."""
     best = None
     for r in range(len(seg.reps(n))):
         cs = seg.comps(n, r) + [""] * 15
@@ -134,8 +136,8 @@ def _doctor(seg: Segment, n: int, ids: dict[str, str] | None = None) -> str | No
             continue
         if best is None or rep == "I":
             best = name
-    if best is None and ids:
-        found = {ids[i] for r in range(len(seg.reps(n))) if (i := seg.get(n, 1, r).strip()) in ids}
+    if best is None and doctor_ids:
+        found = {doctor_ids[i] for r in range(len(seg.reps(n))) if (i := seg.get(n, 1, r).strip()) in doctor_ids}
         if len(found) == 1:
             best = found.pop()
     return best
@@ -261,43 +263,43 @@ def _patient(f: Facts, docs: list[_Doc]) -> None:
     hit = first_with(5)
     if hit:
         d, pid = hit
-        _name_from_xpn(pid, 5, d.prov("PID-5"), f, "patient.name", "patient.name_kana")
-        if "patient.name_kana" not in f.items:
+        _name_from_xpn(pid, 5, d.prov("PID-5"), f, ids.PATIENT_NAME, ids.PATIENT_NAME_KANA)
+        if ids.PATIENT_NAME_KANA not in f.items:
             # kana may only be present in another (not older) message
             for d2 in sources:
                 p2 = d2.msg.first("PID")
                 if p2 is not None and d2 is not d:
-                    _name_from_xpn(p2, 5, d2.prov("PID-5"), f, None, "patient.name_kana")
-                    if "patient.name_kana" in f.items:
+                    _name_from_xpn(p2, 5, d2.prov("PID-5"), f, None, ids.PATIENT_NAME_KANA)
+                    if ids.PATIENT_NAME_KANA in f.items:
                         break
     if (hit := first_with(8)) is not None:
         d, pid = hit
-        f.put("patient.sex", nz.sex(pid.get(8)), d.prov("PID-8"))
+        f.put(ids.PATIENT_SEX, nz.sex(pid.get(8)), d.prov("PID-8"))
     if (hit := first_with(7)) is not None:
         d, pid = hit
-        f.put("patient.birth_date", nz.parse_date(pid.get(7)), d.prov("PID-7"))
+        f.put(ids.PATIENT_BIRTH_DATE, nz.parse_date(pid.get(7)), d.prov("PID-7"))
     if (hit := first_with(11)) is not None:
         d, pid = hit
         text, zip_, r = _addr(pid, 11)
         suffix = f"[{r}]" if r else ""
-        f.put("patient.address", nz.address(text), d.prov(f"PID-11{suffix}"))
+        f.put(ids.PATIENT_ADDRESS, nz.address(text), d.prov(f"PID-11{suffix}"))
         if zip_:
-            f.put("patient.postal_code", nz.postal_code(zip_), d.prov(f"PID-11{suffix}.5"))
+            f.put(ids.PATIENT_POSTAL_CODE, nz.postal_code(zip_), d.prov(f"PID-11{suffix}.5"))
         elif text:
             m = re.match(r"^〒?\s*([0-9０-９]{3}[-－ー−‐]?[0-9０-９]{4})\s", nz.clean(text))
             if m and nz.clean(text).startswith("〒"):
-                f.put("patient.postal_code", nz.postal_code(m.group(1)), d.prov(f"PID-11{suffix}"))
+                f.put(ids.PATIENT_POSTAL_CODE, nz.postal_code(m.group(1)), d.prov(f"PID-11{suffix}"))
     if (hit := first_with(13)) is not None:
         d, pid = hit
         num, r = _phone(pid, 13)
         if num:
-            f.put("patient.phone", nz.phone(num), d.prov(f"PID-13[{r}]" if r else "PID-13"))
+            f.put(ids.PATIENT_PHONE, nz.phone(num), d.prov(f"PID-13[{r}]" if r else "PID-13"))
     if (hit := first_with(29)) is not None:
         d, pid = hit
         if pid.get(30).upper() == "N":
-            f.warn("clinical.death_date: 死亡日がありますが死亡フラグがNのため転記しませんでした")
+            f.warn(f"{ids.CLINICAL_DEATH_DATE}: 死亡日がありますが死亡フラグがNのため転記しませんでした")
         else:
-            f.put("clinical.death_date", nz.parse_date(pid.get(29)), d.prov("PID-29"))
+            f.put(ids.CLINICAL_DEATH_DATE, nz.parse_date(pid.get(29)), d.prov("PID-29"))
 
     # guardian (NK1): only a relationship that is a guardian/parent
     nk1s = [(d, s) for d in sources[:1] for s in d.msg.all("NK1")]
@@ -307,20 +309,20 @@ def _patient(f: Facts, docs: list[_Doc]) -> None:
         rel_code, rel_text = nk1.get(3, 1).upper(), nk1.get(3, 2)
         is_guardian = rel_code in _GUARDIAN_REL or nz.clean(rel_text).lower() in GUARDIAN_TEXT
         tmp = Facts()
-        _name_from_xpn(nk1, 2, d.prov("NK1-2"), tmp, "patient.guardian_name", None)
+        _name_from_xpn(nk1, 2, d.prov("NK1-2"), tmp, ids.PATIENT_GUARDIAN_NAME, None)
         if not tmp.items:
             continue
         if not is_guardian:
             if not rel_code and not rel_text:
-                f.suggestions.setdefault("patient.guardian_name", {
-                    "value": tmp.items["patient.guardian_name"],
+                f.suggestions.setdefault(ids.PATIENT_GUARDIAN_NAME, {
+                    "value": tmp.items[ids.PATIENT_GUARDIAN_NAME],
                     "reason": "連絡先（NK1）に続柄の記載がないため、保護者かどうか確認してください"})
             continue
-        f.items["patient.guardian_name"] = tmp.items["patient.guardian_name"]
-        f.provenance["patient.guardian_name"] = tmp.provenance["patient.guardian_name"]
+        f.items[ids.PATIENT_GUARDIAN_NAME] = tmp.items[ids.PATIENT_GUARDIAN_NAME]
+        f.provenance[ids.PATIENT_GUARDIAN_NAME] = tmp.provenance[ids.PATIENT_GUARDIAN_NAME]
         text, _zip, r = _addr(nk1, 4)
         if text:
-            f.put("patient.guardian_address", nz.address(text), d.prov("NK1-4"))
+            f.put(ids.PATIENT_GUARDIAN_ADDRESS, nz.address(text), d.prov("NK1-4"))
         break
 
 
@@ -332,7 +334,7 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
     admissions: list[tuple[Event, str]] = []
     discharges: list[tuple[Event, str]] = []
     cancels: list[tuple[str, str | None, str]] = []   # (kind, date or None = all, stamp)
-    ids = _doctor_ids(docs)
+    doctor_ids = _doctor_ids(docs)
     for d in docs:
         pv1 = d.msg.first("PV1")
         evn = d.msg.first("EVN")
@@ -348,7 +350,7 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
                 return folder_date, d.prov("(保存フォルダの日付)")
             return None, d.prov(label)
 
-        doc = _doctor(pv1, 7, ids) if pv1 is not None else None
+        doc = _doctor(pv1, 7, doctor_ids) if pv1 is not None else None
         dprov = d.prov("PV1-7")
         if d.trigger in _CANCEL_TRIGGERS:
             pclass = pv1.get(2).upper() if pv1 is not None else ""
@@ -392,7 +394,7 @@ def _pv1_events(f: Facts, docs: list[_Doc]) -> None:
     f.discharges += [e for e, st in discharges if alive("discharge", e, st)
                      and (not e.admit_date or any(a.date == e.admit_date for a in kept) or not admissions)]
     if any(k == "admission" for k, _d, _s in cancels) and len(kept) < len(admissions):
-        f.warn("care.admission_date: 入院取消（A11）の記録があるため、取り消された入院は転記していません")
+        f.warn(f"{ids.CARE_ADMISSION_DATE}: 入院取消（A11）の記録があるため、取り消された入院は転記していません")
 
 
 _RULED_OUT = ("除外", "否定", "RULED", "REFUT", "ERROR", "取消", "削除", "誤登録")
@@ -431,7 +433,7 @@ def _problems(f: Facts, docs: list[_Doc]) -> None:
                 codes.append(code)
         if not any(icd10_norm(c) for c in codes) and (is_covid_name(prb.get(3, 2)) or is_covid_name(prb.get(3, 5))):
             codes = ["U071"]   # the disease name 「COVID-19」 without an ICD-10 code: the 標準病名 of U07.1
-            f.warn("clinical.diagnosis_date: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
+            f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: 病名「COVID-19」にICD-10コードがないため病名から判断しました。確認してください")
         status = _prb_text(prb, 13) + "^" + _prb_text(prb, 14)
         names = (prb.get(3, 2) + prb.get(3, 5)).upper()
         if any(x in status or x in names for x in _RULED_OUT) or prb.get(13).upper() in ("R", "RO", "X", "E"):
@@ -443,12 +445,12 @@ def _problems(f: Facts, docs: list[_Doc]) -> None:
                 date_, w = nz.parse_date(prb.get(7))
                 prov = d.prov("PRB-7")
                 if w:
-                    f.warn(f"clinical.diagnosis_date: {w}")
+                    f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: {w}")
                 elif date_ is None and re.fullmatch(r"\d{8}", d.meta.date):
                     # the storage folder of a PPR-01 record is the problem's start date
                     date_, _w = nz.parse_date(d.meta.date)
                     prov = d.prov("(保存フォルダの日付)")
-                    f.warn("clinical.diagnosis_date: 病名開始日（PRB-7）がないため保存フォルダの日付を転記しました。確認してください")
+                    f.warn(f"{ids.CLINICAL_DIAGNOSIS_DATE}: 病名開始日（PRB-7）がないため保存フォルダの日付を転記しました。確認してください")
                 f.diagnoses.append(Diagnosis(date_, prov, suspected))  # type: ignore[arg-type]
                 break
             if is_covid_clinical(code):
@@ -513,7 +515,7 @@ def _tests(f: Facts, docs: list[_Doc], codes: LocalCodes) -> None:
                         t.result, t.result_date = None, None
                         t.prov.pop("result", None)
                         t.prov.pop("result_date", None)
-                        f.warn("tests: 同じ検査項目に矛盾する結果があるため結果を転記しませんでした")
+                        f.warn(f"{ids.TESTS}: 同じ検査項目に矛盾する結果があるため結果を転記しませんでした")
                     t.key = key
                     t.preliminary = obx.get(11).upper() in ("P", "R", "S", "A")
                     f.tests.append(t)
@@ -543,7 +545,7 @@ def _pick_obx(cands: list[tuple[Segment, str]]) -> tuple[Segment, str, bool] | N
 def _obx_result(obx: Segment) -> tuple[str | None, str]:
     status = obx.get(11).upper()
     if status == "I":
-        return "pending", "OBX-11"
+        return ids.RESULT_PENDING, "OBX-11"
     vt = obx.get(2).upper()
     candidates = []
     if vt in ("CWE", "CE", "CNE", "CF"):
@@ -576,7 +578,7 @@ def _make_test(d: _Doc, spm: Segment | None, obr: Segment | None, obx: Segment, 
         if specimen:
             prov["specimen"] = d.prov("OBR-15")
     if specimen is None:
-        f.warn("tests: 院内コード表にない検体コードのため検体を転記しませんでした")
+        f.warn(f"{ids.TESTS}: 院内コード表にない検体コードのため検体を転記しませんでした")
     coll = None
     if spm is not None and (coll := _date_of(spm, 17)):
         prov["collection_date"] = d.prov("SPM-17")
@@ -586,13 +588,13 @@ def _make_test(d: _Doc, spm: Segment | None, obr: Segment | None, obx: Segment, 
     if result:
         prov["result"] = d.prov(where)
     else:
-        f.warn(f"tests: 検査結果「{nz.clean(obx.raw(5))[:20]}」を陽性・陰性に判定できないため結果を転記しませんでした")
+        f.warn(f"{ids.TESTS}: 検査結果「{nz.clean(obx.raw(5))[:20]}」を陽性・陰性に判定できないため結果を転記しませんでした")
     rdate = None
     if (rdate := _date_of(obx, 19)):
         prov["result_date"] = d.prov("OBX-19")
     elif obr is not None and (rdate := _date_of(obr, 22)):
         prov["result_date"] = d.prov("OBR-22")
-    if result == "pending":
+    if result == ids.RESULT_PENDING:
         rdate = None
         prov.pop("result_date", None)
     return Test(method, specimen, coll, result, rdate, prov, stamp=d.stamp)
@@ -636,8 +638,8 @@ def _extract(files: dict[str, bytes], codes: LocalCodes) -> dict[str, Any]:
                  if not (m.named and any(same_record(m, x) and m.timestamp <= x.timestamp for x in deleted))]
         if len(metas) < before:
             f.warn(f"取消（コンディションフラグ0）された記録が{before - len(metas)}件あり、除外しました")
-    ids = [m.patient_id for m, _ in metas if m.named]
-    folder_id = max(set(ids), key=ids.count) if ids else ""
+    patient_ids = [m.patient_id for m, _ in metas if m.named]
+    folder_id = max(set(patient_ids), key=patient_ids.count) if patient_ids else ""
     docs: list[_Doc] = []
     skipped_other = 0
     for meta, data in sorted(metas, key=lambda x: x[0].rel):

@@ -6,7 +6,6 @@ import copy
 import json
 from datetime import date
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,6 +38,8 @@ from formengine import (
     present,
     to_questionnaire,
 )
+from hersys_client import questionnaire_canonical
+from vocabulary import ids
 
 from . import services as central_services
 
@@ -47,15 +48,15 @@ MAX_UPLOAD = 5 * 1024 * 1024
 
 # Invented sample values for the preview (no real patient).
 PREVIEW_VALUES = {
-    "report.diagnosis_class": "confirmed_patient", "patient.name": "見本　太郎", "patient.name_kana": "ミホン　タロウ",
-    "patient.sex": "male", "patient.birth_date": "1950-04-01", "patient.address": "東京都千代田区千代田１−１",
-    "patient.postal_code": "1000001", "clinical.diagnosis_date": "2022-09-27", "report.report_date": "2022-09-27",
-    "care.hospitalized": "yes", "care.admission_date": "2022-09-27",
-    "tests": [{"method": "pcr", "specimen": "nasopharyngeal_swab", "collection_date": "2022-09-26",
-               "result": "positive", "result_date": "2022-09-27"}],
+    ids.REPORT_DIAGNOSIS_CLASS: "confirmed_patient", ids.PATIENT_NAME: "見本　太郎", ids.PATIENT_NAME_KANA: "ミホン　タロウ",
+    ids.PATIENT_SEX: "male", ids.PATIENT_BIRTH_DATE: "1950-04-01", ids.PATIENT_ADDRESS: "東京都千代田区千代田１−１",
+    ids.PATIENT_POSTAL_CODE: "1000001", ids.CLINICAL_DIAGNOSIS_DATE: "2022-09-27", ids.REPORT_REPORT_DATE: "2022-09-27",
+    ids.CARE_HOSPITALIZED: "yes", ids.CARE_ADMISSION_DATE: "2022-09-27",
+    ids.TESTS: [{"method": "pcr", "specimen": "nasopharyngeal_swab", "collection_date": "2022-09-26",
+                 "result": "positive", "result_date": "2022-09-27"}],
 }
-PREVIEW_PROVENANCE = {"patient.name": "ss-mix2:ADT-00 PID-5", "patient.birth_date": "fhir:Patient.birthDate",
-                      "report.report_date": "computed:today", "care.hospitalized": "ss-mix2:ADT-22 PV1-2"}
+PREVIEW_PROVENANCE = {ids.PATIENT_NAME: "ss-mix2:ADT-00 PID-5", ids.PATIENT_BIRTH_DATE: "fhir:Patient.birthDate",
+                      ids.REPORT_REPORT_DATE: "computed:today", ids.CARE_HOSPITALIZED: "ss-mix2:ADT-22 PV1-2"}
 
 
 def _definition(pk) -> FormDefinition:
@@ -281,7 +282,7 @@ def definition_publish_view(request, pk):
 @require_GET
 def definition_questionnaire(request, pk):
     row = _definition(pk)
-    url = f"{settings.QUESTIONNAIRE_CANONICAL.rsplit('/', 1)[0]}/{row.form}"  # one canonical per form
+    url = questionnaire_canonical(row.form, item_set_version(row)).split("|", 1)[0]  # one canonical per form
     q = to_questionnaire(row.definition, url=url, version=item_set_version(row))
     response = JsonResponse(q, json_dumps_params={"ensure_ascii": False, "indent": 1})
     response["Content-Disposition"] = f'attachment; filename="questionnaire-{row.pk}.json"'

@@ -16,7 +16,7 @@ from assist_portal.delivery.models import Payload
 from assist_portal.delivery.services import payload_create
 from assist_portal.formdefs.selectors import item_set_version
 from formengine import to_questionnaire_response
-from hersys_client import build_document_bundle
+from hersys_client import build_document_bundle, questionnaire_canonical
 from hersys_client.client import serialize_bundle
 
 DOCUMENT_CONTENT_TYPE = "application/fhir+json"
@@ -28,10 +28,14 @@ class DocumentBuildError(Exception):
 
 def document_bundle_build(*, notification_id: str, number: int, kind: str, definition: dict[str, Any],
                           item_set: str, values: dict[str, Any], facility: dict[str, Any],
-                          today: date | None = None) -> dict[str, Any]:
+                          today: date | None = None, form: str | None = None) -> dict[str, Any]:
     """The FHIR document Bundle of one revision from plain values (also used by the freezing migration, which
     has only historical models): only HER-SYS items leave the data centre."""
-    canonical = f"{settings.QUESTIONNAIRE_CANONICAL}|{item_set}"
+    form = form or definition.get("form")
+    # The canonical names the form, so the destination knows which item set applies; definitions stored before
+    # forms had keys point at the legacy URL, which names the same form.
+    canonical = (questionnaire_canonical(form, item_set) if form
+                 else f"{settings.QUESTIONNAIRE_CANONICAL}|{item_set}")
     qr = to_questionnaire_response(definition, values, questionnaire_canonical=canonical, status=kind)
     return build_document_bundle(
         notification_id=notification_id, revision=number, status=kind, questionnaire_response=qr, items=values,
@@ -44,6 +48,7 @@ def revision_document_build(*, notification, number: int, kind: str, definition,
     bundle = document_bundle_build(
         notification_id=str(notification.uuid), number=number, kind=kind, definition=definition.definition,
         item_set=item_set_version(definition), values=values, facility=notification.hospital.facility_master(),
+        form=definition.form,
     )
     return serialize_bundle(bundle)
 

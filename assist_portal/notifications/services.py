@@ -1,7 +1,6 @@
 """Notification workflow: extract → launch → draft → confirm (→ outbox). Writes only; reads are in selectors."""
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,14 +20,15 @@ from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import definition_emr_items, definition_for_hospital, hospital_forms
 from formengine import evaluate
 from formengine.valuetypes import check_value
+from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
 from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
-FACILITY_ITEMS = {"report.facility_name": "name", "report.facility_address": "address",
-                  "report.facility_phone": "phone"}
+FACILITY_ITEMS = {ids.REPORT_FACILITY_NAME: "name", ids.REPORT_FACILITY_ADDRESS: "address",
+                  ids.REPORT_FACILITY_PHONE: "phone"}
 
 
 class WorkflowError(Exception):
@@ -81,13 +81,8 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
 
 
 def hospital_csv_profile(hospital) -> dict | None:
-    """The hospital's DWH column profile as edited by a central admin, else the one shipped for its code."""
-    if hospital.csv_profile:
-        return hospital.csv_profile
-    from pathlib import Path
-
-    shipped = Path(mapping.__file__).parent / "profiles" / f"{hospital.code}.json"
-    return json.loads(shipped.read_text(encoding="utf-8")) if shipped.exists() else None
+    """The hospital's DWH column profile as edited by a central admin (no hospital's profile ships in `mapping`)."""
+    return hospital.csv_profile or None
 
 
 def launch_token_issue(extract: Extract) -> tuple[str, Any]:
@@ -236,14 +231,13 @@ def prefill_values(extract: Extract | None, hospital, user=None, definition: For
         if master.get(key) and has(item_id):
             values[item_id] = master[key]
             provenance[item_id] = "master:facility"
-    physician_item = "report.physician_name"
-    if (not values.get(physician_item) and user is not None and user.is_physician and user.display_name
-            and has(physician_item)):
-        values[physician_item] = user.display_name
-        provenance[physician_item] = f"typed:{user.username}"
-    if has("report.report_date"):
-        values.setdefault("report.report_date", local_date().isoformat())
-        provenance.setdefault("report.report_date", "computed:today")
+    if (not values.get(ids.REPORT_PHYSICIAN_NAME) and user is not None and user.is_physician and user.display_name
+            and has(ids.REPORT_PHYSICIAN_NAME)):
+        values[ids.REPORT_PHYSICIAN_NAME] = user.display_name
+        provenance[ids.REPORT_PHYSICIAN_NAME] = f"typed:{user.username}"
+    if has(ids.REPORT_REPORT_DATE):
+        values.setdefault(ids.REPORT_REPORT_DATE, local_date().isoformat())
+        provenance.setdefault(ids.REPORT_REPORT_DATE, "computed:today")
     return values, provenance
 
 
@@ -273,7 +267,7 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
             return Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
                 form=definition.form, values=values, provenance=provenance, suggestions=suggestions,
-                display_name=values.get("patient.name", ""), updated_by=user,
+                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user,
             )
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(
@@ -306,8 +300,8 @@ def _merge_provenance(notification: Notification, new_values: dict, user) -> dic
     old = notification.values
     keys = set(old) | set(new_values)
     for key in keys:
-        if key == "tests":
-            old_tests, new_tests = old.get("tests") or [], new_values.get("tests") or []
+        if key == ids.TESTS:
+            old_tests, new_tests = old.get(ids.TESTS) or [], new_values.get(ids.TESTS) or []
             for i, row in enumerate(new_tests):
                 prev = old_tests[i] if i < len(old_tests) else {}
                 for field, value in row.items():
@@ -339,7 +333,7 @@ def _apply_values(row: Notification, values: dict, user, stage: str):
     row.provenance = _merge_provenance(row, evaluation.values, user)
     row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
     row.values = evaluation.values
-    row.display_name = evaluation.values.get("patient.name", "")
+    row.display_name = evaluation.values.get(ids.PATIENT_NAME, "")
     row.lock_version += 1
     row.has_unsent_changes = True
     row.updated_at = timezone.now()
@@ -351,15 +345,15 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
     """Q&A 3, 7, 8: a class change (疑似症 → 確定) is an edit of the same notification, and the report date of each
     class is the first day it was reported: the first confirmation keeps the form's date, a class first reported
     in a later revision gets today's date, and re-confirming a class keeps its first date."""
-    cls = values.get("report.diagnosis_class")
+    cls = values.get(ids.REPORT_DIAGNOSIS_CLASS)
     if not cls:
         return
     dates = dict(row.class_report_dates or {})
     if cls not in dates:
-        dates[cls] = (values.get("report.report_date") if row.revision == 0 else None) or local_date().isoformat()
-    if values.get("report.report_date") != dates[cls]:
-        values["report.report_date"] = dates[cls]
-        row.provenance["report.report_date"] = "computed:first_report_of_class"
+        dates[cls] = (values.get(ids.REPORT_REPORT_DATE) if row.revision == 0 else None) or local_date().isoformat()
+    if values.get(ids.REPORT_REPORT_DATE) != dates[cls]:
+        values[ids.REPORT_REPORT_DATE] = dates[cls]
+        row.provenance[ids.REPORT_REPORT_DATE] = "computed:first_report_of_class"
     row.class_report_dates = dates
     row.values = values
 

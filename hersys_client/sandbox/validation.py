@@ -11,24 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..bundle import ITEM_DEFINITION_PREFIX
+import vocabulary
+
+from ..bundle import ITEM_DEFINITION_PREFIX, questionnaire_form_version
 
 _REVISION = re.compile(r"[0-9]{1,9}")
-#: Item-set versions accepted by default: the COVID-19 sets and the EHEC form (別記様式3-3, catalog ehec-2023-05).
-DEFAULT_ACCEPTED_VERSIONS = ("2021-03", "2022-09", "2023-05")
+#: Every shipped catalog (``<form>-<version>``). An accepted entry is a catalog id or a bare version (any form).
+DEFAULT_ACCEPTED_VERSIONS = vocabulary.catalog_ids()
 QR_STATUSES = ("completed", "amended", "stopped")
 MAX_IDENTIFIER_LENGTH = 200
-
-#: Items HER-SYS requires in every notification, and those added by a given item-set version.
-REQUIRED_ALWAYS = ("patient.name", "patient.sex", "patient.birth_date", "report.diagnosis_class")
-REQUIRED_BY_VERSION = {"2022-09": ("report.notification_target",)}
-ITEM_LABELS_JA = {
-    "patient.name": "当該者氏名",
-    "patient.sex": "性別",
-    "patient.birth_date": "生年月日",
-    "report.diagnosis_class": "診断分類（類型）",
-    "report.notification_target": "届出対象区分",
-}
 
 
 @dataclass(frozen=True)
@@ -44,6 +35,7 @@ class Submission:
     revision: int
     qr_status: str
     version: str
+    form: str = ""
 
 
 def bundle_key(bundle: Any) -> tuple[str | None, int | None]:
@@ -91,40 +83,45 @@ def validate_bundle(bundle: Any, accepted_versions: Iterable[str]) -> tuple[Subm
     if qr_status not in QR_STATUSES:
         issues.append(Issue("value", "QuestionnaireResponse.status は completed・amended・stopped のいずれかです。",
                             "QuestionnaireResponse.status"))
-    version = _version(qr.get("questionnaire"))
+    form, version = questionnaire_form_version(qr.get("questionnaire"))
     # A withdrawal must stay possible after an item-set change and needs no complete content.
     if qr_status != "stopped":
-        accepted = list(accepted_versions)
-        if version is None:
-            issues.append(Issue("required", "QuestionnaireResponse.questionnaire に項目セットの版がありません。",
-                                "QuestionnaireResponse.questionnaire"))
-        elif version not in accepted:
-            issues.append(Issue(
-                "not-supported",
-                f"項目セットの版「{version[:40]}」は現在受け付けていません（受付中の版: {'、'.join(accepted)}）。"
-                "最新の様式で入力し直してください。",
-                "QuestionnaireResponse.questionnaire",
-            ))
-        else:
-            answered = _answered_items(qr.get("item"))
-            for item_id in (*REQUIRED_ALWAYS, *REQUIRED_BY_VERSION.get(version, ())):
-                if item_id not in answered:
-                    issues.append(Issue(
-                        "required",
-                        f"必須項目「{ITEM_LABELS_JA.get(item_id, item_id)}」（{item_id}）が入力されていません。",
-                        f"QuestionnaireResponse.item.where(definition='{ITEM_DEFINITION_PREFIX}{item_id}')",
-                    ))
+        issues.extend(_content_issues(qr, form, version, list(accepted_versions)))
     if issues:
         return None, issues
     assert identifier is not None and revision is not None and isinstance(qr_status, str)
-    return Submission(identifier, revision, qr_status, version or ""), []
+    return Submission(identifier, revision, qr_status, version or "", form or ""), []
 
 
-def _version(questionnaire: Any) -> str | None:
-    if not isinstance(questionnaire, str) or "|" not in questionnaire:
-        return None
-    version = questionnaire.rsplit("|", 1)[1].strip()
-    return version or None
+def _accepts(accepted: list[str], form: str, version: str) -> bool:
+    """An accepted entry is a catalog id (``<form>-<version>``) or a bare version, which accepts it in any form."""
+    return version in accepted or vocabulary.catalog_id(form, version) in accepted
+
+
+def _content_issues(qr: dict[str, Any], form: str | None, version: str | None, accepted: list[str]) -> list[Issue]:
+    """The item set the destination requires for the form and version of the QR (from `vocabulary.item_set`)."""
+    where = "QuestionnaireResponse.questionnaire"
+    if version is None or form is None:
+        return [Issue("required", "QuestionnaireResponse.questionnaire に様式と項目セットの版がありません"
+                                  "（…/<様式>|<版> の形にしてください）。", where)]
+    if not _accepts(accepted, form, version) or vocabulary.find(form, version) is None:
+        return [Issue(
+            "not-supported",
+            f"様式「{form[:40]}」の項目セットの版「{version[:40]}」は現在受け付けていません"
+            f"（受付中の版: {'、'.join(accepted)}）。最新の様式で入力し直してください。",
+            where,
+        )]
+    answered = _answered_items(qr.get("item"))
+    labels = vocabulary.item_labels(form, version)
+    return [
+        Issue(
+            "required",
+            f"必須項目「{labels.get(item_id, item_id)}」（{item_id}）が入力されていません。",
+            f"QuestionnaireResponse.item.where(definition='{ITEM_DEFINITION_PREFIX}{item_id}')",
+        )
+        for item_id in vocabulary.item_set(form, version)
+        if item_id not in answered
+    ]
 
 
 def _answered_items(items: Any) -> set[str]:

@@ -36,7 +36,7 @@ BASE_VALUES: dict[str, Any] = {
 
 def base_values(version: str) -> dict[str, Any]:
     values = copy.deepcopy(BASE_VALUES)
-    if version == "2022-09":
+    if version == "covid19-2022-09":
         values["report.notification_target"] = ["risk_with_treatment"]
     return values
 
@@ -51,7 +51,7 @@ def patched(version: str, patch: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-@pytest.fixture(params=["2021-03", "2022-09"])
+@pytest.fixture(params=["covid19-2021-03", "covid19-2022-09"])
 def version(request) -> str:
     return request.param
 

@@ -13,7 +13,7 @@ from .conftest import base_values
 
 
 def test_diff_2021_to_2022():
-    changes = diff_definitions(builtin_definition("2021-03"), builtin_definition("2022-09"))
+    changes = diff_definitions(builtin_definition("covid19-2021-03"), builtin_definition("covid19-2022-09"))
     kinds = {(c.kind, c.target) for c in changes}
     assert ("item_added", "report.notification_target") in kinds
     assert ("rule_added", "target.not_notifiable_if_empty") in kinds
@@ -24,11 +24,11 @@ def test_diff_2021_to_2022():
 
 
 def test_diff_of_identical_definitions_is_empty():
-    assert diff_definitions(builtin_definition("2022-09"), builtin_definition("2022-09")) == []
+    assert diff_definitions(builtin_definition("covid19-2022-09"), builtin_definition("covid19-2022-09")) == []
 
 
 def test_diff_describes_item_and_rule_changes():
-    old = builtin_definition("2022-09")
+    old = builtin_definition("covid19-2022-09")
     new = copy.deepcopy(old)
     sex = next(i for i in new["items"] if i["id"] == "patient.sex")
     sex["values"].append({"code": "other", "label": "その他"})
@@ -48,8 +48,8 @@ def test_diff_describes_item_and_rule_changes():
 
 
 def test_migration_2021_to_2022_reports_the_new_required_target_group():
-    values = base_values("2021-03")
-    migrated, report = migrate_values(builtin_definition("2021-03"), builtin_definition("2022-09"), values)
+    values = base_values("covid19-2021-03")
+    migrated, report = migrate_values(builtin_definition("covid19-2021-03"), builtin_definition("covid19-2022-09"), values)
     assert migrated == values
     assert report.from_version == "2021-03" and report.to_version == "2022-09"
     assert report.newly_required == ["report.notification_target"]
@@ -60,7 +60,7 @@ def test_migration_2021_to_2022_reports_the_new_required_target_group():
 
 
 def test_migration_reports_dropped_and_invalid_values():
-    old = builtin_definition("2022-09")
+    old = builtin_definition("covid19-2022-09")
     new = copy.deepcopy(old)
     new["items"] = [i for i in new["items"] if i["id"] not in ("patient.occupation", "tests.result_date")]
     new["rules"] = [r for r in new["rules"] if r["id"] != "tests.collection_before_result"]
@@ -68,7 +68,7 @@ def test_migration_reports_dropped_and_invalid_values():
     new["rules"][1]["params"]["chain"][1].remove("tests.result_date")
     sex = next(i for i in new["items"] if i["id"] == "patient.sex")
     sex["values"] = [{"code": "m", "label": "男"}, {"code": "f", "label": "女"}]
-    values = base_values("2022-09") | {"patient.occupation": "会社員", "legacy.item": "x"}
+    values = base_values("covid19-2022-09") | {"patient.occupation": "会社員", "legacy.item": "x"}
     migrated, report = migrate_values(old, new, values)
     assert "patient.occupation" not in migrated and "legacy.item" not in migrated
     assert migrated["patient.sex"] == "female"  # kept, flagged
@@ -84,12 +84,12 @@ def test_migration_reports_dropped_and_invalid_values():
 
 
 def test_migration_to_an_invalid_definition_is_refused():
-    broken = builtin_definition("2022-09")
+    broken = builtin_definition("covid19-2022-09")
     broken["items"] = broken["items"][1:]
     with pytest.raises(DefinitionError):
-        migrate_values(builtin_definition("2021-03"), broken, {})
+        migrate_values(builtin_definition("covid19-2021-03"), broken, {})
 
 
 def test_migration_never_raises_on_garbage():
     for garbage in (None, [], "x", {"tests": "nope"}, {"tests": [1, None, {"method": object()}]}):
-        migrate_values(builtin_definition("2021-03"), builtin_definition("2022-09"), garbage)
+        migrate_values(builtin_definition("covid19-2021-03"), builtin_definition("covid19-2022-09"), garbage)

@@ -32,14 +32,14 @@ def test_draft_makes_missing_required_informational_but_keeps_type_errors(versio
 
 
 def test_missing_priority_is_the_qa5_minimum_set():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     ev = evaluate(defn, {}, today=TODAY, stage="draft")
     assert set(ev.missing_priority) == {
         "report.diagnosis_class", "patient.name", "patient.sex", "patient.birth_date", "patient.residence_address",
         "tests.method", "tests.specimen", "tests.collection_date", "tests.result"}
-    full = evaluate(defn, base_values("2022-09"), today=TODAY, stage="draft")
+    full = evaluate(defn, base_values("covid19-2022-09"), today=TODAY, stage="draft")
     assert full.missing_priority == []
-    half = evaluate(defn, patched("2022-09", {"tests": [{"method": "pcr", "result": "positive"}]}), today=TODAY)
+    half = evaluate(defn, patched("covid19-2022-09", {"tests": [{"method": "pcr", "result": "positive"}]}), today=TODAY)
     assert half.missing_priority == ["tests.specimen", "tests.collection_date"]
 
 
@@ -54,7 +54,7 @@ def test_missing_priority_is_the_qa5_minimum_set():
     ("2020-02-29", "2021-02-28", {"value": 11, "unit": "months"}),
 ])
 def test_age_is_derived_in_years_or_months(birth, diagnosis, age):
-    defn = builtin_definition("2021-03")
+    defn = builtin_definition("covid19-2021-03")
     ev = evaluate(defn, {"patient.birth_date": birth, "clinical.diagnosis_date": diagnosis,
                          "patient.age": {"value": 99, "unit": "years"}}, today=TODAY)
     assert ev.values["patient.age"] == age
@@ -62,7 +62,7 @@ def test_age_is_derived_in_years_or_months(birth, diagnosis, age):
 
 
 def test_typed_age_is_kept_when_it_cannot_be_derived():
-    defn = builtin_definition("2021-03")
+    defn = builtin_definition("covid19-2021-03")
     ev = evaluate(defn, {"patient.age": {"value": 7, "unit": "months"}}, today=TODAY)
     assert ev.values["patient.age"] == {"value": 7, "unit": "months"}
     assert "patient.age" not in ev.derived
@@ -71,8 +71,8 @@ def test_typed_age_is_kept_when_it_cannot_be_derived():
 
 
 def test_case_in_none_of_the_four_target_groups_is_not_notifiable():
-    defn = builtin_definition("2022-09")
-    values = patched("2022-09", {"report.notification_target": None})  # 42 years, not hospitalized, no risk
+    defn = builtin_definition("covid19-2022-09")
+    values = patched("covid19-2022-09", {"report.notification_target": None})  # 42 years, not hospitalized, no risk
     for stage in ("draft", "confirm"):
         ev = evaluate(defn, values, today=TODAY, stage=stage)
         assert ev.notifiable is False
@@ -85,13 +85,13 @@ def test_case_in_none_of_the_four_target_groups_is_not_notifiable():
 
 
 def test_2021_catalog_is_always_notifiable():
-    ev = evaluate(builtin_definition("2021-03"), {}, today=TODAY, stage="confirm")
+    ev = evaluate(builtin_definition("covid19-2021-03"), {}, today=TODAY, stage="confirm")
     assert ev.notifiable is True
 
 
 def test_age_65_prefills_the_target_group():
-    defn = builtin_definition("2022-09")
-    values = patched("2022-09", {"patient.birth_date": "1950-04-01", "report.notification_target": None})
+    defn = builtin_definition("covid19-2022-09")
+    values = patched("covid19-2022-09", {"patient.birth_date": "1950-04-01", "report.notification_target": None})
     ev = evaluate(defn, values, today=TODAY, stage="confirm")
     assert ev.values["report.notification_target"] == ["age65_plus"]
     assert ev.derived["report.notification_target"] == "computed:target.suggest_age65"
@@ -100,15 +100,15 @@ def test_age_65_prefills_the_target_group():
     assert suggestion["value"] == ["age65_plus"] and "65歳以上" in suggestion["reason_ja"]
     assert suggestion["items"][0]["applied"] is True
     # A target group someone chose is never overwritten: 65+ is then only suggested.
-    chosen = evaluate(defn, patched("2022-09", {"patient.birth_date": "1950-04-01",
+    chosen = evaluate(defn, patched("covid19-2022-09", {"patient.birth_date": "1950-04-01",
                                                 "report.notification_target": ["pregnant"]}), today=TODAY)
     assert chosen.values["report.notification_target"] == ["pregnant"]
     assert chosen.suggestions["report.notification_target"]["items"][0]["applied"] is False
 
 
 def test_admission_and_pregnancy_are_suggested_not_applied():
-    defn = builtin_definition("2022-09")
-    values = patched("2022-09", {"care.hospitalized": "yes", "care.admission_date": "2022-09-29",
+    defn = builtin_definition("covid19-2022-09")
+    values = patched("covid19-2022-09", {"care.hospitalized": "yes", "care.admission_date": "2022-09-29",
                                  "risk.factors": ["pregnancy", "obesity"], "report.notification_target": None})
     ev = evaluate(defn, values, today=TODAY, stage="draft")
     assert "report.notification_target" not in ev.values
@@ -120,8 +120,8 @@ def test_admission_and_pregnancy_are_suggested_not_applied():
 
 
 def test_hidden_items_are_kept_but_flagged():
-    defn = builtin_definition("2022-09")
-    ev = evaluate(defn, patched("2022-09", {"infection.region": "overseas", "infection.prefecture": "13"}),
+    defn = builtin_definition("covid19-2022-09")
+    ev = evaluate(defn, patched("covid19-2022-09", {"infection.region": "overseas", "infection.prefecture": "13"}),
                   today=TODAY)
     assert "infection.prefecture" in ev.hidden
     assert ev.values["infection.prefecture"] == "13"
@@ -129,17 +129,17 @@ def test_hidden_items_are_kept_but_flagged():
 
 
 def test_required_items_of_repeat_rows_and_conditionally_required():
-    defn = builtin_definition("2021-03")
-    ev = evaluate(defn, patched("2021-03", {"report.diagnosis_class": "dead_confirmed"}), today=TODAY,
+    defn = builtin_definition("covid19-2021-03")
+    ev = evaluate(defn, patched("covid19-2021-03", {"report.diagnosis_class": "dead_confirmed"}), today=TODAY,
                   stage="confirm")
     assert "clinical.death_date" in ev.missing_required
     assert any(m.item_id == "clinical.death_date" and "死体" in m.text_ja for m in ev.errors)
 
 
 def test_more_than_four_tests_and_bad_rows():
-    defn = builtin_definition("2021-03")
-    row = base_values("2021-03")["tests"][0]
-    ev = evaluate(defn, patched("2021-03", {"tests": [row] * 5 + ["junk", {"colour": "red"}]}), today=TODAY)
+    defn = builtin_definition("covid19-2021-03")
+    row = base_values("covid19-2021-03")["tests"][0]
+    ev = evaluate(defn, patched("covid19-2021-03", {"tests": [row] * 5 + ["junk", {"colour": "red"}]}), today=TODAY)
     assert any(m.rule_id == "tests.max_4" and "最大4件" in m.text_ja for m in ev.errors)
     assert any(m.rule_id == "group.structure" and m.row == 5 for m in ev.errors)
     assert any(m.rule_id == "group.structure" and "colour" in m.text_ja for m in ev.errors)
@@ -147,7 +147,7 @@ def test_more_than_four_tests_and_bad_rows():
 
 
 def test_empty_rows_and_fields_are_dropped():
-    defn = builtin_definition("2021-03")
+    defn = builtin_definition("covid19-2021-03")
     ev = evaluate(defn, {"tests": [{}, {"method": "pcr", "result": ""}, {"method": None}], "patient.name": ""},
                   today=TODAY)
     assert ev.values == {"tests": [{"method": "pcr"}]}
@@ -175,7 +175,7 @@ def test_empty_rows_and_fields_are_dropped():
     ("patient.age", 42, "年齢"),
 ])
 def test_type_errors_are_messages_not_exceptions(item, value, fragment):
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     values = {"patient.birth_date": "1980-05-10", item: value} if item == "patient.age" else {item: value}
     ev = evaluate(defn, values, today=TODAY, stage="draft")
     found = [m for m in ev.errors if m.item_id == item and m.rule_id == "item.type"]
@@ -184,7 +184,7 @@ def test_type_errors_are_messages_not_exceptions(item, value, fragment):
 
 
 def test_hostile_strings_are_kept_as_data():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     hostile = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>{{ 7*7 }}{a}${x}"
     ev = evaluate(defn, {"patient.name": hostile, "notes.remarks": hostile}, today=TODAY)
     assert ev.values["patient.name"] == hostile
@@ -192,24 +192,24 @@ def test_hostile_strings_are_kept_as_data():
 
 
 def test_values_not_a_mapping():
-    ev = evaluate(builtin_definition("2022-09"), ["not", "a", "dict"], today=TODAY)
+    ev = evaluate(builtin_definition("covid19-2022-09"), ["not", "a", "dict"], today=TODAY)
     assert ev.values == {} and ev.errors[0].rule_id == "values.structure"
 
 
 def test_unknown_items_warn():
-    ev = evaluate(builtin_definition("2022-09"), {"patient.shoe_size": 27}, today=TODAY)
+    ev = evaluate(builtin_definition("covid19-2022-09"), {"patient.shoe_size": 27}, today=TODAY)
     assert any(m.rule_id == "item.unknown" for m in ev.warnings)
     assert ev.values["patient.shoe_size"] == 27
 
 
 def test_stage_is_checked():
     with pytest.raises(ValueError):
-        evaluate(builtin_definition("2022-09"), {}, today=TODAY, stage="final")
+        evaluate(builtin_definition("covid19-2022-09"), {}, today=TODAY, stage="final")
 
 
 def test_evaluate_is_pure():
-    defn = builtin_definition("2022-09")
-    values = patched("2022-09", {"report.notification_target": None, "patient.birth_date": "1950-01-01"})
+    defn = builtin_definition("covid19-2022-09")
+    values = patched("covid19-2022-09", {"report.notification_target": None, "patient.birth_date": "1950-01-01"})
     before_defn, before_values = copy.deepcopy(defn), copy.deepcopy(values)
     first = evaluate(defn, values, today=TODAY)
     second = evaluate(defn, values, today=TODAY)
@@ -218,8 +218,8 @@ def test_evaluate_is_pure():
 
 
 def test_today_is_the_only_clock():
-    defn = builtin_definition("2022-09")
-    values = base_values("2022-09")
+    defn = builtin_definition("covid19-2022-09")
+    values = base_values("covid19-2022-09")
     assert "dates.not_future" in _rule_ids(evaluate(defn, values, today=date(2022, 9, 30)))
     assert "dates.not_future" not in _rule_ids(evaluate(defn, values, today=date(2022, 10, 1)))
 
@@ -237,7 +237,7 @@ _scalars = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(
                        "'; DROP TABLE x; --", "\x00", "x" * 30000, "{label}", "male", "positive", "pcr"])
 _json = st.recursive(_scalars, lambda c: st.lists(c, max_size=6) | st.dictionaries(st.text(max_size=15), c, max_size=6),
                      max_leaves=30)
-_keys = st.sampled_from([i["id"] for i in builtin_definition("2022-09")["items"] if "group" not in i]
+_keys = st.sampled_from([i["id"] for i in builtin_definition("covid19-2022-09")["items"] if "group" not in i]
                         + ["tests", "unknown.item", "", "tests.method"])
 _row = st.dictionaries(st.sampled_from(["method", "specimen", "collection_date", "result", "result_date", "x"]),
                        _json, max_size=6)
@@ -245,7 +245,7 @@ _values = st.dictionaries(_keys, _json, max_size=12) | st.fixed_dictionaries({"t
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["2021-03", "2022-09"]), _values, st.sampled_from(["draft", "confirm"]), st.dates())
+@given(st.sampled_from(["covid19-2021-03", "covid19-2022-09"]), _values, st.sampled_from(["draft", "confirm"]), st.dates())
 def test_evaluate_never_raises(version, values, stage, today):
     ev = evaluate(builtin_definition(version), values, today=today, stage=stage)
     assert isinstance(ev, Evaluation)
@@ -258,4 +258,4 @@ def test_evaluate_never_raises(version, values, stage, today):
 @settings(max_examples=100, deadline=None)
 @given(_json)
 def test_evaluate_never_raises_on_any_json(values):
-    assert isinstance(evaluate(builtin_definition("2022-09"), values, today=TODAY), Evaluation)
+    assert isinstance(evaluate(builtin_definition("covid19-2022-09"), values, today=TODAY), Evaluation)

@@ -46,7 +46,7 @@ def test_round_trip_is_lossless(version):
 
 
 def test_round_trip_keeps_absent_optional_keys():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     item = next(i for i in defn["items"] if i["id"] == "patient.occupation")
     for key in ("link_id", "required", "priority", "medical_judgement", "hersys_path"):
         item.pop(key)
@@ -72,7 +72,7 @@ def test_questionnaire_follows_the_ig(version):
 
 
 def test_types_options_required_repeats_and_enable_when():
-    q = _q("2022-09")
+    q = _q("covid19-2022-09")
     by_def = {i.get("definition", "")[len(ITEM_PREFIX):]: i for i in _walk(q["item"])}
     assert by_def["patient.birth_date"]["type"] == "date"
     assert by_def["patient.name"]["type"] == "string" and by_def["patient.name"]["required"] is True
@@ -102,8 +102,8 @@ def test_types_options_required_repeats_and_enable_when():
 
 
 def test_rules_are_kept_whole_and_exposed_as_target_constraints():
-    defn = builtin_definition("2022-09")
-    q = to_questionnaire(defn, url=URL, version="2022-09")
+    defn = builtin_definition("covid19-2022-09")
+    q = to_questionnaire(defn, url=URL, version="covid19-2022-09")
     rules = [json.loads(e["valueString"]) for e in q["extension"] if e["url"] == EXT_RULE]
     assert rules == defn["rules"]
     constraints = {next(x["valueId"] for x in e["extension"] if x["url"] == "key"): e
@@ -115,7 +115,7 @@ def test_rules_are_kept_whole_and_exposed_as_target_constraints():
 
 
 def test_foreign_questionnaire_imports_best_effort():
-    q = _q("2022-09")
+    q = _q("covid19-2022-09")
 
     def strip(node):
         if isinstance(node, dict):
@@ -146,7 +146,7 @@ def test_from_questionnaire_rejects_garbage(bad):
 
 
 def test_from_questionnaire_rejects_tampered_extension():
-    q = _q("2021-03")
+    q = _q("covid19-2021-03")
     q["extension"].append({"url": EXT_RULE, "valueString": "{not json"})
     with pytest.raises(DefinitionError):
         from_questionnaire(q)
@@ -175,13 +175,13 @@ def test_questionnaire_response(version):
     assert len(test_groups) == 1 and test_groups[0]["definition"] == ITEM_PREFIX + "tests"
     assert {c["definition"] for c in test_groups[0]["item"]} == {ITEM_PREFIX + "tests." + k for k in (
         "method", "specimen", "collection_date", "result", "result_date")}
-    if version == "2022-09":
+    if version == "covid19-2022-09":
         assert answered["report.notification_target"]["answer"][0]["valueCoding"]["code"] == "risk_with_treatment"
 
 
 def test_questionnaire_response_leaves_out_hidden_invalid_and_unknown_values():
-    defn = builtin_definition("2022-09")
-    values = base_values("2022-09") | {"infection.region": "overseas", "infection.prefecture": "13",
+    defn = builtin_definition("covid19-2022-09")
+    values = base_values("covid19-2022-09") | {"infection.region": "overseas", "infection.prefecture": "13",
                                        "patient.phone": "not a phone", "junk": "<script>", "vaccination.doses": 3}
     qr = to_questionnaire_response(defn, values, questionnaire_canonical=f"{URL}|2022-09", status="amended")
     defs = {i["definition"] for i in _walk(qr["item"]) if "definition" in i}
@@ -194,11 +194,11 @@ def test_questionnaire_response_leaves_out_hidden_invalid_and_unknown_values():
 
 def test_questionnaire_response_status_is_checked():
     with pytest.raises(ValueError):
-        to_questionnaire_response(builtin_definition("2022-09"), {}, questionnaire_canonical="x|y", status="done")
+        to_questionnaire_response(builtin_definition("covid19-2022-09"), {}, questionnaire_canonical="x|y", status="done")
 
 
 def test_to_questionnaire_rejects_invalid_definition():
-    defn = copy.deepcopy(builtin_definition("2022-09"))
+    defn = copy.deepcopy(builtin_definition("covid19-2022-09"))
     defn["items"][0]["type"] = "colour"
     with pytest.raises(DefinitionError):
         to_questionnaire(defn, url=URL, version="x")
@@ -215,7 +215,7 @@ _junk = st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.lis
 @given(st.integers(0, 10_000), st.sampled_from(["linkId", "type", "definition", "extension", "answerOption",
                                                   "item", "enableWhen", "required", "text", "valueString"]), _junk)
 def test_from_questionnaire_on_tampered_input_raises_only_definition_error(seed, key, junk):
-    q = _q("2022-09")
+    q = _q("covid19-2022-09")
     nodes = [n for n in _walk(q["item"])] + [e for e in q["extension"]]
     node = nodes[seed % len(nodes)]
     node[key] = junk

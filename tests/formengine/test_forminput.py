@@ -23,7 +23,7 @@ class QueryDictLike:
 
 
 def test_fields_become_values():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     post = {
         "patient.name": ["  見本　太郎 "],
         "patient.name_kana": ["ミホン　タロウ"],
@@ -59,12 +59,12 @@ def test_fields_become_values():
 
 
 def test_plain_strings_are_accepted_too():
-    values, errors = parse_form_input(builtin_definition("2021-03"), {"patient.sex": "male"})
+    values, errors = parse_form_input(builtin_definition("covid19-2021-03"), {"patient.sex": "male"})
     assert values == {"patient.sex": "male"} and errors == []
 
 
 def test_invalid_values_are_kept_for_evaluate_to_report():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     values, errors = parse_form_input(defn, {"patient.birth_date": ["1980-02-30"], "vaccination.doses": ["三回"]})
     assert errors == []
     assert values == {"patient.birth_date": "1980-02-30", "vaccination.doses": "三回"}
@@ -73,7 +73,7 @@ def test_invalid_values_are_kept_for_evaluate_to_report():
 
 
 def test_age_with_unit():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     values, _ = parse_form_input(defn, {"patient.age": ["７"], "patient.age__unit": ["months"]})
     assert values == {"patient.age": {"value": 7, "unit": "months"}}
     values, _ = parse_form_input(defn, {"patient.age": ["40"], "patient.age__unit": ["decades"]})
@@ -81,7 +81,7 @@ def test_age_with_unit():
 
 
 def test_request_errors():
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     values, errors = parse_form_input(defn, {"tests-4-method": ["pcr"], "patient.sex": ["male", "female"],
                                              "patient.name": ["x" * 20001], "tests-0-colour": ["red"]})
     rule_ids = {e.rule_id for e in errors}
@@ -91,8 +91,8 @@ def test_request_errors():
 
 
 def test_render_then_parse_round_trip():
-    defn = builtin_definition("2022-09")
-    values = base_values("2022-09") | {"clinical.symptoms": ["fever", "other"], "clinical.symptoms_other": "悪寒",
+    defn = builtin_definition("covid19-2022-09")
+    values = base_values("covid19-2022-09") | {"clinical.symptoms": ["fever", "other"], "clinical.symptoms_other": "悪寒",
                                        "vaccination.status": "yes", "vaccination.doses": 3}
     ev = evaluate(defn, values, today=TODAY)
     model = render_model(defn, ev, {})
@@ -122,7 +122,7 @@ def test_render_then_parse_round_trip():
     st.lists(st.text(max_size=50) | st.sampled_from(["１２", "2022/02/30", "<script>", "\x00", "ー"]), max_size=3),
     max_size=10))
 def test_parse_never_raises(post):
-    defn = builtin_definition("2022-09")
+    defn = builtin_definition("covid19-2022-09")
     values, errors = parse_form_input(defn, post)
     assert isinstance(values, dict) and isinstance(errors, list)
     evaluate(defn, values, today=TODAY)

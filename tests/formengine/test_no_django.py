@@ -22,7 +22,7 @@ def test_no_django_import_statements():
 
 
 def test_importing_formengine_loads_no_django():
-    code = ("import sys, formengine as f; f.builtin_definition('2022-09'); "
+    code = ("import sys, formengine as f; f.builtin_definition('covid19-2022-09'); "
             "bad = [m for m in sys.modules if m == 'django' or m.startswith('django.')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     root = PACKAGE.parent

@@ -29,14 +29,14 @@ def _group(model, gid="tests"):
     return next(e for s in model["sections"] for e in s["entries"] if e["kind"] == "group" and e["id"] == gid)
 
 
-def _render(values, provenance=None, stage="draft", version="2022-09"):
+def _render(values, provenance=None, stage="draft", version="covid19-2022-09"):
     defn = builtin_definition(version)
     ev = evaluate(defn, values, today=TODAY, stage=stage)
     return render_model(defn, ev, provenance or {})
 
 
 def test_sections_items_and_widgets():
-    model = _render(base_values("2022-09"))
+    model = _render(base_values("covid19-2022-09"))
     assert [s["id"] for s in model["sections"]] == ["report", "patient", "clinical", "tests", "infection", "risk",
                                                    "vaccination", "care", "notes"]
     assert _field(model, "patient.sex")["widget"] == "radio"
@@ -55,7 +55,7 @@ def test_sections_items_and_widgets():
     age = _field(model, "patient.age")
     assert age["value"] == "42" and age["unit"] == "years" and age["display"] == "42歳" and age["derived"]
     assert _field(model, "infection.prefecture")["visible"] is False
-    shown = _render(patched("2022-09", {"infection.region": "overseas", "infection.prefecture": "13"}))
+    shown = _render(patched("covid19-2022-09", {"infection.region": "overseas", "infection.prefecture": "13"}))
     hidden_with_value = _field(shown, "infection.prefecture")
     assert hidden_with_value["visible"] is True and hidden_with_value["hidden_with_value"] is True
     assert hidden_with_value["messages"][0]["rule_id"] == "item.hidden_value"
@@ -67,7 +67,7 @@ def test_provenance_badges():
     provenance = {"patient.name": "ss-mix2:ADT-00 PID-5", "report.facility_name": "master:facility",
                   "patient.sex": "typed:clerk1", "tests[0].method": "fhir:Observation.code",
                   "patient.age": "typed:clerk1"}
-    model = _render(base_values("2022-09"), provenance)
+    model = _render(base_values("covid19-2022-09"), provenance)
     assert _field(model, "patient.name")["provenance"] == {"kind": "emr", "label_ja": "電子カルテ",
                                                            "detail": "ss-mix2:ADT-00 PID-5"}
     assert _field(model, "report.facility_name")["provenance"]["label_ja"] == "医療機関マスタ"
@@ -80,8 +80,8 @@ def test_provenance_badges():
 
 
 def test_tests_group_has_four_slots_filled_first():
-    row = base_values("2022-09")["tests"][0]
-    model = _render(patched("2022-09", {"tests": [{}, row, {"method": "antigen_qualitative"}]}))
+    row = base_values("covid19-2022-09")["tests"][0]
+    model = _render(patched("covid19-2022-09", {"tests": [{}, row, {"method": "antigen_qualitative"}]}))
     group = _group(model)
     assert group["max"] == 4 and len(group["rows"]) == 4 and group["filled_count"] == 2
     assert [r["filled"] for r in group["rows"]] == [True, True, False, False]
@@ -105,8 +105,8 @@ def test_missing_priority_items_are_highlighted():
 
 
 def test_messages_land_on_items_rows_and_form():
-    row = {**base_values("2022-09")["tests"][0], "collection_date": "2022-09-30"}
-    values = patched("2022-09", {"tests": [row], "patient.sex": "x", "report.notification_target": None})
+    row = {**base_values("covid19-2022-09")["tests"][0], "collection_date": "2022-09-30"}
+    values = patched("covid19-2022-09", {"tests": [row], "patient.sex": "x", "report.notification_target": None})
     model = _render(values, stage="confirm")
     assert _field(model, "patient.sex")["has_error"]
     cell = _field(model, "tests-0-result_date")
@@ -118,19 +118,19 @@ def test_messages_land_on_items_rows_and_form():
 
 
 def test_group_level_messages():
-    values = patched("2022-09", {"tests": [{"result": "negative"}]})
+    values = patched("covid19-2022-09", {"tests": [{"result": "negative"}]})
     model = _render(values, stage="confirm")
     assert any(m["rule_id"] == "confirmed.needs_positive_test" for m in _group(model)["messages"])
 
 
 def test_suggestions_in_model():
-    model = _render(patched("2022-09", {"care.hospitalized": "yes"}))
+    model = _render(patched("covid19-2022-09", {"care.hospitalized": "yes"}))
     target = _field(model, "report.notification_target")
     assert target["suggestion"]["value"] == ["hospitalization_required"]
 
 
 def test_model_is_json_serialisable():
-    json.dumps(_render(base_values("2022-09")), ensure_ascii=False)
+    json.dumps(_render(base_values("covid19-2022-09")), ensure_ascii=False)
 
 
 @settings(max_examples=150, deadline=None)

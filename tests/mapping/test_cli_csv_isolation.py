@@ -15,6 +15,8 @@ from mapping.cli import main
 
 from .conftest import DEMO, ROOT, patient_dir
 
+PROFILE = ROOT / "demo" / "profiles" / "H0001.json"  # the demo hospital's profile: not part of the library
+
 
 def test_mapping_imports_no_django() -> None:
     code = ("import sys, mapping, mapping.cli, mapping.ssmix2, mapping.fhir, mapping.csvdwh; "
@@ -53,7 +55,7 @@ def test_cli_subprocess_ssmix2(samples: Path) -> None:
 def test_coverage_command(samples: Path, capsys: Any) -> None:
     paths = [str(p) for p in sorted((samples / "fhir").glob("*.json"))]
     rc = main(["coverage", "--format", "fhir", "--local-codes", str(samples / "local-codes.json"),
-               "--catalog", str(ROOT / "vocabulary" / "catalogs" / "items-2022-09.json"), "--json", *paths])
+               "--catalog", str(ROOT / "vocabulary" / "catalogs" / "covid19-2022-09.json"), "--json", *paths])
     assert rc == 0
     cov = json.loads(capsys.readouterr().out)
     assert cov["extracts"] == len(paths) and cov["catalog_items"] == 50
@@ -64,7 +66,7 @@ def test_coverage_command(samples: Path, capsys: Any) -> None:
 
 def test_demo_csv_sample_with_profile() -> None:
     codes = DEMO / "local-codes.json"
-    res = extract_csv((DEMO / "dwh" / "8800000101.csv").read_bytes(), codes)  # cp932, default H0001 profile
+    res = extract_csv((DEMO / "dwh" / "8800000101.csv").read_bytes(), codes, PROFILE)  # cp932
     items = res["items"]
     assert items["patient.name"] == "見本　一郎" and items["patient.name_kana"] == "ミホン　イチロウ"
     assert items["patient.sex"] == "male" and items["patient.postal_code"] == "1000001"
@@ -72,15 +74,38 @@ def test_demo_csv_sample_with_profile() -> None:
     assert items["risk.factors"] == ["dyslipidemia", "hypertension"]
     assert [t["result"] for t in items["tests"]] == ["negative", "positive"]
     assert res["provenance"]["patient.name"] == "csv:漢字姓+漢字名"
-    both = extract_csv_patients((DEMO / "dwh" / "H0001-sample.csv").read_bytes(), codes)
+    both = extract_csv_patients((DEMO / "dwh" / "H0001-sample.csv").read_bytes(), codes, PROFILE)
     assert set(both) == {"8800000101", "8800000102"}
     assert both["8800000102"]["items"]["patient.birth_date"] == "2013-02-03"
-    assert extract_csv((DEMO / "dwh" / "H0001-sample.csv").read_bytes(), codes).get("error")
+    assert extract_csv((DEMO / "dwh" / "H0001-sample.csv").read_bytes(), codes, PROFILE).get("error")
+
+
+def test_csv_needs_the_hospitals_profile(capsys: Any) -> None:
+    """No hospital's profile ships inside `mapping`: without one a CSV is refused with a clear message."""
+    assert not (ROOT / "mapping" / "profiles").exists()
+    res = extract_csv((DEMO / "dwh" / "8800000101.csv").read_bytes(), DEMO / "local-codes.json")
+    assert res["error"] and "プロファイル" in res["error"] and res["items"] == {}
+    csv_path = str(DEMO / "dwh" / "8800000101.csv")
+    assert main(["extract", "--format", "csv", "--local-codes", str(DEMO / "local-codes.json"), csv_path]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert out["error"] and out["items"] == {}
+    assert main(["extract", "--format", "csv", "--local-codes", str(DEMO / "local-codes.json"),
+                 "--profile", str(PROFILE), csv_path]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert "error" not in out and out["items"]["patient.name"] == "見本　一郎"
+
+
+def test_coverage_defaults_to_the_newest_covid_catalog(samples: Path, capsys: Any) -> None:
+    paths = [str(p) for p in sorted((samples / "fhir").glob("*.json"))][:3]
+    assert main(["coverage", "--format", "fhir", "--local-codes", str(samples / "local-codes.json"), "--json",
+                 *paths]) == 0
+    cov = json.loads(capsys.readouterr().out)
+    assert cov["catalog_version"] == "2022-09" and cov["per_item"]["tests.result"] == 3
 
 
 def test_csv_built_from_answer_key_round_trips(answer_key: dict[str, Any], samples: Path, scorer: Any) -> None:
     """A DWH export holding the answer-key facts maps back to them through the H0001 profile."""
-    prof = json.loads((ROOT / "mapping" / "profiles" / "H0001.json").read_text(encoding="utf-8"))
+    prof = json.loads(PROFILE.read_text(encoding="utf-8"))
     cols = {k: v for k, v in prof["columns"].items()}
     lab = {"pcr": "L7001", "antigen_qualitative": "L7002", "antigen_quantitative": "L7003"}
     spec = {"nasopharyngeal_swab": "S01", "nasal_swab": "S02", "saliva": "S03", "sputum": "S04"}

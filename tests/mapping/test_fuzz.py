@@ -16,7 +16,9 @@ from mapping.codes import parse_result
 from mapping.hl7v2 import decode_bytes, parse_text
 from mapping.normalize import address, kana_name, parse_date, person_name, phone, postal_code
 
-from .conftest import DEMO, SAMPLES
+from .conftest import DEMO, ROOT, SAMPLES
+
+PROFILE = json.loads((ROOT / "demo" / "profiles" / "H0001.json").read_text(encoding="utf-8"))
 
 CODES = load_local_codes({"lab": {"L7001": {"name": "PCR", "method": "pcr"}},
                           "specimen": {"S01": {"name": "鼻咽頭ぬぐい液", "specimen": "nasopharyngeal_swab"}}})
@@ -138,7 +140,8 @@ def test_normalisers_are_total(s: str) -> None:
 @given(st.text(max_size=300))
 def test_random_csv_never_crashes(text: str) -> None:
     _check(extract_csv(text, CODES, None))
-    _check(extract_csv("患者ID,漢字姓,検査1_項目コード,検査1_結果\n1," + text + ",L7001,陽性\n", CODES, None))
+    _check(extract_csv(text, CODES, PROFILE))
+    _check(extract_csv("患者ID,漢字姓,検査1_項目コード,検査1_結果\n1," + text + ",L7001,陽性\n", CODES, PROFILE))
 
 
 def test_huge_and_hostile_payloads(tmp_path: Path) -> None:

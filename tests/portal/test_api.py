@@ -80,9 +80,11 @@ def test_openapi_schema_is_served(client):
 
 
 def test_dwh_csv_push_uses_the_hospitals_profile(client, hospital, published):
-    from tests.conftest import DEMO_SAMPLES
+    from tests.conftest import DEMO_SAMPLES, ROOT
 
     published("2021-03")
+    hospital.csv_profile = json.loads((ROOT / "demo" / "profiles" / "H0001.json").read_text(encoding="utf-8"))
+    hospital.save(update_fields=["csv_profile"])
     raw = (DEMO_SAMPLES / "dwh" / "8800000101.csv").read_bytes()  # Shift_JIS, as DWH exports are
     response = post(client, {"patient_id": "8800000101", "format": "csv",
                              "csv_base64": base64.b64encode(raw).decode()})

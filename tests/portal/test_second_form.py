@@ -357,7 +357,6 @@ def test_builtin_catalog_list_is_whatever_the_vocabulary_folder_holds(client, ce
     import shutil
 
     import vocabulary
-    from assist_portal.formdefs import catalogs
 
     for path in vocabulary.CATALOG_DIR.glob("*.json"):
         shutil.copy(path, tmp_path / path.name)
@@ -365,8 +364,7 @@ def test_builtin_catalog_list_is_whatever_the_vocabulary_folder_holds(client, ce
     extra.update(form="measles", disease="麻しん", version="2099-01", title="麻しん 発生届（見本）")
     (tmp_path / "measles-2099-01.json").write_text(json.dumps(extra, ensure_ascii=False), encoding="utf-8")
     monkeypatch.setattr(vocabulary, "CATALOG_DIR", tmp_path)
-    catalogs._files.cache_clear()
-    catalogs._raw.cache_clear()
+    vocabulary._index.cache_clear()
     try:
         login(client, central_admin)
         page = client.get(reverse("central:list")).content.decode()
@@ -374,5 +372,5 @@ def test_builtin_catalog_list_is_whatever_the_vocabulary_folder_holds(client, ce
         assert client.post(reverse("central:new"), {"source": "builtin", "catalog": "measles-2099-01"}).status_code == 302
         assert FormDefinition.objects.get(form="measles").version == "2099-01"
     finally:
-        catalogs._files.cache_clear()
-        catalogs._raw.cache_clear()
+        monkeypatch.undo()
+        vocabulary._index.cache_clear()

@@ -1,4 +1,5 @@
-"""Seed the demo: hospital H0001 with its facility master, three users with TOTP, the 2021-03 form."""
+"""Seed the demo: hospital H0001 with its facility master, local codes and DWH column profile (demo/), three users
+with TOTP, the COVID-19 form of the 2021-03 catalog."""
 import json
 import secrets
 
@@ -32,18 +33,24 @@ class Command(BaseCommand):
     help = "デモ用の医療機関・利用者・様式定義を登録します（何度実行しても同じ状態になります）。"
 
     def add_arguments(self, parser):
-        parser.add_argument("--form-version", default="2021-03")
+        parser.add_argument("--catalog", "--form-version", dest="form_version", default="covid19-2021-03",
+                            help="組み込みの項目カタログ（<様式>-<版>、vocabulary/catalogs/）")
 
     @transaction.atomic
     def handle(self, *args, **options):
         codes_path = settings.BASE_DIR / "demo" / "emr-samples" / "local-codes.json"
         local_codes = json.loads(codes_path.read_text(encoding="utf-8")) if codes_path.exists() else {}
+        profile_path = settings.BASE_DIR / "demo" / "profiles" / "H0001.json"
+        csv_profile = json.loads(profile_path.read_text(encoding="utf-8")) if profile_path.exists() else {}
         hospital, _ = Hospital.objects.update_or_create(
             code="H0001",
             defaults={"name": "さくら総合病院", "address": "東京都千代田区霞が関１−２−２",
                       "phone": "03-5253-1111", "local_codes": local_codes,
                       "api_key_hash": Hospital.hash_api_key(demo_connector_key())},
         )
+        if not hospital.csv_profile and csv_profile:  # a profile a central admin edited stays as it is
+            hospital.csv_profile = csv_profile
+            hospital.save(update_fields=["csv_profile"])
         for username, role, display in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username,
