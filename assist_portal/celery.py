@@ -3,8 +3,11 @@ import os
 
 from celery import Celery
 
+from .health.worker import install as install_heartbeat
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assist_portal.settings")
 
 app = Celery("assist_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+install_heartbeat(app)  # every worker writes its heartbeat row (read by /readyz)
