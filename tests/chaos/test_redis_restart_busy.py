@@ -22,18 +22,20 @@ from tests.portal.conftest import CeleryWorker, wait_for, worker_env
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CRASH = "'NoneType' object has no attribute 'hostname'"
+BUSY_ENV = {"HERSYS_TIMEOUT_SECONDS": "10"}
 
 
 def hold_unacked(chaos) -> list[int]:
     """Bring the worker into the state that killed it: three countdown retries waiting (HER-SYS answered 429 with
-    Retry-After: 15) and two sends in flight (HER-SYS slow), with its consumer still asking Redis for more."""
+    Retry-After: 15) and two sends in flight (HER-SYS answers after 4 s), with its consumer still asking Redis for
+    more (4 pool processes, 2 busy)."""
     chaos.sandbox.set_faults(rate_limit_next=3, retry_after=15)
     retrying = chaos.confirm(3)
     chaos.wait_status(retrying, Delivery.Status.RETRYING, timeout=30)
-    chaos.sandbox.set_faults(latency_ms=2000)
+    chaos.sandbox.set_faults(latency_ms=4000)  # the workers wait up to 10 s (BUSY_ENV)
     sending = chaos.confirm(2)
     chaos.wait_status(sending, Delivery.Status.SENDING, timeout=30)
-    wait_for(lambda: int(chaos.redis.cli("HLEN", "unacked") or 0) >= 5, timeout=10)
+    wait_for(lambda: int(chaos.redis.cli("HLEN", "unacked") or 0) >= 4, timeout=3)  # retries + sends in flight
     return retrying + sending
 
 
@@ -52,7 +54,7 @@ def readiness_for_chaos(settings):
 
 
 def test_busy_worker_survives_a_redis_restart_and_delivers_everything(chaos, client, readiness_for_chaos):
-    worker = chaos.worker(concurrency=4, HEARTBEAT_SECONDS="1")
+    worker = chaos.worker(concurrency=4, HEARTBEAT_SECONDS="1", **BUSY_ENV)
     pid = worker.proc.pid
     wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20)
     held = hold_unacked(chaos)
@@ -105,7 +107,7 @@ class UnpatchedWorker(CeleryWorker):
 def test_control_the_unpatched_worker_dies_in_the_same_restart(chaos, tmp_path):
     """Without the patch (celery 5.7.0 + kombu 5.7.0) the same restart ends the worker with exit code 1. If this
     fails because the worker survived, the upstream fix has landed: drop assist_portal/broker.py and this test."""
-    worker = UnpatchedWorker(worker_env(chaos.sandbox, chaos.env()), tmp_path / "unpatched.log")
+    worker = UnpatchedWorker(worker_env(chaos.sandbox, chaos.env(**BUSY_ENV)), tmp_path / "unpatched.log")
     try:
         chaos.wait_ready(worker)
         hold_unacked(chaos)
