@@ -140,6 +140,15 @@ def test_readyz_each_check_alone_makes_it_503(client, alive, confirm, failing, r
     assert r.json()["failing"] == [failing]
 
 
+def test_readyz_counts_pending_deliveries_per_status(client, alive, confirm):
+    ids = [confirm()[1].pk for _ in range(3)]
+    Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.RETRYING,
+                                              next_attempt_at=timezone.now() + timedelta(minutes=1))
+    deliveries = client.get("/readyz").json()["checks"]["deliveries"]
+    assert deliveries["pending"] == 3
+    assert deliveries["by_status"] == {"queued": 2, "retrying": 1}
+
+
 def test_readyz_database_down_is_503(client, monkeypatch):
     from assist_portal.health import selectors
 
