@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "assist_portal.notifications",
     "assist_portal.delivery",
     "assist_portal.api",
+    "assist_portal.health",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,19 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE["purge-delivered"] = {
     "task": "assist_portal.notifications.tasks.purge_delivered",
     "schedule": 24 * 3600.0,
+}
+# Readiness (/readyz, docs/operations.md): every worker writes a heartbeat row every HEARTBEAT_SECONDS and beat
+# schedules the scheduler's; a row older than three periods counts as dead. A pending delivery due more than
+# READYZ_MAX_DELIVERY_LAG_SECONDS ago without being sent makes the product "not ready".
+HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "15"))
+HEARTBEAT_STALE_SECONDS = 3 * HEARTBEAT_SECONDS
+READYZ_MAX_DELIVERY_LAG_SECONDS = float(os.environ.get("READYZ_MAX_DELIVERY_LAG_SECONDS", "600"))
+READYZ_QUEUES = sorted({CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in CELERY_TASK_ROUTES.values())})
+READYZ_SCHEDULER = True
+CELERY_BEAT_SCHEDULE["scheduler-heartbeat"] = {
+    "task": "assist_portal.health.tasks.scheduler_heartbeat",
+    "schedule": HEARTBEAT_SECONDS,
+    "options": {"expires": 2 * HEARTBEAT_SECONDS},  # a backlog of stale beats is dropped, not replayed
 }
 PATIENT_DATA_RETENTION_DAYS = int(os.environ.get("PATIENT_DATA_RETENTION_DAYS", "90"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

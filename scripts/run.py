@@ -3,15 +3,19 @@
 Starts the HER-SYS sandbox (HTTPS, mutual TLS), a Celery worker for the `hersys` queue (the VPN side), a worker
 for the `default` queue, Celery beat (the delivery sweeper) and the web server, after migrating and seeding the
 demo hospital. Environment variables override every default (see README).
+
+The children are supervised (scripts/supervise.py): one that crashes is restarted with a backoff while the others,
+the web server included, keep running; each runs in its own process group, so stopping never leaves orphans.
 """
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from supervise import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -39,7 +43,6 @@ def main() -> int:
                    stdout=subprocess.DEVNULL)
 
     celery = [PY, "-m", "celery", "--quiet", "-A", "assist_portal.celery"]
-    procs: list[tuple[str, subprocess.Popen]] = []
     specs = [
         ("sandbox", [PY, "-m", "hersys_client.sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
                      "--pki-dir", str(var / "pki"), "--db", str(var / "sandbox.sqlite3")]),
@@ -49,31 +52,20 @@ def main() -> int:
         ("web", [PY, "-m", "gunicorn", "assist_portal.wsgi", "-b", f"{HOST}:{PORT}", "--workers", "2",
                  "--threads", "4", "--log-level", "warning"]),
     ]
-    stopping = False
+    supervisor = Supervisor(specs, cwd=ROOT, env=env)
 
-    def stop(*_):
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
+    def say_stopping():
         print("\n== 停止しています...", flush=True)
-        for _, p in procs:
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.time() + 10
-        for _, p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for name, cmd in specs:
-        procs.append((name, subprocess.Popen(cmd, cwd=ROOT, env=env)))
-    if not _wait_http(f"http://{HOST}:{PORT}/accounts/login/", 60):
+    supervisor.install_signal_handlers(on_stop=say_stopping)
+    supervisor.start_all()
+    if not _wait_http(f"http://{HOST}:{PORT}/accounts/login/", 60, on_tick=supervisor.poll,
+                      give_up=lambda: supervisor.stopping):
+        if supervisor.stopping:  # Ctrl-C while starting
+            return 0
         print("Webサーバーが起動しませんでした。上のログを確認してください。", file=sys.stderr)
-        stop()
+        say_stopping()
+        supervisor.stop()
         return 1
     subprocess.run([PY, "manage.py", "demo_otp"], cwd=ROOT, env=env, capture_output=False)
     base = f"http://{HOST}:{PORT}"
@@ -97,13 +89,7 @@ def main() -> int:
  停止: Ctrl-C
 ==================================================================
 """, flush=True)
-    while not stopping:
-        for name, p in procs:
-            if p.poll() is not None and not stopping:
-                print(f"{name} が終了しました（終了コード {p.returncode}）。すべて停止します。", file=sys.stderr)
-                stop()
-                return 1
-        time.sleep(0.5)
+    supervisor.run()  # until Ctrl-C / SIGTERM; crashed children are restarted meanwhile
     return 0
 
 
@@ -122,11 +108,15 @@ def _demo_launch_urls(base: str, var: Path, env: dict) -> str:
     return "\n".join(lines)
 
 
-def _wait_http(url: str, seconds: float) -> bool:
+def _wait_http(url: str, seconds: float, on_tick=None, give_up=None) -> bool:
     import urllib.request
 
     deadline = time.time() + seconds
     while time.time() < deadline:
+        if give_up is not None and give_up():
+            return False
+        if on_tick is not None:
+            on_tick()
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status < 500:

@@ -28,15 +28,18 @@ def _django_apps(root: Path) -> set[str]:
 
 
 def node_of(module: str, apps: set[str]) -> str | None:
-    """`assist_portal.notifications.services` → `notifications`; `assist_portal.settings` → `assist_portal`
-    (the project's own modules); `formengine.engine` → `formengine`; anything else (Django, stdlib) → None."""
+    """`assist_portal.notifications.services` → `notifications`; `assist_portal.celery` → `assist_portal.celery`
+    (each of the project's own modules is a node: urls sits on top, crypto at the bottom); `formengine.engine` →
+    `formengine`; anything else (Django, stdlib) → None."""
     parts = module.split(".")
     if parts[0] not in PACKAGES:
         return None
     if parts[0] == PROJECT:
-        if len(parts) > 1 and parts[1] in apps:
+        if len(parts) == 1:
+            return None  # the project package itself: imported before any of its modules anyway
+        if parts[1] in apps:
             return parts[1]
-        return PROJECT
+        return ".".join(parts[:2])
     return parts[0]
 
 
