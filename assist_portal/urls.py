@@ -1,11 +1,12 @@
-from django.shortcuts import redirect
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", lambda request: redirect("notifications:list")),
+    path("", RedirectView.as_view(pattern_name="accounts:home")),  # each role's start page
     path("accounts/", include("assist_portal.accounts.urls")),
     path("api/", include("assist_portal.api.urls")),
     path("central/", include("assist_portal.central.urls")),
+    path("hospital/", include("assist_portal.hospitaladmin.urls")),
     path("", include("assist_portal.notifications.urls")),
 ]
 

@@ -1,14 +1,21 @@
-"""Administration by central admins: create individual accounts, reset a lost authenticator, unlock; a
-hospital's mapping tables.
+"""Account administration: who may create, reset and unlock whose account, enforced here (not only in views).
+
+- A hospital administrator manages the physicians and clerks of its own hospital (`/hospital/staff/`).
+- A central admin (`/central/users/`, and `manage.py user_create`, acting as the data centre) manages hospital
+  administrators and central admins only: it can never create, reset or unlock an account that reads patient
+  values, so it can never learn a one-time password that leads to one.
 
 The administrator only ever learns a one-time initial password. The second factor is enrolled by the account
 holder at first sign-in (accounts.services.enrol_*), and the one-time password must be changed right after it,
-so the administrator never holds both factors of someone else's account.
+so the administrator never holds both factors of someone else's account. The holder is told by e-mail when
+their second factor is enrolled or reset (accounts.notices).
 """
 from __future__ import annotations
 
 import secrets
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django_otp import devices_for_user
@@ -17,7 +24,18 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 import mapping
 from assist_portal.audit.services import audit_record
 
-from .models import Hospital, User
+from .models import PATIENT_READING_ROLES, Hospital, User
+from .notices import account_notice
+
+#: Who manages whom. `None` is the data-centre operator (`manage.py`), with a central admin's rights.
+MANAGES: dict[str | None, frozenset[str]] = {
+    None: frozenset({User.Role.HOSPITAL_ADMIN, User.Role.CENTRAL_ADMIN}),
+    User.Role.CENTRAL_ADMIN: frozenset({User.Role.HOSPITAL_ADMIN, User.Role.CENTRAL_ADMIN}),
+    User.Role.HOSPITAL_ADMIN: frozenset(PATIENT_READING_ROLES),
+}
+CENTRAL_REFUSED = ("中央管理者は医師・事務のアカウントを作成・リセット・ロック解除できません。"
+                   "医療機関の管理者に依頼してください。")
+HOSPITAL_REFUSED = "医療機関の管理者が管理できるのは、自院の医師・事務のアカウントだけです。"
 
 
 class AccountError(Exception):
@@ -28,26 +46,59 @@ def one_time_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def user_create(*, username: str, role: str, hospital=None, display_name: str = "", password: str | None = None,
-                by=None, request=None) -> tuple[User, str]:
+def managed_roles(by) -> frozenset[str]:
+    """The roles `by` may create, reset and unlock (empty for physicians and clerks)."""
+    return MANAGES.get(None if by is None else by.role, frozenset())
+
+
+def may_manage(by, *, role: str, hospital_id: int | None) -> bool:
+    if role not in managed_roles(by):
+        return False
+    if by is not None and by.role == User.Role.HOSPITAL_ADMIN:
+        return by.hospital_id is not None and hospital_id == by.hospital_id
+    return True
+
+
+def _require_may_manage(by, *, role: str, hospital_id: int | None, action: str, target=None, request=None):
+    if may_manage(by, role=role, hospital_id=hospital_id):
+        return
+    audit_record("user.denied", request=request, user=by, obj=target, attempted=action, role=role)
+    raise AccountError(HOSPITAL_REFUSED if by is not None and by.role == User.Role.HOSPITAL_ADMIN
+                       else CENTRAL_REFUSED)
+
+
+def user_create(*, username: str, role: str, email: str, hospital=None, display_name: str = "",
+                password: str | None = None, by=None, request=None) -> tuple[User, str]:
     """An individual account (no shared accounts) without any second factor; returns the one-time password.
 
-    The holder registers the authenticator app at first sign-in and must then replace the password.
+    `by` must be allowed to manage `role` (MANAGES); a hospital administrator's new staff always belong to its
+    own hospital. The holder registers the authenticator app at first sign-in and must then replace the password.
     """
-    username = username.strip()
+    username = (username or "").strip()
+    email = (email or "").strip()
     if not username or len(username) > 150:
         raise AccountError("ユーザー名を入力してください（150文字以内）。")
-    if User.objects.filter(username=username).exists():
-        raise AccountError("このユーザー名はすでに使われています。")
     if role not in User.Role.values:
         raise AccountError("役割が正しくありません。")
-    if role != User.Role.CENTRAL_ADMIN and hospital is None:
-        raise AccountError("医師・事務には所属医療機関が必要です。")
+    if by is not None and by.role == User.Role.HOSPITAL_ADMIN:
+        hospital = by.hospital
+    if role == User.Role.CENTRAL_ADMIN:
+        hospital = None
+    elif hospital is None:
+        raise AccountError("医療機関の管理者・医師・事務には所属医療機関が必要です。")
+    _require_may_manage(by, role=role, hospital_id=getattr(hospital, "pk", None), action="create", request=request)
+    if hospital is not None and not hospital.is_active:
+        raise AccountError("利用を停止した医療機関にはアカウントを作成できません。")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise AccountError("本人のメールアドレスを入力してください（認証アプリの登録・リセットを本人に通知します）。")
+    if User.objects.filter(username=username).exists():
+        raise AccountError("このユーザー名はすでに使われています。")
     password = password or one_time_password()
     with transaction.atomic():
         user = User.objects.create_user(username=username, password=password, role=role, display_name=display_name,
-                                        hospital=None if role == User.Role.CENTRAL_ADMIN else hospital,
-                                        must_change_password=True)
+                                        email=email, hospital=hospital, must_change_password=True)
         audit_record("user.create", request=request, user=by, obj=user, role=role,
                      hospital_code=hospital.code if hospital else "")
     return user, password
@@ -56,11 +107,13 @@ def user_create(*, username: str, role: str, hospital=None, display_name: str = 
 def user_reset(user: User, *, by=None, request=None) -> str:
     """Lost phone: remove every OTP device, set a new one-time password (returned, shown once), force a change.
 
-    The holder re-enrols at the next sign-in. The new password also ends the account's open sessions (Django
-    checks the password hash stored in each session).
+    The holder re-enrols at the next sign-in and is told by e-mail. The new password also ends the account's
+    open sessions (Django checks the password hash stored in each session).
     """
     if by is not None and by.pk == user.pk:
-        raise AccountError("自分自身のアカウントはリセットできません。別の中央管理者に依頼してください。")
+        raise AccountError("自分自身のアカウントはリセットできません。別の管理者に依頼してください。")
+    _require_may_manage(by, role=user.role, hospital_id=user.hospital_id, action="reset", target=user,
+                        request=request)
     password = one_time_password()
     with transaction.atomic():
         removed = 0
@@ -73,19 +126,32 @@ def user_reset(user: User, *, by=None, request=None) -> str:
         user.locked_until = None
         user.save(update_fields=["password", "must_change_password", "failed_logins", "locked_until"])
         audit_record("user.reset", request=request, user=by, obj=user, devices_removed=removed)
+    account_notice(user, "reset", by=by, request=request)
     return password
 
 
 def user_unlock(user: User, *, by=None, request=None) -> None:
+    _require_may_manage(by, role=user.role, hospital_id=user.hospital_id, action="unlock", target=user,
+                        request=request)
     User.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
     audit_record("user.unlock", request=request, user=by, obj=user)
 
 
-def users_for_admin():
-    """Every account with whether its authenticator is registered (`has_device`), for the users page."""
+def managed_user(by, pk) -> User | None:
+    """The account `pk` if `by` may manage it, else None (the view answers 404: no hint that it exists)."""
+    user = User.objects.filter(pk=pk).select_related("hospital").first() if isinstance(pk, int) else None
+    if user is None or not may_manage(by, role=user.role, hospital_id=user.hospital_id):
+        return None
+    return user
+
+
+def users_for_admin(by):
+    """The accounts `by` manages, with whether the authenticator is registered (`has_device`)."""
     confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-    return (User.objects.select_related("hospital").annotate(has_device=Exists(confirmed))
-            .order_by("hospital__code", "username"))
+    qs = User.objects.filter(role__in=managed_roles(by))
+    if by is not None and by.role == User.Role.HOSPITAL_ADMIN:
+        qs = qs.filter(hospital_id=by.hospital_id)
+    return qs.select_related("hospital").annotate(has_device=Exists(confirmed)).order_by("hospital__code", "username")
 
 
 def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:

@@ -30,3 +30,4 @@ def verified_required(*roles: str, allow_pending_password_change: bool = False):
 
 staff_required = verified_required("physician", "clerk")
 admin_required = verified_required("central_admin")
+hospital_admin_required = verified_required("hospital_admin")

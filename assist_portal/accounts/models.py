@@ -37,6 +37,7 @@ class User(AbstractUser):
     class Role(models.TextChoices):
         PHYSICIAN = "physician", "医師"
         CLERK = "clerk", "事務"
+        HOSPITAL_ADMIN = "hospital_admin", "医療機関管理者"
         CENTRAL_ADMIN = "central_admin", "中央管理者"
 
     role = models.CharField("役割", max_length=20, choices=Role.choices)
@@ -54,7 +55,12 @@ class User(AbstractUser):
             models.CheckConstraint(
                 condition=models.Q(role="central_admin") | models.Q(hospital__isnull=False),
                 name="hospital_staff_have_hospital",
-            )
+            ),
+            # A central admin never belongs to a hospital, so it can never hold an account of its staff.
+            models.CheckConstraint(
+                condition=~models.Q(role="central_admin") | models.Q(hospital__isnull=True),
+                name="central_admin_has_no_hospital",
+            ),
         ]
 
     @property
@@ -66,11 +72,21 @@ class User(AbstractUser):
         return self.role == self.Role.CENTRAL_ADMIN
 
     @property
+    def is_hospital_admin(self) -> bool:
+        return self.role == self.Role.HOSPITAL_ADMIN and self.hospital_id is not None
+
+    @property
     def is_hospital_staff(self) -> bool:
-        return self.role in (self.Role.PHYSICIAN, self.Role.CLERK) and self.hospital_id is not None
+        """Physicians and clerks: the only accounts that read patient values (never hospital or central admins)."""
+        return self.role in PATIENT_READING_ROLES and self.hospital_id is not None
 
     def is_locked(self, now=None) -> bool:
         return bool(self.locked_until and self.locked_until > (now or timezone.now()))
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+#: The roles whose accounts open notifications with patient values. Central admins can never create, reset or
+#: unlock such an account (accounts.admin_services); hospital administrators manage exactly these.
+PATIENT_READING_ROLES = (User.Role.PHYSICIAN, User.Role.CLERK)

@@ -20,6 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from assist_portal.audit.services import audit_record
 
 from .models import User
+from .notices import account_notice
 
 GENERIC_FAILURE = "ユーザー名、パスワード、またはワンタイムパスワードが正しくありません。"
 ENROL_FAILURE = "ワンタイムパスワードが正しくありません。認証アプリに表示されている現在の6桁を入力してください。"
@@ -167,6 +168,7 @@ def enrol_confirm(request, otp_token: str) -> tuple[User, str]:
     device.refresh_from_db()
     enrol_cancel(request)
     login_complete(request, user, device)
+    account_notice(user, "enrolled", request=request)
     return user, next_url
 
 

@@ -18,6 +18,8 @@ class AuditAction(StrEnum):
     USER_PASSWORD_CHANGE = "user.password_change"
     USER_RESET = "user.reset"
     USER_UNLOCK = "user.unlock"
+    USER_NOTICE = "user.notice"  # the holder was e-mailed (second factor enrolled or reset)
+    USER_DENIED = "user.denied"  # an administrator tried to manage an account outside its remit
     HOSPITAL_MAPPING_EDIT = "hospital.mapping_edit"
     # form definitions
     FORMDEF_CREATE = "formdef.create"

@@ -14,16 +14,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from assist_portal.accounts.admin_services import (
-    AccountError,
-    hospital_mapping_update,
-    user_create,
-    user_reset,
-    user_unlock,
-    users_for_admin,
-)
+from assist_portal.accounts.admin_services import hospital_mapping_update
+from assist_portal.accounts.admin_views import account_admin
 from assist_portal.accounts.decorators import admin_required
-from assist_portal.accounts.models import Hospital, User
+from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
 from assist_portal.formdefs import services
@@ -342,31 +336,7 @@ def hospital_mapping(request, pk):
 @admin_required
 @require_http_methods(["GET", "POST"])
 def user_admin(request):
-    """Individual accounts: create (one-time password shown once; the holder enrols TOTP at first sign-in),
-    reset a lost authenticator (new one-time password, re-enrolment) and unlock."""
-    created = None
-    error = ""
-    if request.method == "POST" and request.POST.get("unlock"):
-        user = get_object_or_404(User, pk=request.POST["unlock"] if request.POST["unlock"].isdigit() else 0)
-        user_unlock(user, by=request.user, request=request)
-        messages.success(request, f"{user.username} のロックを解除しました。")
-        return redirect("central:users")
-    if request.method == "POST" and request.POST.get("reset"):
-        user = get_object_or_404(User, pk=request.POST["reset"] if request.POST["reset"].isdigit() else 0)
-        try:
-            created = {"user": user, "password": user_reset(user, by=request.user, request=request), "reset": True}
-        except AccountError as exc:
-            error = str(exc)
-    elif request.method == "POST":
-        hospital = Hospital.objects.filter(pk=request.POST.get("hospital") or 0).first()
-        try:
-            user, password = user_create(
-                username=request.POST.get("username", ""), role=request.POST.get("role", ""), hospital=hospital,
-                display_name=request.POST.get("display_name", "").strip()[:100], by=request.user, request=request)
-        except AccountError as exc:
-            error = str(exc)
-        else:
-            created = {"user": user, "password": password, "reset": False}
-    return render(request, "central/users.html", {
-        "users": users_for_admin(), "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
-        "created": created, "error": error, "now": timezone.now()}, status=400 if error else 200)
+    """Administrator accounts (hospital administrators, central admins): create (one-time password shown once;
+    the holder enrols TOTP at first sign-in), reset a lost authenticator and unlock. Never physicians or clerks:
+    see accounts.admin_services."""
+    return account_admin(request, template="central/users.html", page="central:users")

@@ -17,6 +17,7 @@ ALLOWED = {
     "notifications": {"assist_portal", "accounts", "audit", "formdefs", "delivery", "formengine", "vocabulary",
                       "mapping", "hersys_client"},
     "api": {"assist_portal", "accounts", "audit", "notifications", "vocabulary", "mapping"},
+    "hospitaladmin": {"assist_portal", "accounts", "audit"},
     "central": {"assist_portal", "accounts", "audit", "formdefs", "notifications", "delivery", "formengine",
                 "vocabulary", "mapping", "hersys_client"},
     "vocabulary": set(),

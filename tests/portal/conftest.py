@@ -63,6 +63,11 @@ def central_admin(make_user):
     return make_user("central", "central_admin")
 
 
+@pytest.fixture
+def hospital_admin(make_user, hospital):
+    return make_user("hadmin", "hospital_admin", hospital, "管理　花子")
+
+
 def verified_login(client, user):
     """Sign a test client in as if password + TOTP had been checked (the real sign-in is tested apart)."""
     client.force_login(user)

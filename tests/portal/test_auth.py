@@ -14,7 +14,7 @@ def post_login(client, username, password, code, next_url=""):
                                                    "next": next_url})
 
 
-@pytest.mark.parametrize("role", ["physician", "clerk", "central_admin"])
+@pytest.mark.parametrize("role", ["physician", "clerk", "hospital_admin", "central_admin"])
 def test_every_role_needs_password_and_totp(client, make_user, hospital, role):
     user = make_user(f"u_{role}", role, None if role == "central_admin" else hospital)
     device = TOTPDevice.objects.get(user=user)
@@ -86,13 +86,13 @@ def wrong_code(device) -> str:
     return "000000" if current_totp(device) != "000000" else "111111"
 
 
-def admin_creates(client, central_admin, hospital, login, username="new_doctor"):
-    """The central admin creates a physician account; returns (user, one-time password, page html)."""
+def admin_creates(client, hospital_admin, login, username="new_doctor"):
+    """The hospital administrator creates a physician account; returns (user, one-time password, page html)."""
     from assist_portal.accounts.models import User
 
-    login(client, central_admin)
-    page = client.post(reverse("central:users"), {"username": username, "display_name": "新人　医師",
-                                                   "role": "physician", "hospital": hospital.pk})
+    login(client, hospital_admin)
+    page = client.post(reverse("hospitaladmin:staff"), {"username": username, "display_name": "新人　医師",
+                                                         "email": "new.doctor@example.jp", "role": "physician"})
     assert page.status_code == 200
     html = page.content.decode()
     password = html.split('id="initial-password">', 1)[1].split("</code>", 1)[0]
@@ -100,18 +100,18 @@ def admin_creates(client, central_admin, hospital, login, username="new_doctor")
     return User.objects.get(username=username), password, html
 
 
-def test_central_admin_creates_an_account_without_a_second_factor(client, central_admin, hospital, login):
-    user, password, html = admin_creates(client, central_admin, hospital, login)
+def test_hospital_admin_creates_an_account_without_a_second_factor(client, hospital_admin, hospital, login):
+    user, password, html = admin_creates(client, hospital_admin, login)
     assert 'id="created-user"' in html and password
     # The admin sees the one-time password only: no QR code, no otpauth URL, no device exists yet.
     assert "otpauth" not in html and "data:image/svg+xml" not in html
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert user.hospital == hospital and user.role == "physician" and user.must_change_password
     assert AuditEvent.objects.filter(action="user.create").exists()
-    # Missing hospital for hospital staff is refused.
-    login(client, central_admin)
-    bad = client.post(reverse("central:users"), {"username": "x", "role": "clerk", "hospital": ""})
-    assert bad.status_code == 400
+    # The holder's e-mail address is required (the second-factor notices go there).
+    login(client, hospital_admin)
+    bad = client.post(reverse("hospitaladmin:staff"), {"username": "x", "role": "clerk", "email": "not-an-address"})
+    assert bad.status_code == 400 and "メールアドレス" in bad.content.decode()
 
 
 def test_user_create_command_prints_no_second_factor(hospital):
@@ -122,14 +122,14 @@ def test_user_create_command_prints_no_second_factor(hospital):
     from assist_portal.accounts.models import User
 
     out = StringIO()
-    call_command("user_create", "cmd_doctor", role="physician", hospital="H0001", stdout=out)
-    user = User.objects.get(username="cmd_doctor")
+    call_command("user_create", "cmd_admin", role="hospital_admin", hospital="H0001", email="a@example.jp", stdout=out)
+    user = User.objects.get(username="cmd_admin")
     assert "初期パスワード" in out.getvalue() and "otpauth" not in out.getvalue()
     assert user.must_change_password and not TOTPDevice.objects.filter(user=user).exists()
 
 
-def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, central_admin, hospital, login):
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, hospital_admin, login):
+    user, password, _ = admin_creates(client, hospital_admin, login)
     # Right password, no authenticator yet: the enrolment step, not a session.
     response = post_login(client, "new_doctor", password, "")
     assert response.status_code == 302 and response["Location"] == reverse("accounts:enrol")
@@ -205,8 +205,8 @@ def test_a_user_with_a_confirmed_device_never_reaches_enrolment(client, physicia
     assert not AuditEvent.objects.filter(action="user.enrol").exists()
 
 
-def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, central_admin, hospital, login):
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, hospital_admin, login):
+    user, password, _ = admin_creates(client, hospital_admin, login)
     assert post_login(client, "new_doctor", password, "")["Location"] == reverse("accounts:enrol")
     pending = TOTPDevice.objects.get(user=user)
     TOTPDevice.objects.create(user=user, name="other", confirmed=True)  # e.g. finished in another browser
@@ -216,10 +216,10 @@ def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, ce
     assert "_auth_user_id" not in client.session
 
 
-def test_enrolment_expires(client, central_admin, hospital, login):
+def test_enrolment_expires(client, hospital_admin, login):
     from assist_portal.accounts.services import ENROL_SESSION_KEY
 
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+    user, password, _ = admin_creates(client, hospital_admin, login)
     post_login(client, "new_doctor", password, "")
     session = client.session
     session[ENROL_SESSION_KEY] = {**session[ENROL_SESSION_KEY], "expires": 0}
@@ -231,9 +231,9 @@ def test_enrolment_expires(client, central_admin, hospital, login):
     assert not device.confirmed
 
 
-def test_lockout_applies_during_enrolment(client, central_admin, hospital, login, settings):
+def test_lockout_applies_during_enrolment(client, hospital_admin, login, settings):
     settings.LOGIN_MAX_FAILURES = 3
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+    user, password, _ = admin_creates(client, hospital_admin, login)
     # One wrong password and two wrong enrolment codes share the same counter.
     assert post_login(client, "new_doctor", "wrong-password", "").status_code == 401
     assert post_login(client, "new_doctor", password, "")["Location"] == reverse("accounts:enrol")
@@ -256,13 +256,13 @@ def test_lockout_applies_during_enrolment(client, central_admin, hospital, login
     assert "ロック" in post_login(client, "new_doctor", password, "").content.decode()
 
 
-def test_central_admin_resets_a_lost_authenticator(client, central_admin, physician, login):
+def test_hospital_admin_resets_a_lost_authenticator(client, hospital_admin, physician, login):
     from django.test import Client
 
     other_browser = login(Client(), physician)
     assert other_browser.get(reverse("notifications:list")).status_code == 200
-    login(client, central_admin)
-    page = client.post(reverse("central:users"), {"reset": physician.pk})
+    login(client, hospital_admin)
+    page = client.post(reverse("hospitaladmin:staff"), {"reset": physician.pk})
     html = page.content.decode()
     assert page.status_code == 200 and 'id="initial-password"' in html
     assert "otpauth" not in html and "data:image/svg+xml" not in html
@@ -270,12 +270,13 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     physician.refresh_from_db()
     assert physician.must_change_password and not TOTPDevice.objects.filter(user=physician).exists()
     event = AuditEvent.objects.get(action="user.reset")
-    assert event.actor_username == "central" and event.object_id == str(physician.pk)
+    assert event.actor_username == "hadmin" and event.object_id == str(physician.pk)
     assert password not in str(event.detail)
     # Sessions opened before the reset are gone; the old password no longer works.
     assert reverse("accounts:login") in other_browser.get(reverse("notifications:list"))["Location"]
-    # An admin cannot reset their own account (it would sign them out with a password they just saw).
-    assert client.post(reverse("central:users"), {"reset": central_admin.pk}).status_code == 400
+    # An admin cannot reset their own account (it would sign them out with a password they just saw); a
+    # hospital administrator does not even see it among the accounts it manages.
+    assert client.post(reverse("hospitaladmin:staff"), {"reset": hospital_admin.pk}).status_code == 404
     client.logout()
     assert post_login(client, physician.username, PASSWORD, "").status_code == 401
     # The new one-time password leads to enrolment of a new authenticator.
@@ -284,14 +285,14 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     assert TOTPDevice.objects.filter(user=physician, confirmed=False).count() == 1
 
 
-def test_central_admin_unlocks_a_locked_account(client, central_admin, physician, login, settings):
+def test_hospital_admin_unlocks_a_locked_account(client, hospital_admin, physician, login, settings):
     settings.LOGIN_MAX_FAILURES = 2
     for _ in range(2):
         post_login(client, physician.username, "wrong", "000000")
     physician.refresh_from_db()
     assert physician.is_locked()
-    login(client, central_admin)
-    client.post(reverse("central:users"), {"unlock": physician.pk})
+    login(client, hospital_admin)
+    client.post(reverse("hospitaladmin:staff"), {"unlock": physician.pk})
     physician.refresh_from_db()
     assert not physician.is_locked()
     assert AuditEvent.objects.filter(action="user.unlock").exists()

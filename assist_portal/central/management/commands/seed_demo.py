@@ -1,4 +1,5 @@
-"""Seed the demo: hospital H0001 with its facility master, three users with TOTP, the 2021-03 form."""
+"""Seed the demo: hospital H0001 with its facility master, four users with TOTP (physician, clerk, the hospital's
+administrator, a central admin), the 2021-03 form."""
 import json
 import secrets
 
@@ -16,6 +17,7 @@ DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = [
     ("doctor", User.Role.PHYSICIAN, "山田　一郎"),
     ("clerk", User.Role.CLERK, "佐藤　花子"),
+    ("hadmin", User.Role.HOSPITAL_ADMIN, "鈴木　管理"),
     ("admin", User.Role.CENTRAL_ADMIN, "中央　管理"),
 ]
 
