@@ -163,8 +163,14 @@ EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "HER-SYS登録補助 <no-reply@localhost>")
 
 # Authentication policy
+# Brute force (accounts.throttle): failures per user name AND client address, and per client address; a lock
+# doubles with each further lock of the same source up to the maximum, and always ends when it says.
 LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
-LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+LOGIN_IP_MAX_FAILURES = int(os.environ.get("LOGIN_IP_MAX_FAILURES", "30"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "300"))
+LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", "3600"))
+LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
+LOGIN_BACKOFF_RESET_SECONDS = int(os.environ.get("LOGIN_BACKOFF_RESET_SECONDS", "86400"))
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
 # A launch for a patient whose case was notified less than this many days ago reopens that notification.
 CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))

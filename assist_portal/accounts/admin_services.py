@@ -18,13 +18,15 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 from django_otp import devices_for_user
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import mapping
 from assist_portal.audit.services import audit_record
 
-from .models import PATIENT_READING_ROLES, Hospital, User
+from . import throttle
+from .models import PATIENT_READING_ROLES, Hospital, SignInThrottle, User
 from .notices import account_notice
 
 #: Who manages whom. `None` is the data-centre operator (`manage.py`), with a central admin's rights.
@@ -122,9 +124,8 @@ def user_reset(user: User, *, by=None, request=None) -> str:
             removed += 1
         user.set_password(password)
         user.must_change_password = True
-        user.failed_logins = 0
-        user.locked_until = None
-        user.save(update_fields=["password", "must_change_password", "failed_logins", "locked_until"])
+        user.save(update_fields=["password", "must_change_password"])
+        throttle.account_unlock(user)
         audit_record("user.reset", request=request, user=by, obj=user, devices_removed=removed)
     account_notice(user, "reset", by=by, request=request)
     return password
@@ -133,8 +134,8 @@ def user_reset(user: User, *, by=None, request=None) -> str:
 def user_unlock(user: User, *, by=None, request=None) -> None:
     _require_may_manage(by, role=user.role, hospital_id=user.hospital_id, action="unlock", target=user,
                         request=request)
-    User.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
-    audit_record("user.unlock", request=request, user=by, obj=user)
+    cleared = throttle.account_unlock(user)
+    audit_record("user.unlock", request=request, user=by, obj=user, sources=cleared)
 
 
 def managed_user(by, pk) -> User | None:
@@ -146,12 +147,15 @@ def managed_user(by, pk) -> User | None:
 
 
 def users_for_admin(by):
-    """The accounts `by` manages, with whether the authenticator is registered (`has_device`)."""
+    """The accounts `by` manages, with whether the authenticator is registered (`has_device`) and whether sign-in
+    is locked from some address (`is_locked`)."""
     confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    locked = SignInThrottle.objects.filter(user=OuterRef("pk"), locked_until__gt=timezone.now())
     qs = User.objects.filter(role__in=managed_roles(by))
     if by is not None and by.role == User.Role.HOSPITAL_ADMIN:
         qs = qs.filter(hospital_id=by.hospital_id)
-    return qs.select_related("hospital").annotate(has_device=Exists(confirmed)).order_by("hospital__code", "username")
+    return (qs.select_related("hospital").annotate(has_device=Exists(confirmed), is_locked=Exists(locked))
+            .order_by("hospital__code", "username"))
 
 
 def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:

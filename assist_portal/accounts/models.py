@@ -4,7 +4,6 @@ import hashlib
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.utils import timezone
 
 
 class Hospital(models.Model):
@@ -43,8 +42,6 @@ class User(AbstractUser):
     role = models.CharField("役割", max_length=20, choices=Role.choices)
     hospital = models.ForeignKey(Hospital, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
     display_name = models.CharField("氏名", max_length=100, blank=True)
-    failed_logins = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
     # Set for accounts whose password an administrator chose (creation, reset): the holder must replace it
     # before any other page opens (accounts.decorators.verified_required).
     must_change_password = models.BooleanField("パスワード変更が必要", default=False)
@@ -80,11 +77,30 @@ class User(AbstractUser):
         """Physicians and clerks: the only accounts that read patient values (never hospital or central admins)."""
         return self.role in PATIENT_READING_ROLES and self.hospital_id is not None
 
-    def is_locked(self, now=None) -> bool:
-        return bool(self.locked_until and self.locked_until > (now or timezone.now()))
-
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+class SignInThrottle(models.Model):
+    """Failed sign-ins of one source (accounts.throttle): a user name from one client address, or one client
+    address whatever the names. Keys are HMACs: a password typed into the user-name field is never stored."""
+
+    class Scope(models.TextChoices):
+        ACCOUNT_ADDRESS = "account_address", "アカウント×接続元"
+        ADDRESS = "address", "接続元"
+
+    scope = models.CharField(max_length=20, choices=Scope.choices)
+    key = models.CharField(max_length=64)
+    # The account when the name exists (the administrators' page shows and lifts its locks); null otherwise.
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    failures = models.PositiveIntegerField(default=0)
+    level = models.PositiveSmallIntegerField(default=0)  # locks so far: the next lasts base × 2^level (capped)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = "ログイン失敗の記録"
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="signin_throttle_unique_source")]
 
 
 #: The roles whose accounts open notifications with patient values. Central admins can never create, reset or

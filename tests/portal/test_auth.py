@@ -3,6 +3,9 @@ import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from assist_portal.accounts.models import SignInThrottle
+from assist_portal.accounts.services import ENROL_LOCKED, GENERIC_FAILURE
+from assist_portal.accounts.throttle import account_locks
 from assist_portal.audit.models import AuditEvent
 from tests.portal.conftest import PASSWORD, current_totp
 
@@ -37,14 +40,14 @@ def test_lockout_after_repeated_failures(client, physician, settings):
     settings.LOGIN_MAX_FAILURES = 3
     for _ in range(3):
         assert post_login(client, physician.username, "wrong-password", "123456").status_code == 401
-    physician.refresh_from_db()
-    assert physician.is_locked()
-    # Even the right password and code are refused while locked.
+    assert account_locks(physician).exists()
+    # Even the right password and code are refused while locked — with the same message as a wrong password.
     device = TOTPDevice.objects.get(user=physician)
     response = post_login(client, physician.username, PASSWORD, current_totp(device))
     assert response.status_code == 401
-    assert "ロック" in response.content.decode()
+    assert GENERIC_FAILURE in response.content.decode() and "ロック" not in response.content.decode()
     assert AuditEvent.objects.filter(action="login.locked", actor_username=physician.username).exists()
+    assert AuditEvent.objects.filter(action="login.refused_locked", actor_username=physician.username).exists()
     assert AuditEvent.objects.filter(action="login.failure").count() == 3
 
 
@@ -144,15 +147,13 @@ def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, hospita
     assert refused.status_code == 401 and "正しくありません" in refused.content.decode()
     device.refresh_from_db()
     assert not device.confirmed
-    user.refresh_from_db()
-    assert user.failed_logins == 1
+    assert SignInThrottle.objects.get(user=user).failures == 1
     device.throttle_reset()
     # The right code confirms the device and signs in — straight to the password change.
     done = client.post(reverse("accounts:enrol"), {"otp_token": current_totp(device)})
     assert done.status_code == 302 and done["Location"].startswith(reverse("accounts:password_change"))
     device.refresh_from_db()
-    user.refresh_from_db()
-    assert device.confirmed and user.failed_logins == 0
+    assert device.confirmed and not SignInThrottle.objects.filter(user=user).exists()
     enrol_event = AuditEvent.objects.get(action="user.enrol", actor_username="new_doctor")
     assert device.key not in str(enrol_event.detail) and "otpauth" not in str(enrol_event.detail)
     assert AuditEvent.objects.filter(action="login.success", actor_username="new_doctor").exists()
@@ -242,9 +243,8 @@ def test_lockout_applies_during_enrolment(client, hospital_admin, login, setting
     device.refresh_from_db()
     device.throttle_reset()
     locked = client.post(reverse("accounts:enrol"), {"otp_token": wrong_code(device)}, follow=True)
-    assert "ロック" in locked.content.decode()
-    user.refresh_from_db()
-    assert user.is_locked()
+    assert ENROL_LOCKED in locked.content.decode()
+    assert account_locks(user).exists()
     assert AuditEvent.objects.filter(action="login.locked", actor_username="new_doctor").exists()
     # Even the right code no longer completes the enrolment, and the password is refused while locked.
     device.refresh_from_db()
@@ -253,7 +253,7 @@ def test_lockout_applies_during_enrolment(client, hospital_admin, login, setting
     assert late["Location"] == reverse("accounts:login")
     device.refresh_from_db()
     assert not device.confirmed and "_auth_user_id" not in client.session
-    assert "ロック" in post_login(client, "new_doctor", password, "").content.decode()
+    assert GENERIC_FAILURE in post_login(client, "new_doctor", password, "").content.decode()
 
 
 def test_hospital_admin_resets_a_lost_authenticator(client, hospital_admin, physician, login):
@@ -289,10 +289,9 @@ def test_hospital_admin_unlocks_a_locked_account(client, hospital_admin, physici
     settings.LOGIN_MAX_FAILURES = 2
     for _ in range(2):
         post_login(client, physician.username, "wrong", "000000")
-    physician.refresh_from_db()
-    assert physician.is_locked()
+    assert account_locks(physician).exists()
     login(client, hospital_admin)
+    assert "ロック中" in client.get(reverse("hospitaladmin:staff")).content.decode()
     client.post(reverse("hospitaladmin:staff"), {"unlock": physician.pk})
-    physician.refresh_from_db()
-    assert not physician.is_locked()
+    assert not account_locks(physician).exists()
     assert AuditEvent.objects.filter(action="user.unlock").exists()
