@@ -174,6 +174,8 @@ LOGIN_BACKOFF_RESET_SECONDS = int(os.environ.get("LOGIN_BACKOFF_RESET_SECONDS", 
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
 # A launch for a patient whose case was notified less than this many days ago reopens that notification.
 CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
+# Rotating a connector key: how long the old key keeps working beside the new one.
+CONNECTOR_KEY_OVERLAP_HOURS = float(os.environ.get("CONNECTOR_KEY_OVERLAP_HOURS", "24"))
 LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600"))
 
 REST_FRAMEWORK = {

@@ -158,6 +158,79 @@ def users_for_admin(by):
             .order_by("hospital__code", "username"))
 
 
+# --- Hospitals (tenants): onboarded and deactivated by central admins -------------------------------------------
+
+HOSPITAL_FIELDS = {  # field: (label, max length, required)
+    "name": ("名称", 200, True),
+    "address": ("所在地", 300, True),
+    "phone": ("電話番号", 30, True),
+    "health_centre_code": ("管轄保健所コード", 20, False),
+    "health_centre_name": ("管轄保健所", 100, False),
+}
+
+
+def _require_central(by, *, action: str, request=None, hospital=None) -> None:
+    if by is None or by.role == User.Role.CENTRAL_ADMIN:
+        return
+    audit_record("user.denied", request=request, user=by, obj=hospital, attempted=action)
+    raise AccountError("医療機関の登録・変更・利用停止は中央管理者が行います。")
+
+
+def _hospital_values(values: dict) -> dict[str, str]:
+    out = {}
+    for field, (label, limit, required) in HOSPITAL_FIELDS.items():
+        value = values.get(field, "")
+        value = value.strip() if isinstance(value, str) else ""
+        if any(ord(ch) < 32 for ch in value) or len(value) > limit:
+            raise AccountError(f"{label}は{limit}文字以内で、改行や制御文字を含めずに入力してください。")
+        if required and not value:
+            raise AccountError(f"{label}を入力してください。")
+        out[field] = value
+    return out
+
+
+def hospital_create(*, code: str, by=None, request=None, **values) -> Hospital:
+    """A new tenant with its facility master and health centre. It has no key and no accounts yet: next, a
+    connector key (accounts.connector_keys) and its administrator (user_create role=hospital_admin)."""
+    _require_central(by, action="hospital_create", request=request)
+    code = (code or "").strip()
+    if not code.isascii() or not code.replace("-", "").replace("_", "").isalnum() or len(code) > 20:
+        raise AccountError("医療機関コードは半角英数字（20文字以内）で入力してください。")
+    fields = _hospital_values(values)
+    if Hospital.objects.filter(code=code).exists():
+        raise AccountError("この医療機関コードはすでに登録されています。")
+    with transaction.atomic():
+        hospital = Hospital.objects.create(code=code, **fields)
+        audit_record("hospital.create", request=request, user=by, hospital_code=code, obj=hospital)
+    return hospital
+
+
+def hospital_update(hospital: Hospital, *, by=None, request=None, **values) -> Hospital:
+    """Edit the facility master and health centre (the code is the tenant's identity and never changes)."""
+    _require_central(by, action="hospital_edit", request=request, hospital=hospital)
+    fields = _hospital_values(values)
+    changed = sorted(f for f, v in fields.items() if getattr(hospital, f) != v)
+    for field, value in fields.items():
+        setattr(hospital, field, value)
+    hospital.save(update_fields=list(fields))
+    audit_record("hospital.edit", request=request, user=by, hospital_code=hospital.code, obj=hospital,
+                 fields=changed)
+    return hospital
+
+
+def hospital_set_active(hospital: Hospital, *, active: bool, by=None, request=None) -> Hospital:
+    """Deactivate: at once its staff and administrators open nothing (open sessions included) and its connector
+    keys are refused; notifications already confirmed are still delivered. Reactivate: all of it works again."""
+    _require_central(by, action="hospital_deactivate" if not active else "hospital_reactivate", request=request,
+                     hospital=hospital)
+    updated = Hospital.objects.filter(pk=hospital.pk, is_active=not active).update(is_active=active)
+    hospital.is_active = active
+    if updated:
+        audit_record("hospital.reactivate" if active else "hospital.deactivate", request=request, user=by,
+                     hospital_code=hospital.code, obj=hospital)
+    return hospital
+
+
 def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:
     """A central admin's edit of a hospital's mapping tables (local lab/specimen codes, DWH column profile);
     used from the next extract the hospital pushes. ValueError (Japanese) when a table is not usable."""

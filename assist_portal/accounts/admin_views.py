@@ -66,3 +66,36 @@ def account_admin(request, *, template: str, page: str):
     return render(request, template, {
         "users": users_for_admin(by), "roles": roles, "hospitals": hospitals, "created": created, "error": error,
         "now": timezone.now()}, status=400 if error else 200)
+
+
+def connector_keys_post(request, hospital) -> tuple[dict | None, str]:
+    """POST of the keys card (central hospital page, hospital administrator's keys page): `create` (name),
+    `rotate=<id>` (overlap_hours), `revoke=<id>`. Returns (the key to show once, error message)."""
+    from .connector_keys import ConnectorKeyError, connector_key_create, connector_key_revoke, connector_key_rotate
+
+    by = request.user
+    try:
+        if "rotate" in request.POST or "revoke" in request.POST:
+            action = "rotate" if "rotate" in request.POST else "revoke"
+            key_id = ascii_id(request.POST.get(action))
+            key = hospital.connector_keys.filter(pk=key_id).first() if key_id is not None else None
+            if key is None:
+                raise Http404("キーが見つかりません。")
+            if action == "revoke":
+                connector_key_revoke(key, by=by, request=request)
+                messages.success(request, f"キー「{key.name}」（{key.prefix}…）を失効させました。")
+                return None, ""
+            hours = request.POST.get("overlap_hours", "")
+            try:
+                overlap = float(hours) if hours.strip() else None
+            except ValueError:
+                raise ConnectorKeyError("重複期間は0〜720時間で指定してください。")
+            if overlap is not None and overlap != overlap:  # NaN
+                raise ConnectorKeyError("重複期間は0〜720時間で指定してください。")
+            row, secret = connector_key_rotate(key, overlap_hours=overlap, by=by, request=request)
+            return {"key": row, "secret": secret, "rotated": key}, ""
+        name = clean_text(request.POST.get("name", ""), 100)
+        row, secret = connector_key_create(hospital, name=name or "", by=by, request=request)
+        return {"key": row, "secret": secret}, ""
+    except ConnectorKeyError as exc:
+        return None, str(exc)

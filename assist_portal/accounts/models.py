@@ -13,10 +13,12 @@ class Hospital(models.Model):
     name = models.CharField("名称", max_length=200)
     address = models.CharField("所在地", max_length=300)
     phone = models.CharField("電話番号", max_length=30)
-    api_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    health_centre_code = models.CharField("管轄保健所コード", max_length=20, blank=True)
+    health_centre_name = models.CharField("管轄保健所", max_length=100, blank=True)
     local_codes = models.JSONField("院内コード表", default=dict, blank=True)
     csv_profile = models.JSONField("DWH/CSV列対応プロファイル", default=dict, blank=True)
-    is_active = models.BooleanField(default=True)
+    # Off: its staff open nothing (accounts.decorators, User.is_hospital_staff) and its connector keys are refused.
+    is_active = models.BooleanField("利用中", default=True)
 
     class Meta:
         verbose_name = "医療機関"
@@ -24,12 +26,44 @@ class Hospital(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
-    @staticmethod
-    def hash_api_key(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
-
     def facility_master(self) -> dict[str, str]:
-        return {"code": self.code, "name": self.name, "address": self.address, "phone": self.phone}
+        return {"code": self.code, "name": self.name, "address": self.address, "phone": self.phone,
+                "health_centre_code": self.health_centre_code, "health_centre_name": self.health_centre_name}
+
+
+class ConnectorKey(models.Model):
+    """A hospital connector's API key: generated, shown once, stored as its SHA-256 only (the key is 256 random
+    bits, so a fast hash is enough), named, with its last use; rotation gives the old key an end (`expires_at`)
+    so both work during the overlap; revocation ends it at once (accounts.connector_keys)."""
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="connector_keys")
+    name = models.CharField("名前", max_length=100)
+    prefix = models.CharField("識別用の先頭文字", max_length=16, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField("作成", auto_now_add=True)
+    created_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_used_at = models.DateTimeField("最終使用", null=True, blank=True)
+    expires_at = models.DateTimeField("有効期限", null=True, blank=True)
+    revoked_at = models.DateTimeField("失効", null=True, blank=True)
+    replaced_by = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="replaces")
+
+    class Meta:
+        verbose_name = "連携用APIキー"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.hospital.code} {self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def is_usable(self, now=None) -> bool:
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class User(AbstractUser):
@@ -62,20 +96,26 @@ class User(AbstractUser):
 
     @property
     def is_physician(self) -> bool:
-        return self.role == self.Role.PHYSICIAN
+        return self.role == self.Role.PHYSICIAN and self.hospital_is_active
 
     @property
     def is_central_admin(self) -> bool:
         return self.role == self.Role.CENTRAL_ADMIN
 
     @property
+    def hospital_is_active(self) -> bool:
+        """False for an account of a deactivated hospital: it gets nothing (pages, forms, launches)."""
+        return self.hospital_id is not None and self.hospital.is_active
+
+    @property
     def is_hospital_admin(self) -> bool:
-        return self.role == self.Role.HOSPITAL_ADMIN and self.hospital_id is not None
+        return self.role == self.Role.HOSPITAL_ADMIN and self.hospital_is_active
 
     @property
     def is_hospital_staff(self) -> bool:
-        """Physicians and clerks: the only accounts that read patient values (never hospital or central admins)."""
-        return self.role in PATIENT_READING_ROLES and self.hospital_id is not None
+        """Physicians and clerks of an active hospital: the only accounts that read patient values (never hospital
+        or central admins)."""
+        return self.role in PATIENT_READING_ROLES and self.hospital_is_active
 
     def __str__(self) -> str:
         return self.display_name or self.username

@@ -80,6 +80,9 @@ def login_verify(request, username: str, password: str, otp_token: str) -> tuple
     if user is None:
         _register_failure(source, request, "password")
         raise LoginRefused(GENERIC_FAILURE)
+    if user.hospital_id is not None and not user.hospital_is_active:
+        audit_record("login.failure", request=request, user=user, reason="hospital_inactive")
+        raise LoginRefused(GENERIC_FAILURE)
     devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
     if not devices:
         return user, None
@@ -144,6 +147,9 @@ def enrol_confirm(request, otp_token: str) -> tuple[User, str]:
     Wrong codes count towards the same lockout as the sign-in; a locked account cannot finish enrolment.
     """
     user, device, next_url = enrol_pending(request)
+    if user.hospital_id is not None and not user.hospital_is_active:
+        enrol_cancel(request)
+        raise EnrolmentExpired(ENROL_EXPIRED)
     source = throttle.Source.of(request, user.username)
     if throttle.is_locked(source):
         audit_record("login.refused_locked", request=request, user=user)

@@ -1,16 +1,19 @@
-"""Hospital connectors authenticate with a per-hospital API key (behind mutual TLS at the edge proxy)."""
+"""Hospital connectors authenticate with one of their hospital's connector keys (accounts.connector_keys), behind
+mutual TLS at the edge proxy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
-from assist_portal.accounts.models import Hospital
+from assist_portal.accounts.connector_keys import connector_key_authenticate
+from assist_portal.accounts.models import ConnectorKey, Hospital
 
 
 @dataclass
 class ConnectorPrincipal:
     hospital: Hospital
+    key: ConnectorKey | None = None
     is_authenticated: bool = True
     username: str = "connector"
     role: str = "connector"
@@ -27,11 +30,10 @@ class HospitalApiKeyAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header.startswith(self.keyword + " "):
             return None
-        key = header[len(self.keyword) + 1:].strip()
-        hospital = Hospital.objects.filter(api_key_hash=Hospital.hash_api_key(key), is_active=True).first() if key else None
-        if hospital is None:
+        row = connector_key_authenticate(header[len(self.keyword) + 1:].strip())
+        if row is None:  # unknown, revoked, past its rotation overlap, or of a deactivated hospital: one answer
             raise exceptions.AuthenticationFailed("APIキーが正しくありません。")
-        return ConnectorPrincipal(hospital=hospital), hospital
+        return ConnectorPrincipal(hospital=row.hospital, key=row), row.hospital
 
     def authenticate_header(self, request):
         return self.keyword

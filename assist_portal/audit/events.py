@@ -21,6 +21,14 @@ class AuditAction(StrEnum):
     USER_NOTICE = "user.notice"  # the holder was e-mailed (second factor enrolled or reset)
     USER_DENIED = "user.denied"  # an administrator tried to manage an account outside its remit
     HOSPITAL_MAPPING_EDIT = "hospital.mapping_edit"
+    HOSPITAL_CREATE = "hospital.create"
+    HOSPITAL_EDIT = "hospital.edit"
+    HOSPITAL_DEACTIVATE = "hospital.deactivate"
+    HOSPITAL_REACTIVATE = "hospital.reactivate"
+    HOSPITAL_ASSIGN = "hospital.assign"  # a published definition assigned to one hospital
+    CONNECTOR_KEY_CREATE = "connector_key.create"
+    CONNECTOR_KEY_ROTATE = "connector_key.rotate"
+    CONNECTOR_KEY_REVOKE = "connector_key.revoke"
     # form definitions
     FORMDEF_CREATE = "formdef.create"
     FORMDEF_EDIT = "formdef.edit"

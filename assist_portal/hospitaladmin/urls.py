@@ -5,4 +5,6 @@ from . import views
 app_name = "hospitaladmin"
 urlpatterns = [
     path("staff/", views.staff, name="staff"),
+    path("settings/", views.settings_page, name="settings"),
+    path("keys/", views.keys, name="keys"),
 ]

@@ -15,20 +15,25 @@ PASSWORD = "correct-horse-battery-9"
 
 @pytest.fixture
 def hospital(db):
+    from assist_portal.accounts.connector_keys import connector_key_register
     from assist_portal.accounts.models import Hospital
 
     codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
-    return Hospital.objects.create(code="H0001", name="さくら総合病院", address="東京都千代田区霞が関１−２−２",
-                                   phone="03-5253-1111", local_codes=codes,
-                                   api_key_hash=Hospital.hash_api_key("key-h0001"))
+    row = Hospital.objects.create(code="H0001", name="さくら総合病院", address="東京都千代田区霞が関１−２−２",
+                                  phone="03-5253-1111", local_codes=codes)
+    connector_key_register(row, name="テスト用", secret="key-h0001")
+    return row
 
 
 @pytest.fixture
 def other_hospital(db):
+    from assist_portal.accounts.connector_keys import connector_key_register
     from assist_portal.accounts.models import Hospital
 
-    return Hospital.objects.create(code="H0002", name="みなと市民病院", address="大阪府大阪市北区梅田１−１",
-                                   phone="06-0000-0000", api_key_hash=Hospital.hash_api_key("key-h0002"))
+    row = Hospital.objects.create(code="H0002", name="みなと市民病院", address="大阪府大阪市北区梅田１−１",
+                                  phone="06-0000-0000")
+    connector_key_register(row, name="テスト用", secret="key-h0002")
+    return row
 
 
 def current_totp(device: TOTPDevice) -> str:

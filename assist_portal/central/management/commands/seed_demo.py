@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from assist_portal.accounts.connector_keys import connector_key_register
 from assist_portal.accounts.models import Hospital, User
 from assist_portal.central.services import definition_publish
 from assist_portal.formdefs.models import FormDefinition
@@ -43,9 +44,9 @@ class Command(BaseCommand):
         hospital, _ = Hospital.objects.update_or_create(
             code="H0001",
             defaults={"name": "さくら総合病院", "address": "東京都千代田区霞が関１−２−２",
-                      "phone": "03-5253-1111", "local_codes": local_codes,
-                      "api_key_hash": Hospital.hash_api_key(demo_connector_key())},
+                      "phone": "03-5253-1111", "local_codes": local_codes},
         )
+        connector_key_register(hospital, name="デモ用コネクタ", secret=demo_connector_key())
         for username, role, display in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username,
