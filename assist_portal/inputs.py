@@ -40,6 +40,36 @@ def iso_date(value) -> date | None:
         return None
 
 
+#: Real UTC offsets run from -12:00 to +14:00; PostgreSQL refuses beyond ±15:59 (a 500 if it got there).
+MAX_UTC_OFFSET_HOURS = 14
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                       r"(Z|[+-][0-9]{2}:?[0-9]{2})?")
+
+
+def iso_datetime(value):
+    """An ISO 8601 date-time (offset within ±14:00; without one, the server's time zone) as an aware datetime,
+    else None."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+        return None
+    try:
+        when = parse_datetime(value)
+    except ValueError:
+        return None
+    if when is None:
+        return None
+    if timezone.is_naive(when):
+        return timezone.make_aware(when)
+    offset = when.utcoffset()
+    if offset is None or abs(offset) > timedelta(hours=MAX_UTC_OFFSET_HOURS):
+        return None
+    return when
+
+
 def clean_text(value, max_length: int) -> str | None:
     """Text without NUL or other control characters (tab and newline allowed), at most max_length; else None."""
     if not isinstance(value, str) or len(value) > max_length:
@@ -47,3 +77,10 @@ def clean_text(value, max_length: int) -> str | None:
     if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
         return None
     return value
+
+
+def bad_request(request, message: str):
+    """A 400 page with one clear message (Japanese)."""
+    from django.shortcuts import render
+
+    return render(request, "400.html", {"message": message}, status=400)

@@ -141,7 +141,15 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+# HTTPS only, from the environment (README): redirect plain HTTP, HSTS, and — behind the data centre's
+# TLS-terminating proxy — trust its X-Forwarded-Proto. The load balancer's probes stay reachable over HTTP.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER") else None
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", SECURE_SSL_REDIRECT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -181,12 +189,12 @@ LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["assist_portal.api.auth.IsHospitalConnector"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "assist_portal.api.schema.ConnectorAutoSchema",
     "DEFAULT_PARSER_CLASSES": ["assist_portal.api.auth.SafeJSONParser"],
     "EXCEPTION_HANDLER": "assist_portal.api.auth.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "HER-SYS 登録補助 API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {"TITLE": "HER-SYS 登録補助 API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
 
 # Celery: a broker that needs no server by default (filesystem transport under var/broker).
 REDIS_URL = os.environ.get("REDIS_URL", "")

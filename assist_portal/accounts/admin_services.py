@@ -231,6 +231,59 @@ def hospital_set_active(hospital: Hospital, *, active: bool, by=None, request=No
     return hospital
 
 
+def _check_csv_profile(profile: dict, codes) -> None:
+    """The shapes `mapping.csvdwh` reads, then a dry run over one synthetic row: a profile that would fail on the
+    hospital's next push is refused now, with a message, instead."""
+    columns = profile.get("columns")
+    if not isinstance(columns, dict):
+        raise ValueError("CSVプロファイルの columns は {\"項目ID\": 列の指定, ...} の形にしてください。")
+    names: list[str] = []
+    for item, spec in columns.items():
+        if isinstance(spec, str):
+            names.append(spec)
+            continue
+        if not isinstance(spec, dict):
+            raise ValueError(f"{item[:40]}: 列の指定は列名（文字列）か {{\"column\": \"列名\"}} にしてください。")
+        if "column" in spec and not isinstance(spec["column"], str):
+            raise ValueError(f"{item[:40]}: column は列名（文字列）にしてください。")
+        if "columns" in spec and not (isinstance(spec["columns"], list)
+                                      and all(isinstance(c, str) for c in spec["columns"])):
+            raise ValueError(f"{item[:40]}: columns は列名の配列にしてください。")
+        for key, kind in (("map", dict), ("type", str), ("split", str)):
+            if key in spec and not isinstance(spec[key], kind):
+                raise ValueError(f"{item[:40]}: {key} の形が正しくありません。")
+        names += [spec.get("column")] if isinstance(spec.get("column"), str) else []
+        names += spec.get("columns", [])
+    for key in ("patient_id", "encoding"):
+        if key in profile and not isinstance(profile[key], str):
+            raise ValueError(f"CSVプロファイルの {key} は文字列にしてください。")
+    if "delimiter" in profile and not (isinstance(profile["delimiter"], str) and len(profile["delimiter"]) == 1):
+        raise ValueError("CSVプロファイルの delimiter は1文字にしてください。")
+    tests = profile.get("tests")
+    if tests is not None:
+        if not isinstance(tests, dict) or not isinstance(tests.get("columns", {}), dict) or \
+                not all(isinstance(v, str) for v in tests.get("columns", {}).values()):
+            raise ValueError("CSVプロファイルの tests は {\"columns\": {\"method\": \"列名\", ...}} の形にしてください。")
+        slots = tests.get("slots", 4)
+        if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 4:
+            raise ValueError("CSVプロファイルの tests.slots は1〜4の整数にしてください。")
+        if tests.get("layout", "wide") not in ("wide", "long"):
+            raise ValueError("CSVプロファイルの tests.layout は wide か long にしてください。")
+        names += [v.replace("{n}", "1") for v in tests.get("columns", {}).values()]
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=profile.get("delimiter", ","))
+    pid = profile.get("patient_id") or "patient_id"
+    writer.writerow([pid, *names])
+    writer.writerow(["P1", *["1" for _ in names]])
+    try:
+        mapping.formats.extract("csv", buffer.getvalue().encode("utf-8"), codes, profile)
+    except Exception as exc:  # the dry run must not fail: a profile that makes it fail is refused
+        raise ValueError(f"CSVプロファイルを適用できません（{type(exc).__name__}）。列の指定を確認してください。")
+
+
 def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:
     """A central admin's edit of a hospital's mapping tables (local lab/specimen codes, DWH column profile);
     used from the next extract the hospital pushes. ValueError (Japanese) when a table is not usable."""
@@ -239,11 +292,18 @@ def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, use
         raise ValueError("院内コード表は {\"lab\": {...}, \"specimen\": {...}} の形にしてください。")
     if not isinstance(csv_profile, dict):
         raise ValueError("CSVプロファイルはJSONオブジェクトで入力してください。")
-    mapping.load_local_codes(local_codes)
+    for section, key in (("lab", "method"), ("specimen", "specimen")):
+        for code, entry in local_codes.get(section, {}).items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"院内コード {code[:20]} は {{\"name\": \"名称\", \"{key}\": \"コード\"}} の形にしてください。")
+    codes = mapping.load_local_codes(local_codes)
+    if codes.errors:
+        raise ValueError(codes.errors[0])
     if csv_profile:
         _, problem = mapping.load_profile(csv_profile)
         if problem:
             raise ValueError(problem)
+        _check_csv_profile(csv_profile, codes)
     hospital.local_codes = local_codes
     hospital.csv_profile = csv_profile
     hospital.save(update_fields=["local_codes", "csv_profile"])

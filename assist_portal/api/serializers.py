@@ -4,6 +4,7 @@ import re
 
 from rest_framework import serializers
 
+from assist_portal.inputs import MAX_UTC_OFFSET_HOURS, iso_datetime
 from mapping import formats
 
 MAX_FILES = 2000
@@ -78,3 +79,38 @@ def pushed_source(data: dict):
     if data["format"] == formats.CSV:
         return data.get("csv_base64") or data["csv"]
     return {f["path"]: f["data_base64"] for f in data["files"]}
+
+
+SINCE_HELP = (f"この日時より後に変わった届出だけを返します。ISO 8601（例: 2022-09-26T09:00:00+09:00）。UTCとの時差は"
+              f"±{MAX_UTC_OFFSET_HOURS}:00まで。時差を省略するとサーバーの時間帯（Asia/Tokyo）とみなします。")
+
+
+class FeedQuerySerializer(serializers.Serializer):
+    since = serializers.CharField(required=False, max_length=40, help_text=SINCE_HELP)
+
+    def validate_since(self, value):
+        when = iso_datetime(value)
+        if when is None:
+            raise serializers.ValidationError(
+                f"since は ISO 8601 の日時で指定してください（例: 2022-09-26T09:00:00+09:00、時差は±{MAX_UTC_OFFSET_HOURS}:00まで）。")
+        return when
+
+
+class FeedDeliverySerializer(serializers.Serializer):
+    status = serializers.CharField()
+    label = serializers.CharField()
+    final = serializers.BooleanField()
+    receipt_id = serializers.CharField(required=False, allow_null=True)
+
+
+class FeedRowSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    patient_id = serializers.CharField()
+    status = serializers.CharField()
+    revision = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+    delivery = FeedDeliverySerializer()
+
+
+class FeedSerializer(serializers.Serializer):
+    results = FeedRowSerializer(many=True)

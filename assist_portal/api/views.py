@@ -1,4 +1,7 @@
-from drf_spectacular.utils import extend_schema
+from datetime import UTC
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -7,7 +10,14 @@ from assist_portal.audit.services import audit_record
 from assist_portal.notifications import selectors
 from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
 
-from .serializers import ExtractPushSerializer, ExtractResultSerializer, pushed_source
+from .serializers import (
+    SINCE_HELP,
+    ExtractPushSerializer,
+    ExtractResultSerializer,
+    FeedQuerySerializer,
+    FeedSerializer,
+    pushed_source,
+)
 
 
 @extend_schema(request=ExtractPushSerializer, responses={201: ExtractResultSerializer})
@@ -30,11 +40,18 @@ def extract_push(request):
     return Response(ExtractResultSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, OpenApiParameter.QUERY, required=False,
+                                             description=SINCE_HELP)],
+               responses={200: FeedSerializer})
 @api_view(["GET"])
 def notification_feed(request):
     """Confirmed notifications of the connector's own hospital, for the chart (pulled: outbound only)."""
+    query = FeedQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)  # since: a real date-time with a real offset, else 400
+    since = query.validated_data.get("since")
     try:
-        rows = selectors.notification_feed(request.auth, since=request.query_params.get("since"))
+        rows = selectors.notification_feed(request.auth, since=since.astimezone(UTC).isoformat()
+                                           if since else None)
     except selectors.FeedCursorError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     audit_record("api.feed", hospital_code=request.auth.code, object_type="feed", count=len(rows))

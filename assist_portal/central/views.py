@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.admin_services import hospital_mapping_update
@@ -23,6 +22,7 @@ from assist_portal.delivery.services import delivery_redrive
 from assist_portal.formdefs import services
 from assist_portal.formdefs.models import FormAssignment, FormDefinition
 from assist_portal.formdefs.selectors import item_set_version
+from assist_portal.inputs import ascii_ids, bad_request, iso_datetime
 from assist_portal.notifications.services import hospital_csv_profile
 from formengine import (
     DefinitionError,
@@ -242,21 +242,18 @@ def definition_preview(request, pk):
 def definition_publish_view(request, pk):
     row = _draft(pk)
     scope = request.POST.get("scope", "all")
-    ids = [h for h in request.POST.getlist("hospitals") if h.isdigit()]
+    ids = ascii_ids(request.POST.getlist("hospitals"))
+    if ids is None:
+        return _fail(request, "対象の医療機関の指定が正しくありません。", ("central:detail", row.pk))
     hospitals = list(Hospital.objects.filter(pk__in=ids)) if scope == "subset" else None
     if scope == "subset" and not hospitals:
         return _fail(request, "対象の医療機関を選んでください。", ("central:detail", row.pk))
     effective = request.POST.get("effective_from", "").strip()
     effective_from = None
     if effective:
-        try:
-            effective_from = parse_datetime(effective)
-        except ValueError:
-            effective_from = None
+        effective_from = iso_datetime(effective)
         if effective_from is None:
             return _fail(request, "適用開始日時の形式が正しくありません。", ("central:detail", row.pk))
-        if timezone.is_naive(effective_from):
-            effective_from = timezone.make_aware(effective_from)
     try:
         central_services.definition_publish(row, user=request.user, hospitals=hospitals, effective_from=effective_from,
                                     request=request)
@@ -281,6 +278,8 @@ def definition_questionnaire(request, pk):
 def delivery_monitor(request):
     status = request.GET.get("status", "")
     qs = Delivery.objects.select_related("hospital", "revision")
+    if status and status not in Delivery.Status.values:
+        return bad_request(request, "送信状態の指定が正しくありません。")
     if status:
         qs = qs.filter(status=status)
     counts = [(s, label, Delivery.objects.filter(status=s).count()) for s, label in Delivery.Status.choices]

@@ -203,6 +203,9 @@ def demo_launch(request):
     _require_demo()
     patient_id = request.POST.get("patient_id", "")
     fmt = request.POST.get("format", formats.FHIR)
+    if fmt not in formats.FORMATS:
+        return render(request, "notifications/launch_error.html", {
+            "message": f"未対応の形式です（{' / '.join(formats.FORMATS)} のいずれかを選んでください）。"}, status=400)
     if patient_id not in {p["id"] for p in demo_patients()}:
         raise Http404()
     try:
