@@ -284,6 +284,20 @@ def _check_csv_profile(profile: dict, codes) -> None:
         raise ValueError(f"CSVプロファイルを適用できません（{type(exc).__name__}）。列の指定を確認してください。")
 
 
+def hospital_raw_push_set(hospital: Hospital, *, enabled: bool, by, request=None) -> Hospital:
+    """The hospital administrator's switch: accept raw EMR extracts (not only the notification items) from this
+    hospital's connector. Off by default; audited both ways."""
+    if by is None or not (by.role == User.Role.HOSPITAL_ADMIN and by.hospital_id == hospital.pk
+                          and by.hospital_is_active):
+        audit_record("user.denied", request=request, user=by, obj=hospital, attempted="raw_push")
+        raise AccountError("この設定を変更できるのは、その医療機関の管理者だけです。")
+    Hospital.objects.filter(pk=hospital.pk).update(raw_push_enabled=enabled)
+    hospital.raw_push_enabled = enabled
+    audit_record("hospital.raw_push", request=request, user=by, hospital_code=hospital.code, obj=hospital,
+                 enabled=enabled)
+    return hospital
+
+
 def hospital_mapping_update(hospital: Hospital, *, local_codes, csv_profile, user, request=None) -> Hospital:
     """A central admin's edit of a hospital's mapping tables (local lab/specimen codes, DWH column profile);
     used from the next extract the hospital pushes. ValueError (Japanese) when a table is not usable."""

@@ -17,6 +17,9 @@ class Hospital(models.Model):
     health_centre_name = models.CharField("管轄保健所", max_length=100, blank=True)
     local_codes = models.JSONField("院内コード表", default=dict, blank=True)
     csv_profile = models.JSONField("DWH/CSV列対応プロファイル", default=dict, blank=True)
+    # Off (the default): the connector sends only the notification items it extracted inside the hospital
+    # (別紙1 ②). The hospital administrator may switch raw extracts on for a while, e.g. to debug a mapping.
+    raw_push_enabled = models.BooleanField("抽出データそのものの受信を許可", default=False)
     # Off: its staff open nothing (accounts.decorators, User.is_hospital_staff) and its connector keys are refused.
     is_active = models.BooleanField("利用中", default=True)
 

@@ -2,7 +2,7 @@ from datetime import UTC
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -11,27 +11,39 @@ from assist_portal.notifications import selectors
 from assist_portal.notifications.services import ExtractPayload, WorkflowError, extract_receive, launch_token_issue
 
 from .serializers import (
+    ITEMS,
     SINCE_HELP,
     ExtractPushSerializer,
     ExtractResultSerializer,
     FeedQuerySerializer,
     FeedSerializer,
+    pushed_items,
     pushed_source,
 )
+
+RAW_PUSH_REFUSED = ("この医療機関では抽出データそのものは受け付けません。コネクタは届出の項目だけを送信してください"
+                    "（format \"items\"）。マッピングの調査などで必要な場合は、医療機関の管理者が設定で一時的に許可できます。")
 
 
 @extend_schema(request=ExtractPushSerializer, responses={201: ExtractResultSerializer})
 @api_view(["POST"])
 def extract_push(request):
-    """The hospital connector pushes one patient's EMR extract and receives a one-time launch URL."""
+    """The hospital connector pushes one patient's notification items (extracted inside the hospital; a raw
+    extract only where the hospital switched it on) and receives a one-time launch URL."""
     serializer = ExtractPushSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     hospital = request.auth
-    source = pushed_source(data)
+    if data["format"] == ITEMS:
+        payload = ExtractPayload(format=data["source_format"], patient_ref=data["patient_id"], data=None,
+                                 extracted=pushed_items(data), source_sha256=data["source_sha256"])
+    elif not hospital.raw_push_enabled:
+        audit_record("extract.refused", hospital_code=hospital.code, object_type="extract", format=data["format"])
+        return Response({"detail": RAW_PUSH_REFUSED}, status=status.HTTP_403_FORBIDDEN)
+    else:
+        payload = ExtractPayload(format=data["format"], patient_ref=data["patient_id"], data=pushed_source(data))
     try:
-        extract = extract_receive(hospital, ExtractPayload(format=data["format"], patient_ref=data["patient_id"],
-                                                           data=source))
+        extract = extract_receive(hospital, payload)
     except WorkflowError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     url, expires_at = launch_token_issue(extract)
@@ -83,3 +95,19 @@ def notification_document(request, uuid):
     audit_record("api.document", hospital_code=request.auth.code, object_type="notifications.notification",
                  object_id=str(uuid))
     return Response(document)
+
+
+class MappingTablesSerializer(serializers.Serializer):
+    local_codes = serializers.JSONField(help_text="院内コード表（検査項目・検体 → HER-SYS）")
+    csv_profile = serializers.JSONField(allow_null=True, help_text="DWH/CSV 列対応プロファイル（なければ null）")
+
+
+@extend_schema(responses={200: MappingTablesSerializer})
+@api_view(["GET"])
+def mapping_tables(request):
+    """The hospital's mapping tables as the central admins keep them, for the connector's extraction inside the
+    hospital (pulled: outbound only)."""
+    from assist_portal.notifications.services import hospital_csv_profile
+
+    hospital = request.auth
+    return Response({"local_codes": hospital.local_codes or {}, "csv_profile": hospital_csv_profile(hospital)})

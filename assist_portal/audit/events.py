@@ -26,6 +26,7 @@ class AuditAction(StrEnum):
     HOSPITAL_DEACTIVATE = "hospital.deactivate"
     HOSPITAL_REACTIVATE = "hospital.reactivate"
     HOSPITAL_ASSIGN = "hospital.assign"  # a published definition assigned to one hospital
+    HOSPITAL_RAW_PUSH = "hospital.raw_push"  # raw EMR extracts accepted from the connector: switched on/off
     CONNECTOR_KEY_CREATE = "connector_key.create"
     CONNECTOR_KEY_ROTATE = "connector_key.rotate"
     CONNECTOR_KEY_REVOKE = "connector_key.revoke"
@@ -36,6 +37,7 @@ class AuditAction(StrEnum):
     FORMDEF_PUBLISH = "formdef.publish"
     # extracts, launches, notifications
     EXTRACT_RECEIVE = "extract.receive"
+    EXTRACT_REFUSED = "extract.refused"  # a raw extract from a hospital that has not switched raw pushes on
     LAUNCH_CONSUME = "launch.consume"
     LAUNCH_DENIED = "launch.denied"
     NOTIFICATION_LIST = "notification.list"

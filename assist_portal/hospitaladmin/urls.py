@@ -7,4 +7,5 @@ urlpatterns = [
     path("staff/", views.staff, name="staff"),
     path("settings/", views.settings_page, name="settings"),
     path("keys/", views.keys, name="keys"),
+    path("raw-push/", views.raw_push, name="raw-push"),
 ]

@@ -39,3 +39,20 @@ def keys(request):
     if shown is None and not error:
         return redirect("hospitaladmin:settings")
     return _settings(request, status=400 if error else 200, shown_key=shown, key_error=error)
+
+
+@hospital_admin_required
+@require_POST
+def raw_push(request):
+    """Switch on (for a while, e.g. to debug a mapping) or off the acceptance of raw EMR extracts; audited."""
+    from django.contrib import messages
+
+    from assist_portal.accounts.admin_services import hospital_raw_push_set
+
+    enabled = request.POST.get("enabled")
+    if enabled not in ("0", "1"):
+        return _settings(request, status=400, error="操作が正しくありません。")
+    hospital_raw_push_set(request.user.hospital, enabled=enabled == "1", by=request.user, request=request)
+    messages.success(request, "抽出データそのものの受信を許可しました。調査が終わったら必ず元に戻してください。"
+                     if enabled == "1" else "抽出データそのものの受信を止めました（項目のみを受け付けます）。")
+    return redirect("hospitaladmin:settings")

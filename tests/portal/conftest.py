@@ -134,18 +134,19 @@ def sandbox(sandbox_server, settings):
     hersys_client.cache_clear()
 
 
-def push_extract(client, patient_id: str, fmt: str = "fhir", key: str = "key-h0001"):
-    """What the hospital connector does: push the extract with the hospital's API key."""
-    import base64
+def push_extract(client, patient_id: str, fmt: str = "fhir", key: str = "key-h0001", raw: bool = False):
+    """What the hospital connector does: extract inside the hospital and push only the notification items (or,
+    `raw=True`, the extract itself — accepted only where the hospital switched raw pushes on)."""
+    from connector.extract import items_body, raw_body, read_source, run_mapping
 
-    if fmt == "fhir":
-        body = {"patient_id": patient_id, "format": "fhir",
-                "bundle": json.loads((DEMO_SAMPLES / "fhir" / f"{patient_id}.json").read_text(encoding="utf-8"))}
+    path = (DEMO_SAMPLES / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id if fmt == "ss-mix2"
+            else DEMO_SAMPLES / "fhir" / f"{patient_id}.json")
+    data = read_source(fmt, path)
+    if raw:
+        body = raw_body(patient_id, fmt, data)
     else:
-        folder = DEMO_SAMPLES / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id
-        body = {"patient_id": patient_id, "format": "ss-mix2",
-                "files": [{"path": str(p.relative_to(folder)), "data_base64": base64.b64encode(p.read_bytes()).decode()}
-                          for p in sorted(folder.rglob("*")) if p.is_file()]}
+        codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
+        body = items_body(patient_id, fmt, data, run_mapping(fmt, data, patient_id, codes, None))
     return client.post("/api/v1/extracts", data=json.dumps(body), content_type="application/json",
                        HTTP_AUTHORIZATION=f"Api-Key {key}")
 

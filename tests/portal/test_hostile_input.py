@@ -50,6 +50,8 @@ def test_a_lone_surrogate_anywhere_in_a_push_is_a_400(client, hospital, publishe
 def test_a_properly_paired_surrogate_escape_is_accepted(client, hospital, published):
     """An emoji written as a JSON surrogate pair (\\ud83d\\ude00) is a real character: not refused."""
     published("2021-03")
+    hospital.raw_push_enabled = True
+    hospital.save()
     body = fhir_body(bundle_text().replace('"family"', '"x_note": "\\ud83d\\ude00", "family"', 1))
     assert api_post(client, body).status_code == 201
 

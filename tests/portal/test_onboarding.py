@@ -2,7 +2,6 @@
 stored hashed, named, rotated with an overlap, revoked, with last-used time; deactivating a hospital stops its
 staff and keys at once."""
 import hashlib
-import json
 import os
 import stat
 from datetime import timedelta
@@ -17,8 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assist_portal.accounts.models import ConnectorKey, Hospital, User
 from assist_portal.audit.models import AuditEvent
-from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import PASSWORD, current_totp, launch_path
+from tests.portal.conftest import PASSWORD, current_totp, launch_path, push_extract
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
@@ -26,10 +24,7 @@ PATIENT = "1100000002"
 
 
 def fhir_push(client, key, patient=PATIENT):
-    body = {"patient_id": patient, "format": "fhir",
-            "bundle": json.loads((DEMO_SAMPLES / "fhir" / f"{patient}.json").read_text(encoding="utf-8"))}
-    return client.post("/api/v1/extracts", data=json.dumps(body), content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return push_extract(client, patient, "fhir", key)
 
 
 def shown_key(response) -> str:
