@@ -147,3 +147,13 @@ def test_a_password_typed_as_user_name_is_stored_nowhere(client, central_admin, 
     login(client, central_admin)
     body = b"".join(client.get(reverse("central:audit-export")).streaming_content).decode("utf-8-sig")
     assert secret not in body and secret[:6] not in body
+
+
+def test_a_made_up_forwarded_address_does_not_escape_the_lockout(client, physician, clock, settings):
+    """Behind the proxy, the address is the one the proxy added (the last entry), not one the client wrote."""
+    settings.TRUST_X_FORWARDED_FOR = True
+    for i in range(settings.LOGIN_MAX_FAILURES + 2):
+        client.post(reverse("accounts:login"), {"username": physician.username, "password": "guess", "otp_token": ""},
+                    REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}, {STRANGER}")
+    assert throttle.is_locked(throttle.Source(physician.username, STRANGER))
+    assert set(AuditEvent.objects.filter(action="login.failure").values_list("ip", flat=True)) == {STRANGER}
