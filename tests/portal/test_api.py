@@ -10,12 +10,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
 
 @pytest.fixture(autouse=True)
-def raw_pushes_allowed(db):
+def raw_pushes_allowed(hospital):
     """These tests feed hostile raw extracts to the data centre's parsers: the hospital allows raw pushes."""
-    from assist_portal.accounts.models import Hospital
-
-    Hospital.objects.update(raw_push_enabled=True)
-    yield
+    hospital.raw_push_enabled = True
+    hospital.save(update_fields=["raw_push_enabled"])
 
 
 def post(client, body, key="key-h0001", raw=None):
