@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "assist_portal.audit",
     "assist_portal.formdefs",
     "assist_portal.central",
+    "assist_portal.hospitaladmin",
     "assist_portal.notifications",
     "assist_portal.delivery",
     "assist_portal.api",
@@ -141,7 +142,15 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+# HTTPS only, from the environment (README): redirect plain HTTP, HSTS, and — behind the data centre's
+# TLS-terminating proxy — trust its X-Forwarded-Proto. The load balancer's probes stay reachable over HTTP.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER") else None
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", SECURE_SSL_REDIRECT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -150,23 +159,43 @@ SECURE_REFERRER_POLICY = "same-origin"
 TRUST_X_FORWARDED_FOR = env_bool("DJANGO_TRUST_X_FORWARDED_FOR", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
 
+# E-mail (account notices: second factor enrolled or reset). Printed to the console unless an SMTP host is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "HER-SYS登録補助 <no-reply@localhost>")
+
 # Authentication policy
+# Brute force (accounts.throttle): failures per user name AND client address, and per client address; a lock
+# doubles with each further lock of the same source up to the maximum, and always ends when it says.
 LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
-LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+LOGIN_IP_MAX_FAILURES = int(os.environ.get("LOGIN_IP_MAX_FAILURES", "30"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "300"))
+LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", "3600"))
+LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
+LOGIN_BACKOFF_RESET_SECONDS = int(os.environ.get("LOGIN_BACKOFF_RESET_SECONDS", "86400"))
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
 # A launch for a patient whose case was notified less than this many days ago reopens that notification.
 CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
+# Rotating a connector key: how long the old key keeps working beside the new one.
+CONNECTOR_KEY_OVERLAP_HOURS = float(os.environ.get("CONNECTOR_KEY_OVERLAP_HOURS", "24"))
 LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["assist_portal.api.auth.IsHospitalConnector"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "assist_portal.api.schema.ConnectorAutoSchema",
     "DEFAULT_PARSER_CLASSES": ["assist_portal.api.auth.SafeJSONParser"],
     "EXCEPTION_HANDLER": "assist_portal.api.auth.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "HER-SYS 登録補助 API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {"TITLE": "HER-SYS 登録補助 API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
 
 # Celery: a broker that needs no server by default (filesystem transport under var/broker).
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -62,6 +62,7 @@ def world_create(hospitals: int) -> World:
     """`hospitals` tenants H9001…, each with one physician, and the 2021-03 catalog published to all."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from assist_portal.accounts.connector_keys import connector_key_register
     from assist_portal.accounts.models import Hospital, User
     from assist_portal.central.services import definition_publish
     from assist_portal.formdefs.services import definition_import_builtin
@@ -71,9 +72,10 @@ def world_create(hospitals: int) -> World:
     for i in range(1, hospitals + 1):
         code = f"H9{i:03d}"
         key = f"{API_KEY_PREFIX}{code}"
+        # raw_push_enabled: the launch benchmark pushes FHIR bundles (mapping measured on the data-centre side).
         hospital = Hospital.objects.create(code=code, name=f"ベンチ総合病院{i:03d}", address="東京都千代田区霞が関１－２－２",
-                                           phone="03-5253-1111", local_codes=local_codes,
-                                           api_key_hash=Hospital.hash_api_key(key))
+                                           phone="03-5253-1111", local_codes=local_codes, raw_push_enabled=True)
+        connector_key_register(hospital, name="ベンチマーク用", secret=key)
         physician = User.objects.create_user(username=f"bench_dr_{i:03d}", password=f"unused-{key}-pw",
                                              role="physician", hospital=hospital, display_name=f"医師　{i:03d}")
         TOTPDevice.objects.create(user=physician, name="default", confirmed=True)

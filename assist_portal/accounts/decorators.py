@@ -8,6 +8,8 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
+HOSPITAL_INACTIVE = "所属医療機関の利用は停止されています。"
+
 
 def verified_required(*roles: str, allow_pending_password_change: bool = False):
     def decorator(view):
@@ -16,6 +18,8 @@ def verified_required(*roles: str, allow_pending_password_change: bool = False):
             user = request.user
             if not user.is_authenticated or not user.is_verified():
                 return redirect_to_login(request.get_full_path())
+            if user.hospital_id is not None and not user.hospital_is_active:  # open sessions end with it
+                raise PermissionDenied(HOSPITAL_INACTIVE)
             if user.must_change_password and not allow_pending_password_change:
                 target = reverse("accounts:password_change") + "?" + urlencode({"next": request.get_full_path()})
                 return HttpResponseRedirect(target)
@@ -30,3 +34,4 @@ def verified_required(*roles: str, allow_pending_password_change: bool = False):
 
 staff_required = verified_required("physician", "clerk")
 admin_required = verified_required("central_admin")
+hospital_admin_required = verified_required("hospital_admin")

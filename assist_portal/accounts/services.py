@@ -1,4 +1,4 @@
-"""Sign-in: individual account, password + TOTP (django-otp), lockout after repeated failures.
+"""Sign-in: individual account, password + TOTP (django-otp), brute-force lockout per source (accounts.throttle).
 
 First sign-in of an account without a confirmed TOTP device: the password alone does not log in; it opens a short
 enrolment step (the password-verified user id is kept in the session) where the user scans a fresh TOTP secret
@@ -7,23 +7,27 @@ and proves it with a current code. Accounts whose password an administrator chos
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import authenticate, update_session_auth_hash
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assist_portal.audit.services import audit_record
 
+from . import throttle
 from .models import User
+from .notices import account_notice
 
-GENERIC_FAILURE = "ユーザー名、パスワード、またはワンタイムパスワードが正しくありません。"
+# One message for a wrong user name, password or code AND for a locked source: nothing tells which names exist.
+GENERIC_FAILURE = ("ユーザー名、パスワード、またはワンタイムパスワードが正しくありません。"
+                   "続けて失敗すると、しばらくの間ログインできなくなります（正しく入力してもログインできない場合は、"
+                   "数分後にもう一度お試しいただくか、管理者に連絡してください）。")
 ENROL_FAILURE = "ワンタイムパスワードが正しくありません。認証アプリに表示されている現在の6桁を入力してください。"
 ENROL_EXPIRED = "認証アプリの登録手続きの有効期限が切れました。もう一度ユーザー名とパスワードでログインしてください。"
+# Only after the password was proven (enrolment): telling the holder that the account is locked reveals nothing.
+ENROL_LOCKED = ("ワンタイムパスワードを続けて間違えたため、しばらくの間ログインできません。"
+                "数分後にもう一度お試しいただくか、管理者に連絡してください。")
 ENROL_SESSION_KEY = "accounts_enrol"
 ENROL_MAX_AGE_SECONDS = 10 * 60
 
@@ -36,24 +40,16 @@ class EnrolmentExpired(Exception):
     """No (or no longer a valid) password-verified enrolment in this session."""
 
 
-def _locked_message() -> str:
-    minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
-    return (f"ログインに続けて失敗したため、このアカウントは一時的にロックされています。"
-            f"約{minutes}分後にもう一度お試しいただくか、管理者に連絡してください。")
-
-
-def _register_failure(username: str, request, reason: str) -> None:
-    user = User.objects.filter(username=username).first()
+def _register_failure(source: throttle.Source, request, reason: str, user: User | None = None) -> None:
+    """Count and audit one failed attempt. An unknown user name is audited by its keyed hash only (a password
+    typed into the user-name field must not end up in the log or its CSV export)."""
+    user = user if user is not None else User.objects.filter(username=source.username).first()
+    throttle.failure_register(source, user=user, request=request)
     if user is not None:
-        with transaction.atomic():
-            User.objects.filter(pk=user.pk).update(failed_logins=F("failed_logins") + 1)
-            user.refresh_from_db(fields=["failed_logins"])
-            if user.failed_logins >= settings.LOGIN_MAX_FAILURES:
-                user.locked_until = timezone.now() + timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
-                user.save(update_fields=["locked_until"])
-                audit_record("login.locked", request=request, user=user, failures=user.failed_logins)
-    audit_record("login.failure", request=request, user=user, reason=reason,
-                 object_type="username", object_id=username[:64])
+        audit_record("login.failure", request=request, user=user, reason=reason)
+    else:
+        audit_record("login.failure", request=request, reason=reason, object_type="username",
+                     object_id=throttle.name_hash(source.username))
 
 
 def _digits(token: str) -> str:
@@ -65,20 +61,27 @@ def has_confirmed_device(user: User) -> bool:
 
 
 def login_verify(request, username: str, password: str, otp_token: str) -> tuple[User, TOTPDevice | None]:
-    """Check the factors; raise LoginRefused with a message that does not tell which one failed.
+    """Check the factors; raise LoginRefused with one message whatever failed, locked sources included.
 
     Returns (user, device) when password and code are right. Returns (user, None) when the password is right and
     the account has no confirmed TOTP device yet: the caller must start the enrolment step (`enrol_start`), the
     user is NOT logged in. An account with a confirmed device always needs its code.
     """
-    username = (username or "").strip()
-    candidate = User.objects.filter(username=username).first()
-    if candidate is not None and candidate.is_locked():
-        audit_record("login.refused_locked", request=request, user=candidate)
-        raise LoginRefused(_locked_message())
-    user = authenticate(request, username=username, password=password)
+    source = throttle.Source.of(request, username)
+    locked = throttle.is_locked(source)
+    # The password is checked even for a locked source, so the answer takes as long (no timing hint either).
+    user = authenticate(request, username=source.username, password=password)
+    if locked:
+        known = user or User.objects.filter(username=source.username).first()
+        audit_record("login.refused_locked", request=request, user=known,
+                     object_type="" if known else "username",
+                     object_id="" if known else throttle.name_hash(source.username))
+        raise LoginRefused(GENERIC_FAILURE)
     if user is None:
-        _register_failure(username, request, "password")
+        _register_failure(source, request, "password")
+        raise LoginRefused(GENERIC_FAILURE)
+    if user.hospital_id is not None and not user.hospital_is_active:
+        audit_record("login.failure", request=request, user=user, reason="hospital_inactive")
         raise LoginRefused(GENERIC_FAILURE)
     devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
     if not devices:
@@ -86,9 +89,9 @@ def login_verify(request, username: str, password: str, otp_token: str) -> tuple
     token = _digits(otp_token)
     device = next((d for d in devices if d.verify_token(token)), None)
     if device is None:
-        _register_failure(username, request, "otp")
+        _register_failure(source, request, "otp", user)
         raise LoginRefused(GENERIC_FAILURE)
-    User.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
+    throttle.success_register(source)
     return user, device
 
 
@@ -144,16 +147,19 @@ def enrol_confirm(request, otp_token: str) -> tuple[User, str]:
     Wrong codes count towards the same lockout as the sign-in; a locked account cannot finish enrolment.
     """
     user, device, next_url = enrol_pending(request)
-    if user.is_locked():
+    if user.hospital_id is not None and not user.hospital_is_active:
+        enrol_cancel(request)
+        raise EnrolmentExpired(ENROL_EXPIRED)
+    source = throttle.Source.of(request, user.username)
+    if throttle.is_locked(source):
         audit_record("login.refused_locked", request=request, user=user)
         enrol_cancel(request)
-        raise LoginRefused(_locked_message())
+        raise LoginRefused(ENROL_LOCKED)
     if not device.verify_token(_digits(otp_token)):
-        _register_failure(user.username, request, "enrol_otp")
-        user.refresh_from_db(fields=["locked_until"])
-        if user.is_locked():
+        _register_failure(source, request, "enrol_otp", user)
+        if throttle.is_locked(source):
             enrol_cancel(request)
-            raise LoginRefused(_locked_message())
+            raise LoginRefused(ENROL_LOCKED)
         raise LoginRefused(ENROL_FAILURE)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
@@ -162,11 +168,12 @@ def enrol_confirm(request, otp_token: str) -> tuple[User, str]:
             raise EnrolmentExpired(ENROL_EXPIRED)
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
         TOTPDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
-        User.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
+        throttle.success_register(source)
         audit_record("user.enrol", request=request, user=user, obj=user, device_id=device.pk)
     device.refresh_from_db()
     enrol_cancel(request)
     login_complete(request, user, device)
+    account_notice(user, "enrolled", request=request)
     return user, next_url
 
 

@@ -30,11 +30,23 @@ def _safe_next(request) -> str:
     return ""
 
 
+START_PAGE = {"central_admin": "central:list", "hospital_admin": "hospitaladmin:staff"}
+
+
+def start_page(user) -> str:
+    """Each role's first page: hospital staff the worklist, administrators their own pages."""
+    return START_PAGE.get(getattr(user, "role", ""), "notifications:list")
+
+
+def home(request):
+    return redirect(start_page(request.user))
+
+
 def _after_sign_in(user, next_url: str):
     if user.must_change_password:
         query = "?" + urlencode({"next": next_url}) if next_url else ""
         return redirect(reverse("accounts:password_change") + query)
-    return redirect(next_url or ("central:list" if user.is_central_admin else "notifications:list"))
+    return redirect(next_url or start_page(user))
 
 
 @require_http_methods(["GET", "POST"])

@@ -18,8 +18,19 @@ class AuditAction(StrEnum):
     USER_PASSWORD_CHANGE = "user.password_change"
     USER_RESET = "user.reset"
     USER_UNLOCK = "user.unlock"
+    USER_NOTICE = "user.notice"  # the holder was e-mailed (second factor enrolled or reset)
+    USER_DENIED = "user.denied"  # an administrator tried to manage an account outside its remit
     HOSPITAL_MAPPING_EDIT = "hospital.mapping_edit"
     HOSPITAL_DEFAULT_FORM = "hospital.default_form"
+    HOSPITAL_CREATE = "hospital.create"
+    HOSPITAL_EDIT = "hospital.edit"
+    HOSPITAL_DEACTIVATE = "hospital.deactivate"
+    HOSPITAL_REACTIVATE = "hospital.reactivate"
+    HOSPITAL_ASSIGN = "hospital.assign"  # a published definition assigned to one hospital
+    HOSPITAL_RAW_PUSH = "hospital.raw_push"  # raw EMR extracts accepted from the connector: switched on/off
+    CONNECTOR_KEY_CREATE = "connector_key.create"
+    CONNECTOR_KEY_ROTATE = "connector_key.rotate"
+    CONNECTOR_KEY_REVOKE = "connector_key.revoke"
     # form definitions
     FORMDEF_CREATE = "formdef.create"
     FORMDEF_EDIT = "formdef.edit"
@@ -27,6 +38,7 @@ class AuditAction(StrEnum):
     FORMDEF_PUBLISH = "formdef.publish"
     # extracts, launches, notifications
     EXTRACT_RECEIVE = "extract.receive"
+    EXTRACT_REFUSED = "extract.refused"  # a raw extract from a hospital that has not switched raw pushes on
     LAUNCH_CONSUME = "launch.consume"
     LAUNCH_DENIED = "launch.denied"
     NOTIFICATION_LIST = "notification.list"

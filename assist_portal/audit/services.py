@@ -12,7 +12,9 @@ def client_ip(request) -> str | None:
     from django.conf import settings
 
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if settings.TRUST_X_FORWARDED_FOR else ""
-    candidate = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
+    # The entry our reverse proxy added is the last one; anything before it came from the client and can be
+    # made up (it must not pick the address the sign-in lockout counts, accounts.throttle).
+    candidate = forwarded.split(",")[-1].strip() if forwarded else request.META.get("REMOTE_ADDR")
     import ipaddress
 
     try:

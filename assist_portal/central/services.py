@@ -19,3 +19,20 @@ def definition_publish(draft, *, user=None, hospitals=None, effective_from=None,
         for hospital in hospitals or [None]:
             drafts_migrate(hospital, form=row.form)
     return row
+
+
+def hospital_assign(hospital, definition, *, user=None, request=None):
+    """Onboarding: the hospital uses this published definition from now on (instead of the all-hospital one);
+    its drafts in flight move to it."""
+    from django.db import transaction
+
+    from assist_portal.audit.services import audit_record
+    from assist_portal.formdefs.models import FormAssignment
+
+    with transaction.atomic():
+        row = FormAssignment.objects.create(definition=definition, hospital=hospital, effective_from=timezone.now(),
+                                            created_by=user)
+        audit_record("hospital.assign", request=request, user=user, hospital_code=hospital.code, obj=row,
+                     definition=definition.pk, version=definition.version)
+    drafts_migrate(hospital)
+    return row

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, views
+from . import audit_views, hospital_views, views
 
 app_name = "central"
 urlpatterns = [
@@ -18,6 +18,11 @@ urlpatterns = [
     path("hospitals/", views.hospital_list, name="hospitals"),
     path("hospitals/<int:pk>/default-form/", views.hospital_default_form, name="hospital-default-form"),
     path("hospitals/<int:pk>/mapping/", views.hospital_mapping, name="hospital-mapping"),
+    path("hospitals/new/", hospital_views.hospital_new, name="hospital-new"),
+    path("hospitals/<int:pk>/", hospital_views.hospital_detail, name="hospital-detail"),
+    path("hospitals/<int:pk>/active/", hospital_views.hospital_active, name="hospital-active"),
+    path("hospitals/<int:pk>/assign/", hospital_views.hospital_assign, name="hospital-assign"),
+    path("hospitals/<int:pk>/keys/", hospital_views.hospital_keys, name="hospital-keys"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),
     path("audit.csv", audit_views.audit_export, name="audit-export"),

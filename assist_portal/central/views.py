@@ -10,25 +10,19 @@ from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from assist_portal.accounts.admin_services import (
-    AccountError,
-    hospital_mapping_update,
-    user_create,
-    user_reset,
-    user_unlock,
-    users_for_admin,
-)
+from assist_portal.accounts.admin_services import hospital_mapping_update
+from assist_portal.accounts.admin_views import account_admin
 from assist_portal.accounts.decorators import admin_required
-from assist_portal.accounts.models import Hospital, User
+from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_redrive
 from assist_portal.formdefs import selectors, services
 from assist_portal.formdefs.catalogs import builtin_catalogs
 from assist_portal.formdefs.models import FormAssignment, FormDefinition
 from assist_portal.formdefs.selectors import item_set_version
+from assist_portal.inputs import ascii_ids, bad_request, iso_datetime
 from assist_portal.notifications.services import hospital_csv_profile
 from formengine import (
     DefinitionError,
@@ -253,21 +247,18 @@ def definition_preview(request, pk):
 def definition_publish_view(request, pk):
     row = _draft(pk)
     scope = request.POST.get("scope", "all")
-    ids = [h for h in request.POST.getlist("hospitals") if h.isdigit()]
+    ids = ascii_ids(request.POST.getlist("hospitals"))
+    if ids is None:
+        return _fail(request, "対象の医療機関の指定が正しくありません。", ("central:detail", row.pk))
     hospitals = list(Hospital.objects.filter(pk__in=ids)) if scope == "subset" else None
     if scope == "subset" and not hospitals:
         return _fail(request, "対象の医療機関を選んでください。", ("central:detail", row.pk))
     effective = request.POST.get("effective_from", "").strip()
     effective_from = None
     if effective:
-        try:
-            effective_from = parse_datetime(effective)
-        except ValueError:
-            effective_from = None
+        effective_from = iso_datetime(effective)
         if effective_from is None:
             return _fail(request, "適用開始日時の形式が正しくありません。", ("central:detail", row.pk))
-        if timezone.is_naive(effective_from):
-            effective_from = timezone.make_aware(effective_from)
     try:
         central_services.definition_publish(row, user=request.user, hospitals=hospitals,
                                             effective_from=effective_from, request=request)
@@ -294,6 +285,8 @@ def definition_questionnaire(request, pk):
 def delivery_monitor(request):
     status = request.GET.get("status", "")
     qs = Delivery.objects.select_related("hospital")
+    if status and status not in Delivery.Status.values:
+        return bad_request(request, "送信状態の指定が正しくありません。")
     if status:
         qs = qs.filter(status=status)
     counts = [(s, label, Delivery.objects.filter(status=s).count()) for s, label in Delivery.Status.choices]
@@ -368,31 +361,7 @@ def hospital_mapping(request, pk):
 @admin_required
 @require_http_methods(["GET", "POST"])
 def user_admin(request):
-    """Individual accounts: create (one-time password shown once; the holder enrols TOTP at first sign-in),
-    reset a lost authenticator (new one-time password, re-enrolment) and unlock."""
-    created = None
-    error = ""
-    if request.method == "POST" and request.POST.get("unlock"):
-        user = get_object_or_404(User, pk=request.POST["unlock"] if request.POST["unlock"].isdigit() else 0)
-        user_unlock(user, by=request.user, request=request)
-        messages.success(request, f"{user.username} のロックを解除しました。")
-        return redirect("central:users")
-    if request.method == "POST" and request.POST.get("reset"):
-        user = get_object_or_404(User, pk=request.POST["reset"] if request.POST["reset"].isdigit() else 0)
-        try:
-            created = {"user": user, "password": user_reset(user, by=request.user, request=request), "reset": True}
-        except AccountError as exc:
-            error = str(exc)
-    elif request.method == "POST":
-        hospital = Hospital.objects.filter(pk=request.POST.get("hospital") or 0).first()
-        try:
-            user, password = user_create(
-                username=request.POST.get("username", ""), role=request.POST.get("role", ""), hospital=hospital,
-                display_name=request.POST.get("display_name", "").strip()[:100], by=request.user, request=request)
-        except AccountError as exc:
-            error = str(exc)
-        else:
-            created = {"user": user, "password": password, "reset": False}
-    return render(request, "central/users.html", {
-        "users": users_for_admin(), "hospitals": Hospital.objects.order_by("code"), "roles": User.Role.choices,
-        "created": created, "error": error, "now": timezone.now()}, status=400 if error else 200)
+    """Administrator accounts (hospital administrators, central admins): create (one-time password shown once;
+    the holder enrols TOTP at first sign-in), reset a lost authenticator and unlock. Never physicians or clerks:
+    see accounts.admin_services."""
+    return account_admin(request, template="central/users.html", page="central:users")

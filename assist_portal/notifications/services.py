@@ -49,9 +49,13 @@ class InvalidLaunch(WorkflowError):
 
 @dataclass
 class ExtractPayload:
-    format: str
+    format: str  # the EMR extract's format (ss-mix2, fhir, csv)
     patient_ref: str
-    data: Any  # bundle dict (fhir), {relpath: bytes} (ss-mix2), or mapping result (items)
+    data: Any  # raw push: bundle dict (fhir), {relpath: bytes} (ss-mix2), csv text/bytes; None for items
+    # Items-only push (the default): the connector ran `mapping` inside the hospital; this is its result
+    # (items, provenance, suggestions, warnings, already checked against the vocabulary) and the hash of what it read.
+    extracted: dict | None = None
+    source_sha256: str = ""
 
 
 def local_date():
@@ -59,12 +63,18 @@ def local_date():
 
 
 def extract_receive(hospital, payload: ExtractPayload) -> Extract:
-    """Run `mapping` over a pushed extract and store the result (encrypted). Raw EMR data is not kept."""
-    codes = mapping.load_local_codes(hospital.local_codes or {})
-    try:
-        result = mapping.formats.extract(payload.format, payload.data, codes, hospital_csv_profile(hospital))
-    except mapping.formats.UnknownFormat as exc:
-        raise WorkflowError(str(exc))
+    """Store a pushed extract's notification items (encrypted): as the connector extracted them inside the
+    hospital, or — raw push, only where the hospital switched it on — by running `mapping` here. Raw EMR data is
+    never kept, only its hash."""
+    if payload.extracted is not None:
+        result, digest = payload.extracted, payload.source_sha256
+    else:
+        codes = mapping.load_local_codes(hospital.local_codes or {})
+        try:
+            result = mapping.formats.extract(payload.format, payload.data, codes, hospital_csv_profile(hospital))
+        except mapping.formats.UnknownFormat as exc:
+            raise WorkflowError(str(exc))
+        digest = mapping.formats.content_sha256(payload.format, payload.data)
     extract = Extract.objects.create(
         hospital=hospital,
         patient_ref=payload.patient_ref,
@@ -73,10 +83,11 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
         provenance=result.get("provenance", {}),
         suggestions=result.get("suggestions", {}),
         warnings=result.get("warnings", []),
-        payload_sha256=mapping.formats.content_sha256(payload.format, payload.data),
+        payload_sha256=digest,
     )
     audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
-                 items=len(extract.items), warnings=len(extract.warnings))
+                 pushed="raw" if payload.extracted is None else "items", items=len(extract.items),
+                 warnings=len(extract.warnings))
     return extract
 
 

@@ -224,6 +224,9 @@ def demo_launch(request):
     fmt, _, patient_id = request.POST.get("launch", "").partition(":")
     if not patient_id:
         patient_id, fmt = request.POST.get("patient_id", ""), request.POST.get("format", formats.FHIR)
+    if fmt not in formats.FORMATS:
+        return render(request, "notifications/launch_error.html", {
+            "message": f"未対応の形式です（{' / '.join(formats.FORMATS)} のいずれかを選んでください）。"}, status=400)
     if patient_id not in {p["id"] for p in demo_patients()}:
         raise Http404()
     try:

@@ -15,20 +15,25 @@ PASSWORD = "correct-horse-battery-9"
 
 @pytest.fixture
 def hospital(db):
+    from assist_portal.accounts.connector_keys import connector_key_register
     from assist_portal.accounts.models import Hospital
 
     codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
-    return Hospital.objects.create(code="H0001", name="さくら総合病院", address="東京都千代田区霞が関１−２−２",
-                                   phone="03-5253-1111", local_codes=codes,
-                                   api_key_hash=Hospital.hash_api_key("key-h0001"))
+    row = Hospital.objects.create(code="H0001", name="さくら総合病院", address="東京都千代田区霞が関１−２−２",
+                                  phone="03-5253-1111", local_codes=codes)
+    connector_key_register(row, name="テスト用", secret="key-h0001")
+    return row
 
 
 @pytest.fixture
 def other_hospital(db):
+    from assist_portal.accounts.connector_keys import connector_key_register
     from assist_portal.accounts.models import Hospital
 
-    return Hospital.objects.create(code="H0002", name="みなと市民病院", address="大阪府大阪市北区梅田１−１",
-                                   phone="06-0000-0000", api_key_hash=Hospital.hash_api_key("key-h0002"))
+    row = Hospital.objects.create(code="H0002", name="みなと市民病院", address="大阪府大阪市北区梅田１−１",
+                                  phone="06-0000-0000")
+    connector_key_register(row, name="テスト用", secret="key-h0002")
+    return row
 
 
 def current_totp(device: TOTPDevice) -> str:
@@ -61,6 +66,11 @@ def clerk(make_user, hospital):
 @pytest.fixture
 def central_admin(make_user):
     return make_user("central", "central_admin")
+
+
+@pytest.fixture
+def hospital_admin(make_user, hospital):
+    return make_user("hadmin", "hospital_admin", hospital, "管理　花子")
 
 
 def verified_login(client, user):
@@ -124,18 +134,19 @@ def sandbox(sandbox_server, settings):
     hersys_client.cache_clear()
 
 
-def push_extract(client, patient_id: str, fmt: str = "fhir", key: str = "key-h0001"):
-    """What the hospital connector does: push the extract with the hospital's API key."""
-    import base64
+def push_extract(client, patient_id: str, fmt: str = "fhir", key: str = "key-h0001", raw: bool = False):
+    """What the hospital connector does: extract inside the hospital and push only the notification items (or,
+    `raw=True`, the extract itself — accepted only where the hospital switched raw pushes on)."""
+    from connector.extract import items_body, raw_body, read_source, run_mapping
 
-    if fmt == "fhir":
-        body = {"patient_id": patient_id, "format": "fhir",
-                "bundle": json.loads((DEMO_SAMPLES / "fhir" / f"{patient_id}.json").read_text(encoding="utf-8"))}
+    path = (DEMO_SAMPLES / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id if fmt == "ss-mix2"
+            else DEMO_SAMPLES / "fhir" / f"{patient_id}.json")
+    data = read_source(fmt, path)
+    if raw:
+        body = raw_body(patient_id, fmt, data)
     else:
-        folder = DEMO_SAMPLES / "ss-mix2" / patient_id[:3] / patient_id[3:6] / patient_id
-        body = {"patient_id": patient_id, "format": "ss-mix2",
-                "files": [{"path": str(p.relative_to(folder)), "data_base64": base64.b64encode(p.read_bytes()).decode()}
-                          for p in sorted(folder.rglob("*")) if p.is_file()]}
+        codes = json.loads((DEMO_SAMPLES / "local-codes.json").read_text(encoding="utf-8"))
+        body = items_body(patient_id, fmt, data, run_mapping(fmt, data, patient_id, codes, None))
     return client.post("/api/v1/extracts", data=json.dumps(body), content_type="application/json",
                        HTTP_AUTHORIZATION=f"Api-Key {key}")
 

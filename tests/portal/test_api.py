@@ -9,6 +9,13 @@ from assist_portal.notifications.models import Extract
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
 
+@pytest.fixture(autouse=True)
+def raw_pushes_allowed(hospital):
+    """These tests feed hostile raw extracts to the data centre's parsers: the hospital allows raw pushes."""
+    hospital.raw_push_enabled = True
+    hospital.save(update_fields=["raw_push_enabled"])
+
+
 def post(client, body, key="key-h0001", raw=None):
     return client.post("/api/v1/extracts", data=raw if raw is not None else json.dumps(body),
                        content_type="application/json", HTTP_AUTHORIZATION=f"Api-Key {key}")

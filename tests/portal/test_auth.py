@@ -3,6 +3,9 @@ import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from assist_portal.accounts.models import SignInThrottle
+from assist_portal.accounts.services import ENROL_LOCKED, GENERIC_FAILURE
+from assist_portal.accounts.throttle import account_locks
 from assist_portal.audit.models import AuditEvent
 from tests.portal.conftest import PASSWORD, current_totp
 
@@ -14,7 +17,7 @@ def post_login(client, username, password, code, next_url=""):
                                                    "next": next_url})
 
 
-@pytest.mark.parametrize("role", ["physician", "clerk", "central_admin"])
+@pytest.mark.parametrize("role", ["physician", "clerk", "hospital_admin", "central_admin"])
 def test_every_role_needs_password_and_totp(client, make_user, hospital, role):
     user = make_user(f"u_{role}", role, None if role == "central_admin" else hospital)
     device = TOTPDevice.objects.get(user=user)
@@ -37,14 +40,14 @@ def test_lockout_after_repeated_failures(client, physician, settings):
     settings.LOGIN_MAX_FAILURES = 3
     for _ in range(3):
         assert post_login(client, physician.username, "wrong-password", "123456").status_code == 401
-    physician.refresh_from_db()
-    assert physician.is_locked()
-    # Even the right password and code are refused while locked.
+    assert account_locks(physician).exists()
+    # Even the right password and code are refused while locked — with the same message as a wrong password.
     device = TOTPDevice.objects.get(user=physician)
     response = post_login(client, physician.username, PASSWORD, current_totp(device))
     assert response.status_code == 401
-    assert "ロック" in response.content.decode()
+    assert GENERIC_FAILURE in response.content.decode() and "ロック" not in response.content.decode()
     assert AuditEvent.objects.filter(action="login.locked", actor_username=physician.username).exists()
+    assert AuditEvent.objects.filter(action="login.refused_locked", actor_username=physician.username).exists()
     assert AuditEvent.objects.filter(action="login.failure").count() == 3
 
 
@@ -86,13 +89,13 @@ def wrong_code(device) -> str:
     return "000000" if current_totp(device) != "000000" else "111111"
 
 
-def admin_creates(client, central_admin, hospital, login, username="new_doctor"):
-    """The central admin creates a physician account; returns (user, one-time password, page html)."""
+def admin_creates(client, hospital_admin, login, username="new_doctor"):
+    """The hospital administrator creates a physician account; returns (user, one-time password, page html)."""
     from assist_portal.accounts.models import User
 
-    login(client, central_admin)
-    page = client.post(reverse("central:users"), {"username": username, "display_name": "新人　医師",
-                                                   "role": "physician", "hospital": hospital.pk})
+    login(client, hospital_admin)
+    page = client.post(reverse("hospitaladmin:staff"), {"username": username, "display_name": "新人　医師",
+                                                         "email": "new.doctor@example.jp", "role": "physician"})
     assert page.status_code == 200
     html = page.content.decode()
     password = html.split('id="initial-password">', 1)[1].split("</code>", 1)[0]
@@ -100,18 +103,18 @@ def admin_creates(client, central_admin, hospital, login, username="new_doctor")
     return User.objects.get(username=username), password, html
 
 
-def test_central_admin_creates_an_account_without_a_second_factor(client, central_admin, hospital, login):
-    user, password, html = admin_creates(client, central_admin, hospital, login)
+def test_hospital_admin_creates_an_account_without_a_second_factor(client, hospital_admin, hospital, login):
+    user, password, html = admin_creates(client, hospital_admin, login)
     assert 'id="created-user"' in html and password
     # The admin sees the one-time password only: no QR code, no otpauth URL, no device exists yet.
     assert "otpauth" not in html and "data:image/svg+xml" not in html
     assert not TOTPDevice.objects.filter(user=user).exists()
     assert user.hospital == hospital and user.role == "physician" and user.must_change_password
     assert AuditEvent.objects.filter(action="user.create").exists()
-    # Missing hospital for hospital staff is refused.
-    login(client, central_admin)
-    bad = client.post(reverse("central:users"), {"username": "x", "role": "clerk", "hospital": ""})
-    assert bad.status_code == 400
+    # The holder's e-mail address is required (the second-factor notices go there).
+    login(client, hospital_admin)
+    bad = client.post(reverse("hospitaladmin:staff"), {"username": "x", "role": "clerk", "email": "not-an-address"})
+    assert bad.status_code == 400 and "メールアドレス" in bad.content.decode()
 
 
 def test_user_create_command_prints_no_second_factor(hospital):
@@ -122,14 +125,14 @@ def test_user_create_command_prints_no_second_factor(hospital):
     from assist_portal.accounts.models import User
 
     out = StringIO()
-    call_command("user_create", "cmd_doctor", role="physician", hospital="H0001", stdout=out)
-    user = User.objects.get(username="cmd_doctor")
+    call_command("user_create", "cmd_admin", role="hospital_admin", hospital="H0001", email="a@example.jp", stdout=out)
+    user = User.objects.get(username="cmd_admin")
     assert "初期パスワード" in out.getvalue() and "otpauth" not in out.getvalue()
     assert user.must_change_password and not TOTPDevice.objects.filter(user=user).exists()
 
 
-def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, central_admin, hospital, login):
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, hospital_admin, login):
+    user, password, _ = admin_creates(client, hospital_admin, login)
     # Right password, no authenticator yet: the enrolment step, not a session.
     response = post_login(client, "new_doctor", password, "")
     assert response.status_code == 302 and response["Location"] == reverse("accounts:enrol")
@@ -144,15 +147,13 @@ def test_first_sign_in_enrols_totp_then_forces_a_password_change(client, central
     assert refused.status_code == 401 and "正しくありません" in refused.content.decode()
     device.refresh_from_db()
     assert not device.confirmed
-    user.refresh_from_db()
-    assert user.failed_logins == 1
+    assert SignInThrottle.objects.get(user=user).failures == 1
     device.throttle_reset()
     # The right code confirms the device and signs in — straight to the password change.
     done = client.post(reverse("accounts:enrol"), {"otp_token": current_totp(device)})
     assert done.status_code == 302 and done["Location"].startswith(reverse("accounts:password_change"))
     device.refresh_from_db()
-    user.refresh_from_db()
-    assert device.confirmed and user.failed_logins == 0
+    assert device.confirmed and not SignInThrottle.objects.filter(user=user).exists()
     enrol_event = AuditEvent.objects.get(action="user.enrol", actor_username="new_doctor")
     assert device.key not in str(enrol_event.detail) and "otpauth" not in str(enrol_event.detail)
     assert AuditEvent.objects.filter(action="login.success", actor_username="new_doctor").exists()
@@ -205,8 +206,8 @@ def test_a_user_with_a_confirmed_device_never_reaches_enrolment(client, physicia
     assert not AuditEvent.objects.filter(action="user.enrol").exists()
 
 
-def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, central_admin, hospital, login):
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, hospital_admin, login):
+    user, password, _ = admin_creates(client, hospital_admin, login)
     assert post_login(client, "new_doctor", password, "")["Location"] == reverse("accounts:enrol")
     pending = TOTPDevice.objects.get(user=user)
     TOTPDevice.objects.create(user=user, name="other", confirmed=True)  # e.g. finished in another browser
@@ -216,10 +217,10 @@ def test_enrolment_is_refused_once_the_account_got_a_confirmed_device(client, ce
     assert "_auth_user_id" not in client.session
 
 
-def test_enrolment_expires(client, central_admin, hospital, login):
+def test_enrolment_expires(client, hospital_admin, login):
     from assist_portal.accounts.services import ENROL_SESSION_KEY
 
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+    user, password, _ = admin_creates(client, hospital_admin, login)
     post_login(client, "new_doctor", password, "")
     session = client.session
     session[ENROL_SESSION_KEY] = {**session[ENROL_SESSION_KEY], "expires": 0}
@@ -231,9 +232,9 @@ def test_enrolment_expires(client, central_admin, hospital, login):
     assert not device.confirmed
 
 
-def test_lockout_applies_during_enrolment(client, central_admin, hospital, login, settings):
+def test_lockout_applies_during_enrolment(client, hospital_admin, login, settings):
     settings.LOGIN_MAX_FAILURES = 3
-    user, password, _ = admin_creates(client, central_admin, hospital, login)
+    user, password, _ = admin_creates(client, hospital_admin, login)
     # One wrong password and two wrong enrolment codes share the same counter.
     assert post_login(client, "new_doctor", "wrong-password", "").status_code == 401
     assert post_login(client, "new_doctor", password, "")["Location"] == reverse("accounts:enrol")
@@ -242,9 +243,8 @@ def test_lockout_applies_during_enrolment(client, central_admin, hospital, login
     device.refresh_from_db()
     device.throttle_reset()
     locked = client.post(reverse("accounts:enrol"), {"otp_token": wrong_code(device)}, follow=True)
-    assert "ロック" in locked.content.decode()
-    user.refresh_from_db()
-    assert user.is_locked()
+    assert ENROL_LOCKED in locked.content.decode()
+    assert account_locks(user).exists()
     assert AuditEvent.objects.filter(action="login.locked", actor_username="new_doctor").exists()
     # Even the right code no longer completes the enrolment, and the password is refused while locked.
     device.refresh_from_db()
@@ -253,16 +253,16 @@ def test_lockout_applies_during_enrolment(client, central_admin, hospital, login
     assert late["Location"] == reverse("accounts:login")
     device.refresh_from_db()
     assert not device.confirmed and "_auth_user_id" not in client.session
-    assert "ロック" in post_login(client, "new_doctor", password, "").content.decode()
+    assert GENERIC_FAILURE in post_login(client, "new_doctor", password, "").content.decode()
 
 
-def test_central_admin_resets_a_lost_authenticator(client, central_admin, physician, login):
+def test_hospital_admin_resets_a_lost_authenticator(client, hospital_admin, physician, login):
     from django.test import Client
 
     other_browser = login(Client(), physician)
     assert other_browser.get(reverse("notifications:list")).status_code == 200
-    login(client, central_admin)
-    page = client.post(reverse("central:users"), {"reset": physician.pk})
+    login(client, hospital_admin)
+    page = client.post(reverse("hospitaladmin:staff"), {"reset": physician.pk})
     html = page.content.decode()
     assert page.status_code == 200 and 'id="initial-password"' in html
     assert "otpauth" not in html and "data:image/svg+xml" not in html
@@ -270,12 +270,13 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     physician.refresh_from_db()
     assert physician.must_change_password and not TOTPDevice.objects.filter(user=physician).exists()
     event = AuditEvent.objects.get(action="user.reset")
-    assert event.actor_username == "central" and event.object_id == str(physician.pk)
+    assert event.actor_username == "hadmin" and event.object_id == str(physician.pk)
     assert password not in str(event.detail)
     # Sessions opened before the reset are gone; the old password no longer works.
     assert reverse("accounts:login") in other_browser.get(reverse("notifications:list"))["Location"]
-    # An admin cannot reset their own account (it would sign them out with a password they just saw).
-    assert client.post(reverse("central:users"), {"reset": central_admin.pk}).status_code == 400
+    # An admin cannot reset their own account (it would sign them out with a password they just saw); a
+    # hospital administrator does not even see it among the accounts it manages.
+    assert client.post(reverse("hospitaladmin:staff"), {"reset": hospital_admin.pk}).status_code == 404
     client.logout()
     assert post_login(client, physician.username, PASSWORD, "").status_code == 401
     # The new one-time password leads to enrolment of a new authenticator.
@@ -284,14 +285,13 @@ def test_central_admin_resets_a_lost_authenticator(client, central_admin, physic
     assert TOTPDevice.objects.filter(user=physician, confirmed=False).count() == 1
 
 
-def test_central_admin_unlocks_a_locked_account(client, central_admin, physician, login, settings):
+def test_hospital_admin_unlocks_a_locked_account(client, hospital_admin, physician, login, settings):
     settings.LOGIN_MAX_FAILURES = 2
     for _ in range(2):
         post_login(client, physician.username, "wrong", "000000")
-    physician.refresh_from_db()
-    assert physician.is_locked()
-    login(client, central_admin)
-    client.post(reverse("central:users"), {"unlock": physician.pk})
-    physician.refresh_from_db()
-    assert not physician.is_locked()
+    assert account_locks(physician).exists()
+    login(client, hospital_admin)
+    assert "ロック中" in client.get(reverse("hospitaladmin:staff")).content.decode()
+    client.post(reverse("hospitaladmin:staff"), {"unlock": physician.pk})
+    assert not account_locks(physician).exists()
     assert AuditEvent.objects.filter(action="user.unlock").exists()

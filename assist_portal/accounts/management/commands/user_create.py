@@ -10,8 +10,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--role", required=True, choices=["physician", "clerk", "central_admin"])
-        parser.add_argument("--hospital", default="", help="医療機関コード（医師・事務は必須）")
+        # As the data centre: administrators only. Physicians and clerks are created by their hospital's
+        # administrator (/hospital/staff/), never from the data centre.
+        parser.add_argument("--role", required=True, choices=["hospital_admin", "central_admin"])
+        parser.add_argument("--hospital", default="", help="医療機関コード（医療機関の管理者は必須）")
+        parser.add_argument("--email", required=True, help="本人のメールアドレス（認証アプリの登録・リセットを通知）")
         parser.add_argument("--name", default="", help="氏名（姓　名）")
 
     def handle(self, *args, **o):
@@ -20,7 +23,7 @@ class Command(BaseCommand):
             raise CommandError(f"医療機関 {o['hospital']} が見つかりません。")
         try:
             user, password = user_create(username=o["username"], role=o["role"], hospital=hospital,
-                                         display_name=o["name"])
+                                         email=o["email"], display_name=o["name"])
         except AccountError as exc:
             raise CommandError(str(exc))
         self.stdout.write(f"作成しました: {user.username}（{user.get_role_display()}）")

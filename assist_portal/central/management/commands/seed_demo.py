@@ -1,5 +1,6 @@
-"""Seed the demo: hospital H0001 with its facility master, local codes and DWH column profile (demo/), three users
-with TOTP, the COVID-19 form of the 2021-03 catalog."""
+"""Seed the demo: hospital H0001 with its facility master, local codes and DWH column profile (demo/), four users
+with TOTP (physician, clerk, the hospital's administrator, a central admin), the COVID-19 form of the 2021-03
+catalog."""
 import json
 import secrets
 
@@ -8,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from assist_portal.accounts.connector_keys import connector_key_register
 from assist_portal.accounts.models import Hospital, User
 from assist_portal.central.services import definition_publish
 from assist_portal.formdefs.models import FormDefinition
@@ -17,6 +19,7 @@ DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = [
     ("doctor", User.Role.PHYSICIAN, "山田　一郎"),
     ("clerk", User.Role.CLERK, "佐藤　花子"),
+    ("hadmin", User.Role.HOSPITAL_ADMIN, "鈴木　管理"),
     ("admin", User.Role.CENTRAL_ADMIN, "中央　管理"),
 ]
 
@@ -45,12 +48,12 @@ class Command(BaseCommand):
         hospital, _ = Hospital.objects.update_or_create(
             code="H0001",
             defaults={"name": "さくら総合病院", "address": "東京都千代田区霞が関１−２−２",
-                      "phone": "03-5253-1111", "local_codes": local_codes,
-                      "api_key_hash": Hospital.hash_api_key(demo_connector_key())},
+                      "phone": "03-5253-1111", "local_codes": local_codes},
         )
         if not hospital.csv_profile and csv_profile:  # a profile a central admin edited stays as it is
             hospital.csv_profile = csv_profile
             hospital.save(update_fields=["csv_profile"])
+        connector_key_register(hospital, name="デモ用コネクタ", secret=demo_connector_key())
         for username, role, display in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username,

@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("accounts", "0003_user_must_change_password"),
+        ("accounts", "0007_hospital_raw_push"),
     ]
 
     operations = [
