@@ -25,11 +25,13 @@ def database_ok() -> bool:
 def broker_ok(timeout: float = 1.0) -> bool:
     """Can this host reach the Celery broker the app publishes to? Redis: a PING with short timeouts and no
     retries; the filesystem broker of the embedded default: its folder is writable; anything else: kombu."""
-    url = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    from celery import current_app as app  # the project's app (loaded with the assist_portal package)
+
+    url = app.conf.broker_url or ""
     scheme = url.split("://", 1)[0].lower()
     try:
         if scheme == "filesystem":
-            options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+            options = app.conf.broker_transport_options or {}
             folder = Path(options.get("data_folder_out", ""))
             return folder.is_dir() and os.access(folder, os.W_OK)
         if scheme in ("redis", "rediss"):
@@ -43,9 +45,7 @@ def broker_ok(timeout: float = 1.0) -> bool:
                 return bool(client.ping())
             finally:
                 client.close()
-        from kombu import Connection
-
-        with Connection(url, connect_timeout=timeout) as conn:
+        with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
         return True
     except Exception:

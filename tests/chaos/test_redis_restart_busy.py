@@ -88,8 +88,9 @@ def test_busy_worker_survives_a_redis_restart_and_delivers_everything(chaos, cli
     print(f"chaos: confirmed={len(ids)} accepted={len(ids)} lost=0 duplicated=0")
 
 
-UNPATCHED = ("import sys, assist_portal.broker as broker; broker.patch_kombu_redis = lambda: False; "
-             "from celery.__main__ import main; sys.exit(main())")
+# Mark kombu's channel as patched before the project (which patches it on import) loads: the patch then stays off.
+UNPATCHED = ("import sys; from kombu.transport import redis as r; "
+             "setattr(r.Channel, '_hersys_broker_patch', True); from celery.__main__ import main; sys.exit(main())")
 
 
 class UnpatchedWorker(CeleryWorker):
