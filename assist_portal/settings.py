@@ -111,6 +111,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A kept connection that died meanwhile (server restart, pg_terminate_backend) is replaced before use.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -189,6 +191,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fix-up otherwise closes every DB connection before and after each task: a new PostgreSQL session
+# per delivery (backend fork, authentication) cost more CPU than the delivery itself. Connections are now kept
+# like a web server keeps them (CONN_MAX_AGE, health check; closed after a task that hit an error — see
+# assist_portal/celery.py) and recycled after this many tasks.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"assist_portal.delivery.tasks.*": {"queue": "hersys"}}
 CELERY_BEAT_SCHEDULE = {

@@ -12,7 +12,9 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Exists, OuterRef, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from assist_portal.audit.events import AuditAction
@@ -53,7 +55,7 @@ def delivery_transition(delivery: Delivery, status: str, **fields) -> Delivery:
     for key, value in fields.items():
         setattr(delivery, key, value)
     delivery.updated_at = timezone.now()
-    delivery.save()
+    delivery.save(update_fields=["status", "updated_at", *fields])
     return delivery
 
 
@@ -126,12 +128,22 @@ def _is_local_sandbox(url: str) -> bool:
     return (urlparse(url).hostname or "") in {"127.0.0.1", "localhost", "::1", "sandbox"}
 
 
-def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
-    """Take a lease on a delivery that is due. Returns None when it is final, leased elsewhere or not due."""
+def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
+    """Take a lease on a delivery that is due. Returns None when it is final, leased elsewhere or not due, else the
+    delivery, its new attempt and the payload's stored (still encrypted) content.
+
+    One SELECT carries what deciding needs — the row (locked), whether an earlier sequence is pending, how many
+    attempts were logged and the payload's token — instead of one statement each."""
     now = timezone.now()
+    earlier = (Delivery.objects.filter(stream=OuterRef("stream"), sequence__lt=OuterRef("sequence"))
+               .exclude(status__in=Delivery.FINAL))
+    logged = (Attempt.objects.filter(delivery=OuterRef("pk")).order_by().values("delivery")
+              .annotate(n=Count("pk")).values("n"))
     with transaction.atomic():
         delivery = (Delivery.objects.select_for_update(of=("self",))
                     .select_related("hospital")
+                    .annotate(earlier_pending=Exists(earlier), attempts_logged=Coalesce(Subquery(logged), 0),
+                              payload_token=Cast("payload__content", TextField()))
                     .filter(pk=delivery_id).first())
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
             return None
@@ -143,14 +155,25 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt] | None:
             return None
         if delivery.status == Delivery.Status.RETRYING and delivery.next_attempt_at > now:
             return None
-        if _earlier_sequence_pending(delivery):
+        # "Nothing earlier pending" cannot go stale (final is final, earlier sequences are never added later), but
+        # "pending" may have been read before the lock was granted: look again with a fresh statement.
+        if delivery.earlier_pending and _earlier_sequence_pending(delivery):
             return None  # sent when the earlier one is accepted (see _record), or by the sweeper
         delivery_transition(delivery, Delivery.Status.SENDING, attempts=delivery.attempts + 1,
                             lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
-        number = Attempt.objects.filter(delivery=delivery).count() + 1  # keeps counting across re-drives
-        attempt = Attempt.objects.create(delivery=delivery, number=number,
-                                         worker=f"{socket.gethostname()}:{os.getpid()}")
-    return delivery, attempt
+        # Attempts are only created under this row's lock: the count keeps counting across re-drives.
+        attempt = Attempt.objects.create(delivery=delivery, number=delivery.attempts_logged + 1,
+                                         worker=_WORKER or _worker_name())
+    return delivery, attempt, delivery.payload_token
+
+
+_WORKER = ""
+
+
+def _worker_name() -> str:
+    global _WORKER
+    _WORKER = f"{socket.gethostname()}:{os.getpid()}"
+    return _WORKER
 
 
 def _earlier_sequence_pending(delivery: Delivery) -> bool:
@@ -177,9 +200,9 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
     claimed = _claim(delivery_id)
     if claimed is None:
         return None
-    delivery, attempt = claimed
+    delivery, attempt, token = claimed
     try:
-        body = Payload.objects.values_list("content", flat=True).get(pk=delivery.payload_id)
+        body = Payload._meta.get_field("content").from_db_value(token, None, connection)  # decrypt
         if body is None:
             raise LookupError("the payload has no content (purged or never frozen)")
     except DatabaseError:
@@ -209,7 +232,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
             delay: float | None = None, receipt=None, dead: bool = False) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update(of=("self",)).select_related("hospital").get(pk=delivery.pk)
+        row = Delivery.objects.select_for_update(of=("self",)).get(pk=delivery.pk)
         Attempt.objects.filter(pk=attempt.pk).update(outcome=outcome, message=message[:2000],
                                                      http_status=http_status, finished_at=now)
         if row.status != Delivery.Status.SENDING:
@@ -227,7 +250,7 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
                                 next_attempt_at=now + timedelta(seconds=delay or 0))
-    audit_record(OUTCOME_ACTIONS[outcome], hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
+    audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital.code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)
