@@ -160,9 +160,8 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
 
 @lru_cache(maxsize=1)
 def _claim_sql() -> str:
-    from assist_portal.accounts.models import Hospital
-
-    d, a, p, h = (m._meta.db_table for m in (Delivery, Attempt, Payload, Hospital))
+    hospital = Delivery._meta.get_field("hospital").related_model  # delivery does not import accounts
+    d, a, p, h = (m._meta.db_table for m in (Delivery, Attempt, Payload, hospital))
     final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""  # SQLite: IMMEDIATE txns
     return (f"SELECT d.*, h.code AS hospital_code, p.content AS payload_token, "
