@@ -219,6 +219,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fix-up otherwise closes every DB connection before and after each task: a new PostgreSQL session
+# per delivery (backend fork, authentication) cost more CPU than the delivery itself. Connections are now kept
+# like a web server keeps them (CONN_MAX_AGE, health check; closed after a task that hit an error — see
+# assist_portal/celery.py) and recycled after this many tasks.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"assist_portal.delivery.tasks.*": {"queue": "hersys"}}
 CELERY_BEAT_SCHEDULE = {

@@ -15,7 +15,7 @@ from typing import Any
 
 from .env import ROOT, BenchEnv, BenchSetupError
 
-NAMES = ("launch", "delivery", "peak")
+NAMES = ("launch", "delivery", "peak", "peakhour", "extract", "browser")
 
 
 @dataclass
@@ -34,15 +34,21 @@ class Profile:
     peak_confirmers: int
     peak_day_seconds: float
     peak_direct_sample: int
+    peakhour_seconds: float = 30.0
+    extract_seconds: float = 5.0
+    browser_rounds: int = 5
 
 
 PROFILES = {
     # `make bench`: about 6-8 minutes on 2 cores.
-    "full": Profile(200, 20, 500, 8, 1, 2, 2000, 8, 20, 2, 2, 2, 30.0, 500),
+    "full": Profile(200, 20, 500, 8, 1, 2, 2000, 8, 20, 2, 2, 2, 30.0, 500,
+                    peakhour_seconds=30.0, extract_seconds=5.0, browser_rounds=5),
     # `--quick`: under 2 minutes.
-    "quick": Profile(40, 5, 100, 4, 1, 2, 200, 4, 5, 2, 2, 2, 4.0, 200),
+    "quick": Profile(40, 5, 100, 4, 1, 2, 200, 4, 5, 2, 2, 2, 4.0, 200,
+                     peakhour_seconds=10.0, extract_seconds=2.0, browser_rounds=3),
     # `--smoke` (tests/benchmarks): the smallest run that exercises every code path.
-    "smoke": Profile(3, 1, 5, 2, 1, 1, 12, 2, 3, 1, 1, 1, 1.0, 12),
+    "smoke": Profile(3, 1, 5, 2, 1, 1, 12, 2, 3, 1, 1, 1, 1.0, 12,
+                     peakhour_seconds=1.0, extract_seconds=0.2, browser_rounds=1),
 }
 
 
@@ -123,6 +129,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Other work on the machine skews figures (ratios less so): keep a trace of it.
             results["benchmarks"][bench]["loadavg_1min"] = {"before": load_before, "after": _loadavg()}
     results["wall_seconds"] = round(time.perf_counter() - t_run, 1)
+    from .report import headline
+
+    results.update(headline(results))  # the figures of merit, flat at the top of the file
     return results
 
 
@@ -143,6 +152,19 @@ def _one(bench: str, env: BenchEnv, world, prof: Profile) -> dict[str, Any]:
 
         return delivery.run(env, world, n=prof.delivery_n, warmup=prof.delivery_warmup,
                             processes=prof.delivery_processes, concurrency=prof.delivery_concurrency)
+    if bench == "peakhour":
+        from . import peakhour
+
+        return peakhour.run(env, world, seconds=prof.peakhour_seconds, warmup=prof.peak_warmup,
+                            processes=prof.peak_processes, concurrency=prof.peak_concurrency)
+    if bench == "extract":
+        from . import extract
+
+        return extract.run(seconds=prof.extract_seconds)
+    if bench == "browser":
+        from . import browser
+
+        return browser.run(env, world, rounds=prof.browser_rounds)
     from . import peak
 
     return peak.run(env, world, n=prof.peak_n, warmup=prof.peak_warmup, processes=prof.peak_processes,
@@ -161,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("benchmarks: interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    from .report import render, write_json
+    from .report import render, render_headline, write_json
 
     out = args.out or ROOT / "bench-results" / f"bench-{datetime.now():%Y%m%d-%H%M%S}.json"
     write_json(results, out)
     print(render(results))
+    print(render_headline(results))
     print(f"\nbenchmarks: {results['wall_seconds']} s; JSON written to {out}")
     return 1 if any("error" in r for r in results["benchmarks"].values()) else 0
 

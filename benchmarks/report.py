@@ -127,7 +127,81 @@ def peak_table(r: dict[str, Any]) -> str:
     return table(f"peak 全国ピーク日 {r['peak_day']} replay", ["measure", "value"], rows) + hosp
 
 
-TABLES = {"launch": launch_table, "delivery": delivery_table, "peak": peak_table}
+def peakhour_table(r: dict[str, Any]) -> str:
+    c2a = r["real"]["confirm_to_accepted"]
+    rows = [["notifications", r["notifications"]],
+            ["rate target / offered /s", f"{r['rate_target_per_second']} / {_fmt(r['rate_offered_per_second'])}"],
+            ["workers", f"{r['workers']['processes']} processes × {r['workers']['concurrency']}"],
+            ["confirm → accepted median / p95 / p99 ms",
+             f"{_fmt(c2a['median_ms'])} / {_fmt(c2a['p95_ms'])} / {_fmt(c2a['p99_ms'])}"],
+            ["peak RSS MB: worker (parent + pool) / beat", f"{_fmt(r['rss_mb_worker'])} / {_fmt(r['rss_mb_beat'])}"],
+            *_integrity_rows(r)]
+    return table("peakhour ピーク時間帯の速度での確定→受理", ["measure", "value"], rows)
+
+
+def extract_table(r: dict[str, Any]) -> str:
+    rows = [[f"{fmt} ({r['patients'][fmt]} patients)", f["per_s"], f["median_ms"], f["p95_ms"]]
+            for fmt, f in r["per_format"].items()]
+    rows.append(["both formats", r["extract_per_s"], "", ""])
+    return table("extract コネクタの抽出 (read + map)", ["format", "per s", "median ms", "p95 ms"], rows)
+
+
+def browser_table(r: dict[str, Any]) -> str:
+    t = r["tti"]
+    rows = [["form usable (first input typed), median / p95 ms", f"{_fmt(t['median_ms'])} / {_fmt(t['p95_ms'])}"],
+            ["transferred bytes / requests", f"{r['transferred_bytes']:,} / {r['requests']}"],
+            ["web server peak RSS MB (gunicorn, 1 worker)", r["rss_mb_web"]]]
+    return table(f"browser Chromium, CPU ×{r['cpu_throttling_rate']} throttled ({r['rounds']} rounds)",
+                 ["measure", "value"], rows)
+
+
+TABLES = {"launch": launch_table, "delivery": delivery_table, "peak": peak_table, "peakhour": peakhour_table,
+          "extract": extract_table, "browser": browser_table}
+
+# The figures of merit (issue 13), flat at the top of the JSON: key → (benchmark, path in its result).
+HEADLINE = {
+    "form_render_ratio": ("launch", ("ratios", "form_get_median")),
+    "launch_flow_ratio": ("launch", ("ratios", "flow_median")),
+    "delivery_ratio": ("delivery", ("ratios", "throughput_real_over_direct")),
+    "worker_cpu_ms": ("delivery", ("cpu_per_notification", "workers_ms")),
+    "confirm_cpu_ms": ("delivery", ("cpu_per_notification", "bench_process_ms")),
+    "peak_day_hours": ("peak", ("national", "hours_at_this_throughput")),
+    "peak_p95_ms": ("peakhour", ("peak_p95_ms",)),
+    "extract_per_s": ("extract", ("extract_per_s",)),
+    "form_tti_ms_throttled": ("browser", ("form_tti_ms_throttled",)),
+    "rss_mb_web": ("browser", ("rss_mb_web",)),
+    "rss_mb_worker": ("peakhour", ("rss_mb_worker",)),
+    "rss_mb_beat": ("peakhour", ("rss_mb_beat",)),
+}
+# The bars of issue 13: key → (comparison, bar).
+TARGETS = {"form_render_ratio": ("<=", 1.3), "launch_flow_ratio": ("<=", 2.0), "delivery_ratio": (">=", 0.25),
+           "worker_cpu_ms": ("<=", 6.0), "confirm_cpu_ms": ("<=", 4.0), "peak_day_hours": ("<", 1.0),
+           "peak_p95_ms": ("<", 2000.0)}
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """Every HEADLINE key (None when its benchmark did not run or failed)."""
+    out: dict[str, Any] = {}
+    for key, (bench, path) in HEADLINE.items():
+        value: Any = results["benchmarks"].get(bench)
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        out[key] = value
+    return out
+
+
+def render_headline(results: dict[str, Any]) -> str:
+    rows = []
+    for key in HEADLINE:
+        value = results.get(key)
+        bar = TARGETS.get(key)
+        verdict = ""
+        if bar and isinstance(value, (int, float)) and math.isfinite(value):
+            op, limit = bar
+            ok = {"<=": value <= limit, ">=": value >= limit, "<": value < limit}[op]
+            verdict = ("met" if ok else "NOT met") + f" ({op} {limit:g})"
+        rows.append([key, value, verdict])
+    return table("figures of merit (issue 13)", ["key", "value", "target"], rows)
 
 
 def render(results: dict[str, Any]) -> str:

@@ -71,7 +71,7 @@ def _document_type(form: str | None, version: str | None) -> tuple[str, str]:
         found = vocabulary.latest(form)
     if found is None:
         return "notification", "発生届"
-    return f"{form}-notification", f"{vocabulary.catalog(found)['disease']} 発生届"
+    return f"{form}-notification", f"{vocabulary.disease(found)} 発生届"
 
 
 def build_document_bundle(

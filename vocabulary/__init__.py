@@ -11,6 +11,7 @@ API (all reads are cached; functions returning catalogs or lists return fresh co
 * ``catalog(catalog_id)`` — the catalog (KeyError for an unknown id)
 * ``form_keys()``, ``catalogs_for(form)``, ``latest(form)``, ``find(form, version)``
 * ``item_set(form, version)`` — the item ids the destination requires for that version
+* ``disease(catalog_id)``, ``emr_items(form, version)`` — single fields, without copying the catalog
 * ``item_labels(form, version)``, ``value_codes(catalog_id, item_id)``
 * ``resolve(ref)`` — a catalog id, or a bare version that exactly one catalog has (legacy callers)
 """
@@ -89,6 +90,19 @@ def item_set(form: str, version: str) -> tuple[str, ...]:
     if cid is None:
         raise KeyError(catalog_id(form, version))
     return tuple(_index()[cid]["item_set"])
+
+
+def disease(catalog_id: str) -> str:
+    """The Japanese disease name of a catalog (no copy of the catalog). KeyError for an unknown id."""
+    return _index()[catalog_id]["disease"]
+
+
+def emr_items(form: str, version: str) -> tuple[str, ...] | None:
+    """The ids an EMR extract may fill for ``form`` at ``version`` (no copy of the catalog); None when no such
+    catalog is shipped or it does not say."""
+    cid = find(form, version)
+    declared = _index()[cid].get("emr_items") if cid else None
+    return tuple(str(i) for i in declared) if isinstance(declared, list) else None
 
 
 def item_labels(form: str, version: str) -> dict[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .catalogs import builtin_catalogs, catalog_raw
+import vocabulary
+
+from .catalogs import builtin_catalogs
 from .models import FormAssignment, FormDefinition
 
 
@@ -59,16 +61,25 @@ def definition_for_hospital(hospital, form: str | None = None, at=None) -> FormD
 
 
 def forms_for_hospital(hospital, at=None) -> list[FormDefinition]:
-    """The definition in effect for each form the hospital can use, its default form first."""
-    forms = hospital_forms(hospital, at)
-    default = hospital_default_form(hospital, at)
-    ordered = [default, *[f for f in forms if f != default]] if default else forms
-    out = []
-    for form in ordered:
-        definition = definition_in_effect(form=form, hospital=hospital, at=at)
-        if definition is not None:
-            out.append(definition)
-    return out
+    """The definition in effect for each form the hospital can use, its default form first.
+
+    Two queries whatever the number of forms (it is on every form page): the assignments in effect (ids only),
+    then the chosen definitions. Same choice as `hospital_forms`, `hospital_default_form` and
+    `definition_in_effect`."""
+    rows = list(_assignments_in_effect(hospital, at).order_by("effective_from", "id")
+                .values_list("definition__form", "effective_from", "hospital_id", "id", "definition_id"))
+    forms = list(dict.fromkeys(r[0] for r in rows))  # first assigned first (hospital_forms)
+    if not forms:
+        return []
+    default = hospital.default_form if hospital.default_form in forms else forms[0]
+    ordered = [default, *[f for f in forms if f != default]]
+    chosen: dict[str, int] = {}
+    for form in ordered:  # newest date; the hospital's own before an all-hospital one; then the newest row
+        mine = [r for r in rows if r[0] == form]
+        best = min(mine, key=lambda r: (-r[1].timestamp(), r[2] is None, r[2] or 0, -r[3]))
+        chosen[form] = best[4]
+    definitions = FormDefinition.objects.in_bulk(list(chosen.values()))
+    return [definitions[chosen[f]] for f in ordered if chosen[f] in definitions]
 
 
 def forms_known() -> list[str]:
@@ -124,8 +135,9 @@ def definition_emr_items(definition: FormDefinition) -> frozenset[str] | None:
     catalog says (a legacy catalog) — then any item of the definition may be filled."""
     declared = definition.definition.get("emr_items") if isinstance(definition.definition, dict) else None
     if not isinstance(declared, list):
-        raw = catalog_raw(definition.form, item_set_version(definition))
-        declared = raw.get("emr_items") if raw else None
+        # Only the one field: copying the whole catalog cost a few ms per launch.
+        shipped = vocabulary.emr_items(definition.form, item_set_version(definition))
+        return frozenset(shipped) if shipped is not None else None
     if not isinstance(declared, list):
         return None
     return frozenset(str(i) for i in declared)
