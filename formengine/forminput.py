@@ -6,10 +6,14 @@ unit of an age (``years``/``months``, default years), and ``<group>-<row>-<key>`
 with ``getlist(key)`` and ``keys()`` (a Django QueryDict). Unknown field names (``action``, ``lock_version``,
 …) are ignored.
 
-Normalisation: surrounding whitespace is stripped; dates, phone numbers, postal codes, integers and ages are
-NFKC-normalised (full-width digits → ASCII, every hyphen-like character → ``-``) and dates written
-``2022/9/27`` or ``2022年9月27日`` become ISO; everything else is kept exactly as typed. Empty → absent.
-A value that still doesn't fit its type is kept as typed: evaluate() reports it, the user sees what they typed.
+Normalisation: surrounding whitespace is stripped; dates go through ``jpinput.normalise_date`` — the parser the
+page's as-you-type endpoint uses — so ``2022/9/27``, ``20220927``, ``R4.9.27``, ``令和4年9月27日`` and full-width
+digits become ISO; フリガナ (``kana`` items) becomes full-width katakana (``jpinput.to_fullwidth_katakana``:
+hiragana, half-width kana, one full-width space); postal codes take their one form ``123-4567``
+(``jpinput.normalise_postal``); phone numbers, integers and ages are NFKC-normalised (full-width digits → ASCII,
+every hyphen-like character → ``-``); everything else is kept exactly as typed. Empty → absent.
+A value that still doesn't fit its type is kept as typed: evaluate() reports it (for a date, with the parser's
+own message), the user sees what they typed.
 The returned errors are only about the request itself (a row beyond the group's slots, several values for a
 single-value field, a value over the hard size limit — dropped); they are Message objects (rule_id
 ``input.*``).
@@ -20,9 +24,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from jpinput import normalise_date, normalise_postal, to_fullwidth_katakana
+
 from .definition import groups_by_id, row_key
 from .engine import Message
-from .valuetypes import AGE_UNITS, normalise_date_text, normalise_digits
+from .valuetypes import AGE_UNITS, normalise_digits
 
 HARD_LIMIT = 20000
 _INT = re.compile(r"^-?\d{1,12}$")
@@ -59,8 +65,13 @@ def _normalise(item_type: str, text: str) -> Any:
     if not text:
         return None
     if item_type == "date":
-        return normalise_date_text(text)
-    if item_type in ("phone", "postal_code"):
+        iso, _problem = normalise_date(text)  # the problem is reported by evaluate() (valuetypes.check_value)
+        return iso or text
+    if item_type == "kana":
+        return to_fullwidth_katakana(text) or text
+    if item_type == "postal_code":
+        return normalise_postal(text) or re.sub(r"\s+", "", normalise_digits(text))
+    if item_type == "phone":
         return re.sub(r"\s+", "", normalise_digits(text))
     if item_type in ("integer", "age"):
         digits = re.sub(r"\s+", "", normalise_digits(text))

@@ -12,7 +12,7 @@ visibility, messages — is taken here. Shape::
 
     field = {"kind": "field", "id", "name", "html_id", "label", "type", "widget", "input": {...},
              "options": [{"code", "label", "selected"}], "value": str, "values": [str], "unit", "unit_options",
-             "display", "has_value", "provenance": {"kind", "label_ja", "detail"}, "required", "priority",
+             "display" (dates: 2021年1月10日), "understood" (dates: 2021年1月10日（令和3年）), "has_value", "provenance": {"kind", "label_ja", "detail"}, "required", "priority",
              "medical_judgement", "highlight", "visible", "visible_when", "hidden_with_value", "messages",
              "has_error", "help", "emr_source", "link_id", "suggestion", "derived"}
     group = {"kind": "group", "id", "label", "max", "html_id", "columns": [{"id", "key", "label", "type",
@@ -30,9 +30,11 @@ import json
 from datetime import date
 from typing import Any
 
+from jpinput import format_date_ja, format_date_ja_with_era, normalise_postal
+
 from .definition import groups_by_id, row_key
 from .engine import Evaluation, Message
-from .valuetypes import AGE_UNIT_LABELS, age_label, options_of
+from .valuetypes import AGE_UNIT_LABELS, DEFAULT_MAX_LENGTH, age_label, options_of, parse_iso_date
 
 PROVENANCE_KINDS = {
     "emr": "電子カルテ",
@@ -46,7 +48,9 @@ _EMR_PREFIXES = ("ss-mix2", "ssmix2", "fhir", "csv", "dwh", "emr", "hl7")
 _INPUT_HINTS: dict[str, dict[str, Any]] = {
     "text": {"type": "text"},
     "kana": {"type": "text", "lang": "ja", "placeholder": "カタカナ"},
-    "date": {"type": "date", "placeholder": "YYYY-MM-DD"},
+    # One text box per date (one Tab stop): every form jpinput.dates reads (2021/1/10, 20210110, R3.1.10, 令和3年1月10日,
+    # full-width digits) is understood; the page shows what it understood as one types (/input/date).
+    "date": {"type": "text", "inputmode": "numeric", "autocomplete": "off", "placeholder": "例 2021/1/10、R3.1.10"},
     "integer": {"type": "number", "inputmode": "numeric", "step": 1},
     "phone": {"type": "tel", "inputmode": "tel", "autocomplete": "off", "placeholder": "03-1234-5678"},
     "postal_code": {"type": "text", "inputmode": "numeric", "placeholder": "100-0001"},
@@ -113,6 +117,7 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
     unit = "years"
     text_value = _text(value)
     display = text_value
+    understood = ""
     if item_type == "age":
         if isinstance(value, dict):
             unit = value.get("unit") if value.get("unit") in AGE_UNIT_LABELS else "years"
@@ -120,12 +125,19 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
             display = age_label(value) or text_value
     elif item_type in ("enum", "prefecture"):
         display = labels.get(value, text_value) if isinstance(value, str) else text_value
+    elif item_type == "postal_code" and isinstance(value, str):
+        display = normalise_postal(value) or value  # 123-4567, whether typed or from the EMR
+    elif item_type == "date" and (parsed := parse_iso_date(value)) is not None:
+        display = format_date_ja(parsed)  # 2021年1月10日 on screens and print
+        understood = format_date_ja_with_era(parsed)  # 2021年1月10日（令和3年） under the box
     elif item_type == "multi_enum":
         display = "、".join(labels.get(v, v) if isinstance(v, str) else _text(v) for v in value) \
             if isinstance(value, list) else text_value
     input_hints = dict(_INPUT_HINTS.get(item_type, {"type": "text"}))
-    if item.get("max_length"):
-        input_hints["maxlength"] = item["max_length"]
+    limit = item.get("max_length") or (DEFAULT_MAX_LENGTH.get(item_type) if item_type in ("text", "kana") else None)
+    if limit:
+        # Never an HTML maxlength (the browser would cut a paste silently): the page counts, the server says so.
+        input_hints["maxlength"] = limit
     if item_type == "integer":
         input_hints.update({k: item[k] for k in ("min", "max") if k in item})
     msg_dicts = [m.as_dict() for m in messages]
@@ -145,6 +157,7 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         "unit_options": [{"code": c, "label": label, "selected": c == unit} for c, label in AGE_UNIT_LABELS.items()]
         if item_type == "age" else [],
         "display": display,
+        "understood": understood,
         "has_value": has_value,
         "provenance": provenance_badge(source, has_value),
         "required": bool(item.get("required")),

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -116,6 +117,39 @@ def notification_form(request, uuid):
         return render(request, "notifications/form.html", ctx, status=400)
     messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+@staff_required
+@require_POST
+def notification_check(request, uuid):
+    """Checks as one leaves a field, from the rules the server runs on save: the posted draft is parsed and
+    evaluated exactly as a save would (nothing is stored, logged or audited — the page view was) and the page gets
+    each field's messages, what is shown, and the progress panel."""
+    notification = selectors.notification_get(request.user, uuid)
+    values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    shown = present(notification.definition.definition, values, today=services.local_date(),
+                    provenance=notification.provenance)
+    return JsonResponse(check_payload(request, shown.model, parse_errors))
+
+
+def check_payload(request, model, parse_errors=()) -> dict:
+    fields = {}
+    for f in iter_fields(model):
+        fields[f["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]} for m in f["messages"]],
+                                "invalid": f["has_error"], "visible": f["visible"]}
+    progress = render_to_string("notifications/_progress.html", {"form": model}, request=request)
+    return {"fields": fields, "progress_html": progress,
+            "request_errors": [getattr(e, "text_ja", str(e)) for e in parse_errors]}
+
+
+def iter_fields(model):
+    for section in model["sections"]:
+        for entry in section["entries"]:
+            if entry["kind"] == "field":
+                yield entry
+            else:
+                for row in entry["rows"]:
+                    yield from row["cells"]
 
 
 def _texts(errors) -> list[str]:

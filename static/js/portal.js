@@ -1,6 +1,48 @@
-/* Progressive enhancement only: every page works without JavaScript. */
+/* Progressive enhancement only: every page works without JavaScript (the server parses, converts and checks
+   everything again on save). Plain ES5 + fetch for old hospital terminals; no framework, no inline script (CSP).
+   What is typed is patient data: it is POSTed to same-origin endpoints, never put into a URL, never logged. */
 (function () {
   "use strict";
+  document.documentElement.className += " js";
+
+  var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
+
+  // ---- IME: nothing reacts between compositionstart and compositionend ------------------------------------
+  var composing = false;
+  document.addEventListener("compositionstart", function () { composing = true; }, true);
+  document.addEventListener("compositionend", function () { composing = false; }, true);
+  var isComposing = function (e) { return composing || (e && (e.isComposing || e.keyCode === 229)); };
+
+  // ---- same-origin POST of a few fields, JSON back -------------------------------------------------------------
+  var csrfToken = function () {
+    var el = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return el ? el.value : "";
+  };
+  var postJSON = function (url, fields) {
+    var body = fields instanceof FormData ? fields : new URLSearchParams();
+    if (!(fields instanceof FormData)) {
+      Object.keys(fields).forEach(function (k) { body.append(k, fields[k]); });
+    }
+    return fetch(url, { method: "POST", credentials: "same-origin", body: body,
+                        headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); });
+  };
+  var debounce = function (fn, ms) {
+    var t = null;
+    return function () {
+      var args = arguments, self = this;
+      clearTimeout(t);
+      t = setTimeout(function () { fn.apply(self, args); }, ms);
+    };
+  };
+
+  // 2021-01-10 → 2021年1月10日 (how every screen shows a date; the server's ja_format filters do the same).
+  var dateJa = function (iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso || "");
+    return m ? m[1] + "年" + Number(m[2]) + "月" + Number(m[3]) + "日" : (iso || "");
+  };
+
+  // ---- delivery status: live ------------------------------------------------------------------------------------
   var box = document.getElementById("delivery-status");
   if (box) {
     var order = ["queued", "sending", "accepted"];
@@ -9,13 +51,13 @@
       label.textContent = s.label;
       label.className = "badge status-" + s.status;
       document.getElementById("receipt-id").textContent = s.receipt_id || "（受理後に表示）";
-      document.getElementById("report-date").textContent = s.report_date || "";
+      document.getElementById("report-date").textContent = dateJa(s.report_date);
       document.getElementById("status-guidance").textContent = s.guidance || "";
       var err = document.getElementById("status-error");
       err.textContent = s.error || "";
       err.hidden = !s.error;
       var idx = order.indexOf(s.status === "retrying" ? "sending" : s.status);
-      Array.prototype.forEach.call(box.querySelectorAll(".steps li"), function (li, i) {
+      each(box.querySelectorAll(".steps li"), function (li, i) {
         li.className = i < idx || s.status === "accepted" ? "done" : (i === idx ? "current" : "");
       });
       if (s.final) { document.getElementById("status-hint").textContent = ""; }
@@ -29,51 +71,149 @@
     };
     poll();
   }
-  // Warn before leaving a form with unsaved edits.
+
   var form = document.getElementById("notification-form");
-  if (form) {
-    var dirty = false;
-    form.addEventListener("input", function () { dirty = true; });
-    form.addEventListener("submit", function () { dirty = false; });
-    window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
-  }
-  // Conditional items follow the answers as they are typed (the server applies the same conditions on save).
-  if (form) {
-    var valueOf = function (id) {
-      var els = form.querySelectorAll("[name='" + id.replace(/'/g, "") + "']");
-      var out = [];
-      Array.prototype.forEach.call(els, function (el) {
-        if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
-        if (el.value !== "") { out.push(el.value); }
-      });
-      return out;
-    };
-    var holds = function (c) {
-      if (!c || typeof c !== "object") { return true; }
-      if (c.and) { return c.and.every(holds); }
-      if (c.or) { return c.or.some(holds); }
-      if (c.not) { return !holds(c.not); }
-      if (!c.item) { return true; }  // row quantifiers etc.: leave it to the server
-      var v = valueOf(c.item);
-      if ("empty" in c) { return (v.length === 0) === !!c.empty; }
-      if (v.length === 0) { return false; }
-      if ("eq" in c) { return v.indexOf(String(c.eq)) >= 0; }
-      if ("ne" in c) { return v.indexOf(String(c.ne)) < 0; }
-      if ("in" in c) { return v.some(function (x) { return c["in"].map(String).indexOf(x) >= 0; }); }
-      if ("includes" in c) { return v.indexOf(String(c.includes)) >= 0; }
-      return true;  // numeric/date comparisons: the server decides on save
-    };
-    var conditional = form.querySelectorAll("[data-visible-when]");
-    var refresh = function () {
-      Array.prototype.forEach.call(conditional, function (el) {
-        try { el.hidden = !holds(JSON.parse(el.getAttribute("data-visible-when"))); } catch (e) { el.hidden = false; }
-      });
-    };
-    if (conditional.length) { form.addEventListener("change", refresh); }
+  if (!form) { wireConfirmButtons(); return; }
+  var urls = {
+    date: form.getAttribute("data-input-date"),
+    kana: form.getAttribute("data-input-kana"),
+    postal: form.getAttribute("data-input-postal"),
+    check: form.getAttribute("data-check")
+  };
+
+  // ---- Enter never submits the form nor adopts a suggestion -----------------------------------------------------
+  // (The form's first submit button is a disabled one, so implicit submission does nothing even without this.)
+  form.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || isComposing(e)) { return; }
+    var t = e.target;
+    if (t.tagName === "INPUT" && t.type !== "submit" && t.type !== "button") { e.preventDefault(); }
+  });
+
+  // Warn before leaving a form with unsaved edits.
+  var dirty = false;
+  form.addEventListener("input", function () { dirty = true; });
+  form.addEventListener("change", function () { dirty = true; });
+  form.addEventListener("submit", function () { dirty = false; });
+  window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
+
+  // ---- dates: one text box, the understood date shown as one types (/input/date) ---------------------------------
+  var setUnderstood = function (input, text, level) {
+    var out = document.getElementById(input.id + "-understood");
+    if (!out) { return; }
+    out.textContent = text;
+    out.className = "understood" + (level ? " " + level : "");
+  };
+  var checkDate = function (input, leaving) {
+    var typed = input.value;
+    if (!typed.trim()) { setUnderstood(input, "", ""); return; }
+    postJSON(urls.date, { q: typed }).then(function (r) {
+      if (input.value !== typed) { return; }  // typed on meanwhile: a newer answer follows
+      if (r.ok) {
+        setUnderstood(input, r.display + (r.message ? "　" + r.message : ""), r.message ? "warning" : "ok");
+      } else if (!r.incomplete || leaving) {
+        setUnderstood(input, r.message, "error");
+      } else {
+        setUnderstood(input, "", "");
+      }
+    }).catch(function () { /* the server checks on save */ });
+  };
+  each(form.querySelectorAll("input[data-date]"), function (input) {
+    var later = debounce(function () { if (!isComposing()) { checkDate(input, false); } }, 150);
+    input.addEventListener("input", function (e) { if (!isComposing(e)) { later(); } });
+    input.addEventListener("compositionend", function () { later(); });
+    input.addEventListener("blur", function () { checkDate(input, true); });
+    addCalendar(input);
+  });
+
+  // A calendar as an option: a mouse-only button opening the browser's own date picker. Keyboard users type
+  // (one Tab stop per date); the picker writes the ISO date into the text box.
+  function addCalendar(input) {
+    var picker = document.createElement("input");
+    picker.type = "date";
+    if (picker.type !== "date" || typeof picker.showPicker !== "function") { return; }
+    picker.tabIndex = -1;
+    picker.className = "calendar-picker";
+    picker.setAttribute("aria-hidden", "true");
+    var button = document.createElement("button");
+    button.type = "button";
+    button.tabIndex = -1;
+    button.className = "calendar";
+    button.textContent = "カレンダー";
+    button.setAttribute("aria-label", "カレンダーから選ぶ");
+    button.addEventListener("click", function () {
+      if (/^\d{4}-\d{2}-\d{2}$/.test(input.value)) { picker.value = input.value; }
+      try { picker.showPicker(); } catch (err) { picker.focus(); }
+    });
+    picker.addEventListener("change", function () {
+      if (!picker.value) { return; }
+      input.value = picker.value;
+      dirty = true;
+      checkDate(input, true);
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      input.focus();
+    });
+    input.parentNode.appendChild(button);
+    input.parentNode.appendChild(picker);
   }
 
+  // ---- conditional items follow the answers as they are typed (the server applies the same conditions) -----------
+  var valueOf = function (id) {
+    var out = [];
+    each(form.querySelectorAll("[name='" + id.replace(/'/g, "") + "']"), function (el) {
+      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
+      if (el.value !== "") { out.push(el.value); }
+    });
+    return out;
+  };
+  var UNKNOWN = {};
+  // true / false, or UNKNOWN when the page cannot tell (numbers, dates, derived values): the server decides.
+  var holds = function (c) {
+    if (!c || typeof c !== "object") { return true; }
+    var parts, i, r, unknown = false;
+    if (c.and || c.or) {
+      parts = c.and || c.or;
+      for (i = 0; i < parts.length; i++) {
+        r = holds(parts[i]);
+        if (r === UNKNOWN) { unknown = true; } else if (c.and && !r) { return false; } else if (c.or && r) { return true; }
+      }
+      return unknown ? UNKNOWN : !!c.and;
+    }
+    if (c.not) { r = holds(c.not); return r === UNKNOWN ? UNKNOWN : !r; }
+    if (!c.item) { return UNKNOWN; }  // row quantifiers etc.
+    var v = valueOf(c.item);
+    if ("empty" in c) { return (v.length === 0) === !!c.empty; }
+    if (!("eq" in c || "ne" in c || "in" in c || "includes" in c)) { return UNKNOWN; }
+    if (v.length === 0) { return false; }
+    if ("eq" in c) { return v.indexOf(String(c.eq)) >= 0; }
+    if ("ne" in c) { return v.indexOf(String(c.ne)) < 0; }
+    if ("in" in c) { return v.some(function (x) { return c["in"].map(String).indexOf(x) >= 0; }); }
+    return v.indexOf(String(c.includes)) >= 0;
+  };
+  var hasValue = function (el) {
+    var found = false;
+    each(el.querySelectorAll("input, select, textarea"), function (x) {
+      if (x.type === "hidden" || x.type === "date") { return; }
+      if ((x.type === "checkbox" || x.type === "radio") ? (x.checked && x.value !== "") : x.value.trim() !== "") { found = true; }
+    });
+    return found;
+  };
+  var conditional = form.querySelectorAll("[data-visible-when]");
+  var refreshConditions = function () {
+    each(conditional, function (el) {
+      var r;
+      try { r = holds(JSON.parse(el.getAttribute("data-visible-when"))); } catch (err) { r = true; }
+      if (r === UNKNOWN) { return; }
+      el.hidden = !r && !hasValue(el);  // an item holding a value never disappears
+    });
+  };
+  if (conditional.length) { form.addEventListener("change", refreshConditions); }
+
+  wireConfirmButtons();
+
   // Confirm step is an explicit act.
-  Array.prototype.forEach.call(document.querySelectorAll("button[data-confirm]"), function (b) {
-    b.addEventListener("click", function (e) { if (!window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); } });
-  });
+  function wireConfirmButtons() {
+    each(document.querySelectorAll("button[data-confirm]"), function (b) {
+      b.addEventListener("click", function (e) { if (!window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); } });
+    });
+  }
 })();

@@ -1,0 +1,65 @@
+"""The form as hospital staff use it, in real Chromium with a Japanese locale: Japanese input (dates, フリガナ, postal
+codes), the keyboard (Enter never submits), narrow screens, and screenshots of the main screens for docs/screenshots.
+Each test states what a clerk does and what must come out in the database."""
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.portal.browser import chromium, open_page, sign_in
+from tests.portal.conftest import push_extract
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+PATIENT = "1100000002"  # 高橋　健, 78, EMR: SS-MIX2; one test row, a diagnosis-class suggestion
+
+
+@pytest.fixture
+def form_for(live_server, settings, hospital, published):
+    """A fresh draft for PATIENT opened from the EMR button: returns (launch URL, the user's TOTP device)."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    published("2021-03")
+
+    def launch(user, patient=PATIENT, fmt="ss-mix2"):
+        response = push_extract(Client(), patient, fmt)
+        assert response.status_code == 201
+        return response.json()["launch_url"], TOTPDevice.objects.get(user=user)
+
+    return launch
+
+
+def open_form(page, url, user, device):
+    page.goto(url)
+    sign_in(page, user, device)
+    page.wait_for_url("**/notifications/*/")
+    page.wait_for_load_state("networkidle")
+
+
+def the_notification():
+    from assist_portal.notifications.models import Notification
+
+    return Notification.objects.get(patient_ref=PATIENT)
+
+
+def save(page):
+    page.click("button[name=action][value=save]")
+    page.wait_for_selector("text=下書きを保存しました")
+
+
+def test_a_wareki_date_typed_is_understood_as_typed_and_saved_as_iso(form_for, clerk):
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser) as page:
+        open_form(page, url, clerk, device)
+        box = page.locator("[name='clinical.estimated_infection_date']")
+        box.press_sequentially("R3.1.10")
+        understood = page.locator("#f-clinical-estimated_infection_date-understood")
+        understood.filter(has_text="2021年1月10日（令和3年）").wait_for()
+        assert box.input_value() == "R3.1.10"  # what was typed stays as typed
+        # A date that cannot be one says why while typing (the same parser as the server).
+        other = page.locator("[name='clinical.onset_date']")
+        other.press_sequentially("2021/2/29")
+        page.locator("#f-clinical-onset_date-understood").filter(has_text="2月は28日までです").wait_for()
+        other.fill("")
+        save(page)
+        assert page.locator("#f-clinical-estimated_infection_date-understood").inner_text() == "2021年1月10日（令和3年）"
+    assert the_notification().values["clinical.estimated_infection_date"] == "2021-01-10"
