@@ -156,6 +156,60 @@
     input.parentNode.appendChild(picker);
   }
 
+  // ---- フリガナ: full-width katakana as one types (/input/kana: hiragana, half-width kana, one full-width space) ----
+  var setNote = function (input, text, level) {
+    var id = input.id + "-note", note = document.getElementById(id);
+    if (!note) {
+      note = document.createElement("div");
+      note.id = id;
+      note.setAttribute("aria-live", "polite");
+      input.parentNode.insertBefore(note, document.getElementById(input.id + "-msgs"));
+      input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "") + " " + id);
+    }
+    note.textContent = text;
+    note.className = "note" + (level ? " " + level : "");
+  };
+  var convertKana = function (input) {
+    var typed = input.value;
+    if (!typed) { setNote(input, "", ""); return; }
+    var fields = { q: typed };
+    if (input.getAttribute("data-maxlength")) { fields.max = input.getAttribute("data-maxlength"); }
+    postJSON(urls.kana, fields).then(function (r) {
+      if (input.value !== typed || isComposing()) { return; }  // typed on meanwhile: leave it alone
+      if (r.value && r.value !== typed) {
+        var atEnd = input.selectionStart === typed.length;
+        input.value = r.value;
+        if (atEnd) { input.setSelectionRange(r.value.length, r.value.length); }
+      }
+      setNote(input, r.message, r.message ? "error" : "");
+    }).catch(function () { /* the server converts on save */ });
+  };
+  each(form.querySelectorAll("input[data-kana]"), function (input) {
+    var later = debounce(function () { if (!isComposing()) { convertKana(input); } }, 300);
+    input.addEventListener("input", function (e) { if (!isComposing(e)) { later(); } });
+    input.addEventListener("compositionend", function () { later(); });
+    input.addEventListener("blur", function () { convertKana(input); });
+  });
+
+  // ---- text: too long is said (never cut: there is no maxlength); the characters are checked on the server -----
+  var countChars = function (text) { return Array.from ? Array.from(text).length : text.length; };
+  each(form.querySelectorAll("[data-maxlength]"), function (el) {
+    if (el.hasAttribute("data-kana")) { return; }
+    var limit = Number(el.getAttribute("data-maxlength"));
+    var counter = document.getElementById(el.id + "-count");
+    var update = function () {
+      var n = countChars(el.value), over = n > limit;
+      if (counter) {
+        counter.textContent = n + "／" + limit + "文字" + (over ? "（" + (n - limit) + "文字多すぎます）" : "");
+        counter.className = "hint counter" + (over ? " over" : "");
+      } else {
+        setNote(el, over ? limit + "文字以内で入力してください（現在" + n + "文字）。" : "", over ? "error" : "");
+      }
+    };
+    el.addEventListener("input", function (e) { if (!isComposing(e)) { update(); } });
+    el.addEventListener("compositionend", update);
+  });
+
   // ---- conditional items follow the answers as they are typed (the server applies the same conditions) -----------
   var valueOf = function (id) {
     var out = [];

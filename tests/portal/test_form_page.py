@@ -37,3 +37,33 @@ def test_print_shows_dates_the_japanese_way(client, launched):
     html = client.get(reverse("notifications:print", args=[launched.uuid])).content.decode()
     assert "1942年7月21日" in html and "1942-07-21" not in html
     assert "460-0008" in html and "4600008" not in html
+
+
+def post_values(notification, **values):
+    data = {"action": "save", "lock_version": str(notification.lock_version)}
+    data.update(values)
+    return data
+
+
+def item_block(html: str, html_id: str) -> str:
+    """The HTML of one item: from its control's wrapper to the end of its own message list."""
+    start = html.index(f'data-html-id="{html_id}"')
+    end = html.index("</ul>", html.index(f'id="{html_id}-msgs"'))
+    return html[start:end]
+
+
+def test_characters_hersys_cannot_take_and_too_long_text_are_said_under_the_item_and_nothing_is_cut(client,
+                                                                                                   launched):
+    url = reverse("notifications:form", args=[launched.uuid])
+    remarks = "経過観察中。" * 700  # 4,200 characters, the limit is 4,000
+    response = client.post(url, post_values(launched, **{"patient.name": "高橋😀健", "notes.remarks": remarks,
+                                                         "patient.occupation": "𠮷野家 店員"}))
+    assert response.status_code == 302
+    launched.refresh_from_db()
+    assert launched.values["notes.remarks"] == remarks and launched.values["patient.name"] == "高橋😀健"
+    html = client.get(url).content.decode()
+    assert "絵文字は入力できません（😀）" in item_block(html, "f-patient-name")
+    assert "HER-SYSに登録できない文字" in item_block(html, "f-patient-occupation")
+    assert "4000文字以内で入力してください（現在4200文字）" in item_block(html, "f-notes-remarks")
+    assert remarks in html  # shown in full, never cut
+    assert " maxlength=" not in html  # the browser never cuts a paste silently either

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import expect
 
 from tests.portal.browser import chromium, open_page, sign_in
 from tests.portal.conftest import push_extract
@@ -63,3 +64,31 @@ def test_a_wareki_date_typed_is_understood_as_typed_and_saved_as_iso(form_for, c
         save(page)
         assert page.locator("#f-clinical-estimated_infection_date-understood").inner_text() == "2021年1月10日（令和3年）"
     assert the_notification().values["clinical.estimated_infection_date"] == "2021-01-10"
+
+
+def test_hiragana_typed_into_furigana_becomes_katakana_on_the_page_and_in_the_database(form_for, clerk):
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser) as page:
+        open_form(page, url, clerk, device)
+        kana = page.locator("[name='patient.name_kana']")
+        kana.fill("")
+        kana.press_sequentially("やまだ　たろう")
+        expect(kana).to_have_value("ヤマダ　タロウ")  # converted on the page, before any save
+        half = page.locator("[name='patient.name']")  # not a kana item: kept exactly as typed
+        half.fill("山田　太郎")
+        save(page)
+        assert kana.input_value() == "ヤマダ　タロウ"
+    assert the_notification().values["patient.name_kana"] == "ヤマダ　タロウ"
+
+
+def test_without_javascript_the_server_converts_the_same_way(form_for, clerk):
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser, java_script_enabled=False) as page:
+        page.goto(url)
+        sign_in(page, clerk, device)
+        page.wait_for_url("**/notifications/*/")
+        page.fill("[name='patient.name_kana']", "ﾔﾏﾀﾞ ﾀﾛｳ")
+        page.fill("[name='clinical.onset_date']", "令和３年１月７日")
+        save(page)
+    values = the_notification().values
+    assert values["patient.name_kana"] == "ヤマダ　タロウ" and values["clinical.onset_date"] == "2021-01-07"
