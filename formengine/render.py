@@ -30,7 +30,7 @@ import json
 from datetime import date
 from typing import Any
 
-from jpinput import format_date_ja, format_date_ja_with_era, normalise_postal
+from jpinput import address_mismatch, format_date_ja, format_date_ja_with_era, normalise_postal
 
 from .definition import groups_by_id, row_key
 from .engine import Evaluation, Message
@@ -223,6 +223,7 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
         sections.append({"id": section["id"], "label": section["label"], "help": section.get("help", ""),
                          "html_id": "section-" + section["id"], "has_errors": has_errors, "entries": entries})
 
+    _pair_postal_codes(defn, sections)
     return {
         "title": defn.get("title", ""),
         "version": defn.get("version", ""),
@@ -239,6 +240,29 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
         "suggestions": evaluation.suggestions,
         "sections": sections,
     }
+
+
+def _pair_postal_codes(defn: dict[str, Any], sections: list[dict[str, Any]]) -> None:
+    """A postal code and its address (``<prefix>.postal_code`` → ``<prefix>.address``, or the item the postal code
+    names in ``address_item``) know each other on the page (the code fills the address), and a code that does not
+    belong to the address is a warning under both — never an error: the code or the address may be the one that
+    is wrong (jpinput.address_mismatch)."""
+    fields = {f["id"]: f for s in sections for f in s["entries"] if f["kind"] == "field"}
+    for item in defn.get("items", []):
+        if item.get("type") != "postal_code" or item.get("group") or item["id"] not in fields:
+            continue
+        address_id = item.get("address_item") or item["id"].rsplit(".", 1)[0] + ".address"
+        code, address = fields[item["id"]], fields.get(address_id)
+        if address is None or address["type"] != "text":
+            continue
+        code["address_for"], address["postal_for"] = address["html_id"], code["html_id"]
+        if not (code["has_value"] and address["has_value"]):
+            continue
+        warning = address_mismatch(code["value"], address["value"])
+        if warning:
+            for field in (code, address):
+                field["messages"].append({"item_id": field["id"], "row": None, "rule_id": "postal.address_mismatch",
+                                          "severity": "warning", "text_ja": warning})
 
 
 def _group(defn: dict[str, Any], group: dict[str, Any], evaluation: Evaluation, provenance: dict[str, Any],

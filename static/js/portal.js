@@ -191,6 +191,66 @@
     input.addEventListener("blur", function () { convertKana(input); });
   });
 
+  // ---- postal code → address (/input/postal: offline Japan Post data); a code that does not fit the address warns -
+  var digitsOf = function (text) {
+    return (text || "").replace(/[０-９]/g, function (c) { return String.fromCharCode(c.charCodeAt(0) - 0xFEE0); })
+      .replace(/\D/g, "");
+  };
+  var addressLine = function (a) { return a.prefecture + a.city + a.town; };
+  var postalCheck = function (codeInput, fromAddress) {
+    var address = document.getElementById(codeInput.getAttribute("data-address-for"));
+    var typed = codeInput.value;
+    if (digitsOf(typed).length !== 7) {
+      if (!fromAddress) { setNote(codeInput, "", ""); }
+      return;
+    }
+    postJSON(urls.postal, { q: typed, address: address ? address.value : "" }).then(function (r) {
+      if (codeInput.value !== typed) { return; }
+      if (r.code && r.code !== typed && !fromAddress) { codeInput.value = r.code; }  // one form: 123-4567
+      var choices = document.getElementById(codeInput.id + "-choices");
+      if (choices) { choices.parentNode.removeChild(choices); }
+      if (r.message) { setNote(codeInput, r.message, "error"); return; }
+      var areas = r.addresses || [];
+      var text = areas.length === 1 ? addressLine(areas[0]) + "の郵便番号です。" : "";
+      setNote(codeInput, r.warning || text, r.warning ? "warning" : "ok");
+      if (address) { setNote(address, r.warning || "", r.warning ? "warning" : ""); }
+      if (!address || fromAddress || !areas.length) { return; }
+      var fill = function (a) {
+        address.value = addressLine(a);
+        address.dispatchEvent(new Event("input", { bubbles: true }));
+        setNote(codeInput, addressLine(a) + "を住所に入れました。番地などを続けて入力してください。", "ok");
+        setNote(address, "", "");
+        var box = document.getElementById(codeInput.id + "-choices");
+        if (box) { box.parentNode.removeChild(box); }
+      };
+      var alreadyThere = areas.some(function (a) { return address.value.indexOf(addressLine(a)) === 0; });
+      if (!address.value.trim() && areas.length === 1) { fill(areas[0]); return; }
+      if (alreadyThere) { return; }
+      // Several towns for one code, or an address already typed: offer, never overwrite.
+      var list = document.createElement("ul");
+      list.id = codeInput.id + "-choices";
+      list.className = "address-choices";
+      areas.slice(0, 20).forEach(function (a) {
+        var li = document.createElement("li");
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "secondary";
+        b.textContent = "住所に反映：" + addressLine(a);
+        b.addEventListener("click", function () { fill(a); address.focus(); });
+        li.appendChild(b);
+        list.appendChild(li);
+      });
+      codeInput.parentNode.insertBefore(list, document.getElementById(codeInput.id + "-msgs"));
+    }).catch(function () { /* the server checks on save */ });
+  };
+  each(form.querySelectorAll("input[data-postal]"), function (input) {
+    var later = debounce(function () { if (!isComposing()) { postalCheck(input, false); } }, 200);
+    input.addEventListener("input", function (e) { if (!isComposing(e)) { later(); } });
+    input.addEventListener("compositionend", function () { later(); });
+    var address = document.getElementById(input.getAttribute("data-address-for"));
+    if (address) { address.addEventListener("blur", function () { postalCheck(input, true); }); }
+  });
+
   // ---- text: too long is said (never cut: there is no maxlength); the characters are checked on the server -----
   var countChars = function (text) { return Array.from ? Array.from(text).length : text.length; };
   each(form.querySelectorAll("[data-maxlength]"), function (el) {

@@ -92,3 +92,25 @@ def test_without_javascript_the_server_converts_the_same_way(form_for, clerk):
         save(page)
     values = the_notification().values
     assert values["patient.name_kana"] == "ヤマダ　タロウ" and values["clinical.onset_date"] == "2021-01-07"
+
+
+def test_a_postal_code_fills_the_address_and_a_code_from_elsewhere_warns(form_for, clerk):
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser) as page:
+        open_form(page, url, clerk, device)
+        code, address = page.locator("[name='patient.postal_code']"), page.locator("[name='patient.address']")
+        expect(code).to_have_value("460-0008")  # the EMR's 4600008, shown the one way
+        code.fill("")
+        address.fill("")
+        code.press_sequentially("１０００００１")  # full-width, as an IME in full-width mode types it
+        expect(address).to_have_value("東京都千代田区千代田")  # prefecture, city, town; the rest is left to type
+        expect(code).to_have_value("100-0001")
+        address.press_sequentially("１−１")
+        address.fill("広島県広島市中区基町10-1")
+        address.blur()
+        expect(page.locator("#f-patient-address-note")).to_contain_text("東京都の番号ですが、住所は広島県")
+        save(page)
+        assert "東京都の番号ですが" in page.locator("#f-patient-postal_code-msgs").inner_text()
+        assert "東京都の番号ですが" in page.locator("#f-patient-address-msgs").inner_text()
+    values = the_notification().values
+    assert values["patient.postal_code"] == "100-0001" and values["patient.address"] == "広島県広島市中区基町10-1"
