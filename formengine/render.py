@@ -28,13 +28,24 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from jpinput import address_mismatch, format_date_ja, format_date_ja_with_era, normalise_postal
 
+from .conditions import Context, condition_literals, condition_refs, evaluate_condition
 from .definition import groups_by_id, row_key
-from .engine import Evaluation, Message
-from .valuetypes import AGE_UNIT_LABELS, DEFAULT_MAX_LENGTH, age_label, options_of, parse_iso_date
+from .engine import COMPLETENESS, Evaluation, Message
+from .valuetypes import (
+    AGE_UNIT_LABELS,
+    DEFAULT_MAX_LENGTH,
+    INVALID,
+    age_label,
+    check_value,
+    options_of,
+    parse_iso_date,
+)
 
 PROVENANCE_KINDS = {
     "emr": "電子カルテ",
@@ -58,12 +69,14 @@ _INPUT_HINTS: dict[str, dict[str, Any]] = {
 }
 
 
-def provenance_badge(source: Any, has_value: bool) -> dict[str, str]:
-    """{kind: emr|master|computed|typed|none, label_ja, detail} for one value's provenance string."""
+def provenance_badge(source: Any, has_value: bool, defn: dict[str, Any] | None = None) -> dict[str, str]:
+    """{kind: emr|master|computed|typed|none, label_ja, detail, detail_ja} for one value's provenance string.
+    ``detail`` is the stored string (``ss-mix2:ADT-00 PID-5``); ``detail_ja`` says it in words for the people
+    filling the form (「SS-MIX2 患者基本情報（ADT-00）の氏名（PID-5）」)."""
     if not has_value:
-        return {"kind": "none", "label_ja": PROVENANCE_KINDS["none"], "detail": ""}
+        return {"kind": "none", "label_ja": PROVENANCE_KINDS["none"], "detail": "", "detail_ja": ""}
     if not isinstance(source, str) or not source:
-        return {"kind": "typed", "label_ja": PROVENANCE_KINDS["typed"], "detail": ""}
+        return {"kind": "typed", "label_ja": PROVENANCE_KINDS["typed"], "detail": "", "detail_ja": ""}
     prefix = source.split(":", 1)[0].lower()
     if prefix in _EMR_PREFIXES:
         kind = "emr"
@@ -71,7 +84,52 @@ def provenance_badge(source: Any, has_value: bool) -> dict[str, str]:
         kind = prefix
     else:
         kind = "typed"
-    return {"kind": kind, "label_ja": PROVENANCE_KINDS[kind], "detail": source[:200]}
+    return {"kind": kind, "label_ja": PROVENANCE_KINDS[kind], "detail": source[:200],
+            "detail_ja": provenance_in_words(source, defn)[:200]}
+
+
+#: SS-MIX2 standard storage data types and HL7 v2.5 fields the mapping cites, in words.
+_SSMIX2_TYPES = {"ADT-00": "患者基本情報", "ADT-12": "外来受診", "ADT-22": "入院", "ADT-52": "退院",
+                 "PPR-01": "病名", "OML-01": "検体検査オーダー", "OML-11": "検体検査結果", "OMP-01": "処方"}
+_HL7_FIELDS = {"PID-5": "氏名", "PID-7": "生年月日", "PID-8": "性別", "PID-11": "住所", "PID-11.5": "郵便番号",
+               "PID-13": "電話番号", "PV1-2": "患者区分", "PV1-7": "担当医", "PV1-44": "受診・入院日",
+               "PRB-3": "病名", "PRB-7": "診断日", "OBX-3": "検査項目", "OBX-5": "検査結果", "OBX-19": "結果日",
+               "SPM-4": "検体", "SPM-17": "採取日時"}
+_COMPUTED = {"today": "届出を開いた日の日付", "first_report_of_class": "この類型を最初に報告した日"}
+
+
+def provenance_in_words(source: str, defn: dict[str, Any] | None = None) -> str:
+    """A provenance string in Japanese words; an unknown form is shown as it is."""
+    prefix, _, rest = source.partition(":")
+    prefix = prefix.lower()
+    if prefix in ("ss-mix2", "ssmix2", "hl7"):
+        parts = rest.split()
+        kind = _SSMIX2_TYPES.get(parts[0], "") if parts else ""
+        fields = [f"{_HL7_FIELDS[p]}（{p}）" if p in _HL7_FIELDS else p for p in parts[1:]]
+        head = f"SS-MIX2 {kind}（{parts[0]}）" if kind else f"SS-MIX2 {parts[0] if parts else ''}".rstrip()
+        return f"電子カルテ：{head}" + (f"の{'、'.join(fields)}" if fields else "")
+    if prefix == "fhir":
+        return f"電子カルテ：FHIR {rest}"
+    if prefix in ("csv", "dwh"):
+        return f"電子カルテ：DWH出力の列 {rest}"
+    if prefix == "emr":
+        return f"電子カルテ：{rest}"
+    if prefix == "master":
+        return "医療機関マスタ（施設情報）" if rest == "facility" else f"医療機関マスタ（{rest}）"
+    if prefix == "typed":
+        return f"入力した人：{rest}" if rest else "入力"
+    if prefix == "computed":
+        if rest in _COMPUTED:
+            return _COMPUTED[rest]
+        rule = next((r for r in (defn or {}).get("rules", []) if r.get("id") == rest), None)
+        labels = {i["id"]: i["label"] for i in (defn or {}).get("items", [])}
+        if rule and rule.get("kind") == "derive":
+            p = rule.get("params", {})
+            return f"「{labels.get(p.get('from'), p.get('from'))}」と「{labels.get(p.get('at'), p.get('at'))}」から計算"
+        if rule and rule.get("kind") == "suggest":
+            return f"自動選択：{rule.get('message', '')}".replace("{", "").replace("}", "")
+        return "自動計算"
+    return source
 
 
 def _text(value: Any) -> str:
@@ -104,7 +162,8 @@ def _widget(item: dict[str, Any]) -> str:
 
 
 def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source: Any, messages: list[Message],
-           evaluation: Evaluation, derived: bool, highlight: bool, visible: bool) -> dict[str, Any]:
+           evaluation: Evaluation, derived: bool, highlight: bool, visible: bool,
+           defn: dict[str, Any] | None = None) -> dict[str, Any]:
     item_type = item["type"]
     has_value = value is not None and value != "" and value != []
     options = options_of(item)
@@ -140,7 +199,7 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         input_hints["maxlength"] = limit
     if item_type == "integer":
         input_hints.update({k: item[k] for k in ("min", "max") if k in item})
-    msg_dicts = [m.as_dict() for m in messages]
+    msg_dicts = [m.as_dict() for m in _shown(messages, evaluation.stage, defn)]
     return {
         "kind": "field",
         "id": item["id"],
@@ -159,7 +218,7 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         "display": display,
         "understood": understood,
         "has_value": has_value,
-        "provenance": provenance_badge(source, has_value),
+        "provenance": provenance_badge(source, has_value, defn),
         "required": bool(item.get("required")),
         "priority": bool(item.get("priority")),
         "medical_judgement": bool(item.get("medical_judgement")),
@@ -170,13 +229,99 @@ def _field(item: dict[str, Any], value: Any, *, name: str, html_id: str, source:
         "visible_when_json": json.dumps(item["visible_when"], ensure_ascii=False) if item.get("visible_when") else "",
         "hidden_with_value": (not visible) and has_value,
         "messages": msg_dicts,
-        "has_error": any(m.severity == "error" for m in messages),
+        "has_error": any(m["severity"] == "error" for m in msg_dicts),
         "help": item.get("help", ""),
         "emr_source": item.get("emr_source", ""),
         "link_id": item.get("link_id", item["id"]),
         "suggestion": evaluation.suggestions.get(item["id"]),
         "derived": derived,
     }
+
+
+def _completeness_rules(defn: dict[str, Any] | None) -> set[str]:
+    ids = {r.get("id") for r in (defn or {}).get("rules", []) if r.get("kind") in COMPLETENESS}
+    return ids | {"item.required"}
+
+
+def _shown(messages: list[Message], stage: str, defn: dict[str, Any] | None) -> list[Message]:
+    """The messages shown under an item. While drafting, "…は必須です" and the like (completeness, demoted to
+    info by the engine) are not shown: a fresh form says 未入力 neutrally (badge and progress) until someone
+    tries to confirm; then (stage "confirm") they are errors under their items."""
+    if stage == "confirm":
+        return list(messages)
+    completeness = _completeness_rules(defn)
+    return [m for m in messages if not (m.severity == "info" and m.rule_id in completeness)]
+
+
+@lru_cache(maxsize=1)
+def _pending_conditions() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("pending_display_conditions.json").read_text("utf-8")
+    return json.loads(text).get("conditions", {})
+
+
+def _folded_until_applicable(defn: dict[str, Any], evaluation: Evaluation) -> dict[str, Any]:
+    """{item id: condition} of the pending display conditions (pending_display_conditions.json) that apply to this
+    definition — the item exists without a visible_when of its own, every item and code the condition names
+    exists — mapped to whether they hold for the current values (None: cannot tell, e.g. no age yet → False)."""
+    items = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    out: dict[str, Any] = {}
+    for iid, cond in _pending_conditions().items():
+        item = items.get(iid)
+        if item is None or item.get("visible_when") is not None or item.get("group"):
+            continue
+        refs = set(condition_refs(cond))
+        if not refs or not refs <= set(items) or any(items[r].get("group") for r in refs):
+            continue
+        codes_ok = all(
+            items[ref]["type"] not in ("enum", "multi_enum")
+            or all(c in {code for code, _ in options_of(items[ref])} for c in (op_value if isinstance(op_value, list)
+                                                                             else [op_value]))
+            for ref, op, op_value in condition_literals(cond) if op in ("eq", "ne", "in", "includes"))
+        if not codes_ok:
+            continue
+        clean: dict[str, Any] = {}
+        for ref in refs:
+            raw = evaluation.values.get(ref)
+            if raw is None:
+                continue
+            checked, problem = check_value(items[ref], raw)
+            if problem is None and checked is not INVALID:
+                clean[ref] = checked
+        ctx = Context(clean, {}, {i: it["type"] for i, it in items.items()}, {}, None)
+        out[iid] = {"condition": cond, "holds": bool(evaluate_condition(cond, ctx))}
+    return out
+
+
+def _echoes(defn: dict[str, Any], evaluation: Evaluation) -> dict[tuple[str, int | None], list[Message]]:
+    """Messages that concern two items sit under both. The engine anchors a date-order error on one of the two
+    dates (「発病年月日」は「診断年月日」と同じ日かそれより前… under 診断年月日) and an age it cannot derive on the age;
+    the person may have to change the other one, so it is shown there too (the summary lists it once)."""
+    rules = {r.get("id"): r for r in defn.get("rules", [])}
+    items = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    out: dict[tuple[str, int | None], list[Message]] = {}
+    for m in evaluation.messages:
+        rule = rules.get(m.rule_id)
+        if rule is None or m.item_id not in items:
+            continue
+        if rule.get("kind") == "derive":
+            refs = [rule["params"].get("from"), rule["params"].get("at")]
+        elif rule.get("kind") == "date_order":
+            refs = [r for level in rule["params"].get("chain", []) for r in (level if isinstance(level, list) else [level])
+                    if r in items and f"「{items[r]['label']}」" in m.text_ja]
+        else:
+            continue
+        for ref in refs:
+            if ref == m.item_id or ref not in items:
+                continue
+            group = items[ref].get("group")
+            if group and (m.row is None or items[m.item_id].get("group") != group):
+                continue
+            out.setdefault((ref, m.row if group else None), []).append(m)
+    return out
+
+
+#: The patient header: which items, with a short label (the form's own labels are long).
+HEADER_ITEMS = (("patient.sex", "性別"), ("patient.birth_date", "生年月日"), ("patient.age", "年齢"))
 
 
 def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[str, Any] | None) -> dict[str, Any]:
@@ -192,6 +337,8 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
     # Where a "missing" link should jump: the field, or the repeat group's box.
     anchors = {item["id"]: ("group-" + item["group"]) if item.get("group") else "f-" + item["id"].replace(".", "-")
                for item in items}
+    folded = _folded_until_applicable(defn, evaluation)
+    echoes = _echoes(defn, evaluation)
 
     def source_of(key: str) -> Any:
         return evaluation.derived.get(key) or provenance.get(key)
@@ -207,24 +354,31 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
             if gid:
                 if gid not in done_groups and gid in groups:
                     done_groups.add(gid)
-                    entries.append(_group(defn, groups[gid], evaluation, provenance, missing_priority))
+                    entries.append(_group(defn, groups[gid], evaluation, provenance, missing_priority, echoes))
                 continue
             iid = item["id"]
             value = values.get(iid)
-            visible = iid not in hidden
-            entries.append(_field(
+            visible = iid not in hidden and folded.get(iid, {}).get("holds", True)
+            field = _field(
                 item, value, name=iid, html_id="f-" + iid.replace(".", "-"),
-                source=source_of(iid), messages=evaluation.messages_for(iid, None), evaluation=evaluation,
+                source=source_of(iid), messages=evaluation.messages_for(iid, None) + echoes.get((iid, None), []),
+                evaluation=evaluation,
                 derived=iid in evaluation.derived,
-                highlight=visible and iid in missing_priority, visible=visible,
-            ))
-        has_errors = any(e.get("has_error") for e in entries) or any(
-            c["has_error"] for e in entries if e["kind"] == "group" for r in e["rows"] for c in r["cells"])
+                highlight=visible and iid in missing_priority, visible=visible, defn=defn,
+            )
+            if iid in folded:  # the page follows the same condition as one answers (UI only, see above)
+                field["visible_when"] = folded[iid]["condition"]
+                field["visible_when_json"] = json.dumps(folded[iid]["condition"], ensure_ascii=False)
+                field["hidden_with_value"] = False
+            entries.append(field)
+        has_errors = any(e.get("has_error") for e in entries)
         sections.append({"id": section["id"], "label": section["label"], "help": section.get("help", ""),
                          "html_id": "section-" + section["id"], "has_errors": has_errors, "entries": entries})
 
     _pair_postal_codes(defn, sections)
-    return {
+    form_messages = [m.as_dict() for m in _shown([m for m in evaluation.messages if m.item_id is None],
+                                                 evaluation.stage, defn)]
+    model = {
         "title": defn.get("title", ""),
         "version": defn.get("version", ""),
         "stage": evaluation.stage,
@@ -232,7 +386,7 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
         "ok_to_confirm": evaluation.ok_to_confirm,
         "counts": {"errors": len(evaluation.errors), "warnings": len(evaluation.warnings),
                    "infos": len(evaluation.infos)},
-        "messages": [m.as_dict() for m in evaluation.messages if m.item_id is None],
+        "messages": form_messages,
         "missing_required": [{"id": i, "label": labels.get(i, i), "html_id": anchors.get(i, "")}
                              for i in evaluation.missing_required],
         "missing_priority": [{"id": i, "label": labels.get(i, i), "html_id": anchors.get(i, "")}
@@ -240,6 +394,93 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
         "suggestions": evaluation.suggestions,
         "sections": sections,
     }
+    model["header"] = _header(defn, sections)
+    model["summary"] = _summary(sections, form_messages)
+    model["progress"] = _progress(model)
+    return model
+
+
+def _iter_fields(sections: list[dict[str, Any]]):
+    for section in sections:
+        for entry in section["entries"]:
+            if entry["kind"] == "field":
+                yield section, entry
+            else:
+                for row in entry["rows"]:
+                    for cell in row["cells"]:
+                        yield section, cell
+
+
+def _header(defn: dict[str, Any], sections: list[dict[str, Any]]) -> dict[str, Any]:
+    """Who this is, at a glance: name, kana, sex, birth date (with the era), age, and the form version."""
+    fields = {f["id"]: f for _, f in _iter_fields(sections) if f["name"] == f["id"]}
+
+    def shown(iid: str) -> str:
+        f = fields.get(iid)
+        return f["display"] if f and f["has_value"] else ""
+
+    facts = []
+    for iid, short in HEADER_ITEMS:
+        if iid in fields:
+            f = fields[iid]
+            text = (f["understood"] or f["display"]) if f["has_value"] else "未入力"
+            facts.append({"label": short, "value": text, "html_id": f["html_id"], "missing": not f["has_value"]})
+    return {"name": shown("patient.name"), "kana": shown("patient.name_kana"), "facts": facts,
+            "version": defn.get("version", ""), "title": defn.get("title", "")}
+
+
+def _summary(sections: list[dict[str, Any]], form_messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error summary at the top of the page: every error shown on it, with a link to the item it sits under
+    (the same messages, so the summary and the items never disagree), and the warnings counted apart."""
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for m in form_messages:
+        (errors if m["severity"] == "error" else warnings if m["severity"] == "warning" else []).append(
+            {"html_id": "", "label": "", "text_ja": m["text_ja"]})
+    for section in sections:
+        for entry in section["entries"]:
+            if entry["kind"] == "group":
+                for m in entry["messages"]:
+                    target = errors if m["severity"] == "error" else warnings if m["severity"] == "warning" else None
+                    if target is not None:
+                        target.append({"html_id": entry["html_id"], "label": entry["label"], "text_ja": m["text_ja"]})
+                cells = [c for r in entry["rows"] for c in r["cells"]]
+            else:
+                cells = [entry]
+            for f in cells:
+                if not f["visible"]:
+                    continue
+                for m in f["messages"]:
+                    target = errors if m["severity"] == "error" else warnings if m["severity"] == "warning" else None
+                    key = (m["rule_id"], m["row"], m["text_ja"])  # a message shown under two items: listed once
+                    if target is not None and key not in seen:
+                        seen.add(key)
+                        target.append({"html_id": f["html_id"], "label": f["label"], "text_ja": m["text_ja"]})
+    return {"errors": errors, "warnings": warnings, "error_count": len(errors), "warning_count": len(warnings)}
+
+
+def _progress(model: dict[str, Any]) -> dict[str, Any]:
+    """Complete / missing priority / messages: items shown that hold a value (a repeat group counts once, when it
+    has a row), the priority items still missing (Q&A 5), and the counts of errors and warnings on the page."""
+    total = filled = 0
+    for section in model["sections"]:
+        for entry in section["entries"]:
+            if entry["kind"] == "group":
+                total += 1
+                filled += 1 if entry["filled_count"] else 0
+            elif entry["visible"]:
+                total += 1
+                filled += 1 if entry["has_value"] else 0
+    summary = model["summary"]
+    return {"filled": filled, "total": total, "percent": round(100 * filled / total) if total else 100,
+            "missing_priority": model["missing_priority"],
+            "missing_required": model["missing_required"] if model["stage"] == "confirm" else [],
+            "errors": summary["error_count"], "warnings": summary["warning_count"],
+            "first_error": summary["errors"][0]["html_id"] if summary["errors"] else "",
+            "first_warning": summary["warnings"][0]["html_id"] if summary["warnings"] else "",
+            "sections": [{"label": s["label"], "html_id": s["html_id"], "has_errors": s["has_errors"]}
+                         for s in model["sections"]]}
 
 
 def _pair_postal_codes(defn: dict[str, Any], sections: list[dict[str, Any]]) -> None:
@@ -266,7 +507,8 @@ def _pair_postal_codes(defn: dict[str, Any], sections: list[dict[str, Any]]) -> 
 
 
 def _group(defn: dict[str, Any], group: dict[str, Any], evaluation: Evaluation, provenance: dict[str, Any],
-           missing_priority: set[str]) -> dict[str, Any]:
+           missing_priority: set[str], echoes: dict[tuple[str, int | None], list[Message]] | None = None
+           ) -> dict[str, Any]:
     gid = group["id"]
     members = [item for item in defn.get("items", []) if item.get("group") == gid]
     raw_rows = evaluation.values.get(gid)
@@ -282,17 +524,21 @@ def _group(defn: dict[str, Any], group: dict[str, Any], evaluation: Evaluation, 
             key = row_key(item)
             value = row.get(key)
             empty = value is None or value == ""
-            msgs = evaluation.messages_for(item["id"], original_index) if original_index is not None else []
+            msgs = (evaluation.messages_for(item["id"], original_index) + (echoes or {}).get((item["id"], original_index), [])
+                    if original_index is not None else [])
             highlight = bool(item.get("priority")) and item["id"] in missing_priority and empty and (
                 original_index is not None or (slot == 0 and not filled))
             cells.append(_field(
                 item, value, name=f"{gid}-{slot}-{key}", html_id=f"f-{gid}-{slot}-{key}",
                 source=provenance.get(f"{gid}[{original_index}].{key}") if original_index is not None else None,
-                messages=msgs, evaluation=evaluation, derived=False, highlight=highlight, visible=True,
+                messages=msgs, evaluation=evaluation, derived=False, highlight=highlight, visible=True, defn=defn,
             ))
-        rows.append({"index": slot, "filled": original_index is not None, "cells": cells})
+        # Empty slots after the first stay behind 「検査を追加」 (shown without JavaScript).
+        spare = original_index is None and slot > 0
+        rows.append({"index": slot, "filled": original_index is not None, "spare": spare, "cells": cells})
     member_ids = {item["id"] for item in members}
-    group_msgs = [m for m in evaluation.messages if m.item_id == gid or (m.item_id in member_ids and m.row is None)]
+    group_msgs = _shown([m for m in evaluation.messages if m.item_id == gid or (m.item_id in member_ids and m.row is None)],
+                        evaluation.stage, defn)
     row_errors = any(c["has_error"] for r in rows for c in r["cells"])
     return {
         "kind": "group",

@@ -93,7 +93,8 @@ def notification_form(request, uuid):
             row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
                                                                       lock_version, request)
             if delivery is None:
-                msgs = [("error", "確定できません。赤く表示された項目を確認してください。")]
+                msgs = [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります"
+                                  "（一覧から各項目へ移動できます）。入力した内容は下書きとして保存しました。")]
                 if not evaluation.notifiable:
                     msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
                                       "HER-SYSへは送信されません。")]
@@ -115,7 +116,10 @@ def notification_form(request, uuid):
     except services.WorkflowError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
-    messages.success(request, "下書きを保存しました。")
+    if evaluation.errors:
+        messages.warning(request, f"下書きを保存しました。確認が必要な項目が{len(evaluation.errors)}件あります。")
+    else:
+        messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
 
 
@@ -127,8 +131,9 @@ def notification_check(request, uuid):
     each field's messages, what is shown, and the progress panel."""
     notification = selectors.notification_get(request.user, uuid)
     values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    stage = "confirm" if request.POST.get("stage") == "confirm" else "draft"  # after a confirm attempt: as then
     shown = present(notification.definition.definition, values, today=services.local_date(),
-                    provenance=notification.provenance)
+                    provenance=notification.provenance, stage=stage)
     return JsonResponse(check_payload(request, shown.model, parse_errors))
 
 
@@ -137,6 +142,10 @@ def check_payload(request, model, parse_errors=()) -> dict:
     for f in iter_fields(model):
         fields[f["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]} for m in f["messages"]],
                                 "invalid": f["has_error"], "visible": f["visible"]}
+    for group in (e for s in model["sections"] for e in s["entries"] if e["kind"] == "group"):
+        fields[group["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]}
+                                                 for m in group["messages"]],
+                                    "invalid": group["has_error"], "visible": True}
     progress = render_to_string("notifications/_progress.html", {"form": model}, request=request)
     return {"fields": fields, "progress_html": progress,
             "request_errors": [getattr(e, "text_ja", str(e)) for e in parse_errors]}

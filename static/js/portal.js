@@ -103,6 +103,8 @@
     out.textContent = text;
     out.className = "understood" + (level ? " " + level : "");
   };
+  // While typing: the understood date, or why it cannot be one. Once the box is left, the check of the whole draft
+  // (checkForm) puts the server's message under the item, so it is never said twice.
   var checkDate = function (input, leaving) {
     var typed = input.value;
     if (!typed.trim()) { setUnderstood(input, "", ""); return; }
@@ -110,8 +112,8 @@
       if (input.value !== typed) { return; }  // typed on meanwhile: a newer answer follows
       if (r.ok) {
         setUnderstood(input, r.display + (r.message ? "　" + r.message : ""), r.message ? "warning" : "ok");
-      } else if (!r.incomplete || leaving) {
-        setUnderstood(input, r.message, "error");
+      } else if (!r.incomplete && !leaving) {
+        setUnderstood(input, r.message, "error");  // while typing; once left, the message is under the item
       } else {
         setUnderstood(input, "", "");
       }
@@ -169,7 +171,7 @@
     note.textContent = text;
     note.className = "note" + (level ? " " + level : "");
   };
-  var convertKana = function (input) {
+  var convertKana = function (input, leaving) {
     var typed = input.value;
     if (!typed) { setNote(input, "", ""); return; }
     var fields = { q: typed };
@@ -181,14 +183,14 @@
         input.value = r.value;
         if (atEnd) { input.setSelectionRange(r.value.length, r.value.length); }
       }
-      setNote(input, r.message, r.message ? "error" : "");
+      setNote(input, leaving ? "" : r.message, r.message && !leaving ? "error" : "");  // once left: under the item
     }).catch(function () { /* the server converts on save */ });
   };
   each(form.querySelectorAll("input[data-kana]"), function (input) {
-    var later = debounce(function () { if (!isComposing()) { convertKana(input); } }, 300);
+    var later = debounce(function () { if (!isComposing()) { convertKana(input, false); } }, 300);
     input.addEventListener("input", function (e) { if (!isComposing(e)) { later(); } });
     input.addEventListener("compositionend", function () { later(); });
-    input.addEventListener("blur", function () { convertKana(input); });
+    input.addEventListener("blur", function () { convertKana(input, true); });
   });
 
   // ---- postal code → address (/input/postal: offline Japan Post data); a code that does not fit the address warns -
@@ -197,31 +199,28 @@
       .replace(/\D/g, "");
   };
   var addressLine = function (a) { return a.prefecture + a.city + a.town; };
-  var postalCheck = function (codeInput, fromAddress) {
+  // The warning when code and address disagree comes from the check of the draft (the server's, under both items).
+  var postalCheck = function (codeInput) {
     var address = document.getElementById(codeInput.getAttribute("data-address-for"));
     var typed = codeInput.value;
-    if (digitsOf(typed).length !== 7) {
-      if (!fromAddress) { setNote(codeInput, "", ""); }
-      return;
-    }
+    var choices = document.getElementById(codeInput.id + "-choices");
+    if (digitsOf(typed).length !== 7) { setNote(codeInput, "", ""); return; }
     postJSON(urls.postal, { q: typed, address: address ? address.value : "" }).then(function (r) {
       if (codeInput.value !== typed) { return; }
-      if (r.code && r.code !== typed && !fromAddress) { codeInput.value = r.code; }  // one form: 123-4567
-      var choices = document.getElementById(codeInput.id + "-choices");
+      if (r.code && r.code !== typed) { codeInput.value = r.code; }  // one form: 123-4567
+      choices = document.getElementById(codeInput.id + "-choices");
       if (choices) { choices.parentNode.removeChild(choices); }
       if (r.message) { setNote(codeInput, r.message, "error"); return; }
       var areas = r.addresses || [];
-      var text = areas.length === 1 ? addressLine(areas[0]) + "の郵便番号です。" : "";
-      setNote(codeInput, r.warning || text, r.warning ? "warning" : "ok");
-      if (address) { setNote(address, r.warning || "", r.warning ? "warning" : ""); }
-      if (!address || fromAddress || !areas.length) { return; }
+      setNote(codeInput, areas.length === 1 ? addressLine(areas[0]) + "の郵便番号です。" : "", "ok");
+      if (!address || !areas.length) { return; }
       var fill = function (a) {
         address.value = addressLine(a);
         address.dispatchEvent(new Event("input", { bubbles: true }));
         setNote(codeInput, addressLine(a) + "を住所に入れました。番地などを続けて入力してください。", "ok");
-        setNote(address, "", "");
         var box = document.getElementById(codeInput.id + "-choices");
         if (box) { box.parentNode.removeChild(box); }
+        checkSoon();
       };
       var alreadyThere = areas.some(function (a) { return address.value.indexOf(addressLine(a)) === 0; });
       if (!address.value.trim() && areas.length === 1) { fill(areas[0]); return; }
@@ -244,11 +243,9 @@
     }).catch(function () { /* the server checks on save */ });
   };
   each(form.querySelectorAll("input[data-postal]"), function (input) {
-    var later = debounce(function () { if (!isComposing()) { postalCheck(input, false); } }, 200);
+    var later = debounce(function () { if (!isComposing()) { postalCheck(input); } }, 200);
     input.addEventListener("input", function (e) { if (!isComposing(e)) { later(); } });
     input.addEventListener("compositionend", function () { later(); });
-    var address = document.getElementById(input.getAttribute("data-address-for"));
-    if (address) { address.addEventListener("blur", function () { postalCheck(input, true); }); }
   });
 
   // ---- text: too long is said (never cut: there is no maxlength); the characters are checked on the server -----
@@ -321,6 +318,127 @@
     });
   };
   if (conditional.length) { form.addEventListener("change", refreshConditions); }
+
+  // ---- checks as one leaves a field: the server evaluates the draft with the rules it runs on save ----------------
+  var progressBox = document.getElementById("progress");
+  var paintMessages = function (htmlId, info) {
+    var list = document.getElementById(htmlId + "-msgs");
+    if (!list) { return; }
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    info.messages.forEach(function (m) {
+      var li = document.createElement("li");
+      li.className = m.severity;
+      li.textContent = m.text;
+      list.appendChild(li);
+    });
+    var item = document.getElementById(htmlId);
+    var wrapper = item && item.tagName === "FIELDSET" ? item : document.getElementById("item-" + htmlId);
+    var control = item && item.tagName !== "FIELDSET" ? item : null;
+    if (wrapper) {
+      wrapper.classList.toggle("has-error", info.invalid);
+      if (info.visible && wrapper.hidden && wrapper.hasAttribute("data-visible-when")) { wrapper.hidden = false; }
+      if (!info.visible && !wrapper.hidden && wrapper.hasAttribute("data-visible-when") && !hasValue(wrapper)) {
+        wrapper.hidden = true;
+      }
+    }
+    if (control) {
+      if (info.invalid) { control.setAttribute("aria-invalid", "true"); } else { control.removeAttribute("aria-invalid"); }
+    }
+  };
+  var checking = 0;
+  var checkForm = function () {
+    if (!urls.check || isComposing()) { return; }
+    var data = new FormData(form);
+    data.delete("action");
+    data.delete("accept");
+    data.append("stage", form.getAttribute("data-stage") || "draft");
+    var ticket = ++checking;
+    postJSON(urls.check, data).then(function (r) {
+      if (ticket !== checking) { return; }  // a newer check is on its way
+      Object.keys(r.fields).forEach(function (id) { paintMessages(id, r.fields[id]); });
+      if (progressBox && r.progress_html) { progressBox.innerHTML = r.progress_html; }
+    }).catch(function () { /* the server checks on save */ });
+  };
+  var checkSoon = debounce(checkForm, 250);
+  form.addEventListener("focusout", function (e) {
+    var t = e.target;
+    if (!t.name || isComposing(e)) { return; }
+    if (t.type === "checkbox" || t.type === "radio") { return; }  // choices are checked on change
+    checkSoon();
+  });
+  form.addEventListener("change", function (e) {
+    if (e.target.type === "checkbox" || e.target.type === "radio" || e.target.tagName === "SELECT") { checkSoon(); }
+  });
+
+  // ---- repeat groups: empty rows behind 「検査を追加」 -----------------------------------------------------------
+  each(form.querySelectorAll("[data-add-row]"), function (button) {
+    var group = button.parentNode;
+    var refresh = function () {
+      button.hidden = !group.querySelector(".tests-row.spare:not(.shown)");
+    };
+    button.addEventListener("click", function () {
+      var next = group.querySelector(".tests-row.spare:not(.shown)");
+      if (!next) { return; }
+      next.classList.add("shown");
+      var first = next.querySelector("input:not([type=hidden]), select, textarea");
+      if (first) { first.focus(); }
+      refresh();
+    });
+    // a spare row holding a value or a message is never hidden
+    each(group.querySelectorAll(".tests-row.spare"), function (row) {
+      if (hasValue(row) || row.querySelector(".msgs li")) { row.classList.add("shown"); }
+    });
+    refresh();
+  });
+
+  // ---- sources: the badge says where a value came from; the detail on demand ------------------------------------
+  var toggle = document.getElementById("toggle-sources");
+  if (toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      var on = toggle.getAttribute("aria-pressed") !== "true";
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+      toggle.textContent = on ? "取得元の詳細を隠す" : "取得元の詳細を表示";
+      form.classList.toggle("show-sources", on);
+    });
+  }
+
+  // ---- keyboard: a checkbox group is one Tab stop, arrow keys move inside it (as radios do natively) ------------
+  each(form.querySelectorAll("[data-roving]"), function (group) {
+    var boxes = Array.prototype.slice.call(group.querySelectorAll("input[type=checkbox]"));
+    if (!boxes.length) { return; }
+    var setCurrent = function (box) { boxes.forEach(function (b) { b.tabIndex = b === box ? 0 : -1; }); };
+    setCurrent(boxes.filter(function (b) { return b.checked; })[0] || boxes[0]);
+    group.addEventListener("keydown", function (e) {
+      var i = boxes.indexOf(e.target), next = null;
+      if (i < 0) { return; }
+      if (e.key === "ArrowRight" || e.key === "ArrowDown") { next = boxes[(i + 1) % boxes.length]; }
+      if (e.key === "ArrowLeft" || e.key === "ArrowUp") { next = boxes[(i - 1 + boxes.length) % boxes.length]; }
+      if (e.key === "Home") { next = boxes[0]; }
+      if (e.key === "End") { next = boxes[boxes.length - 1]; }
+      if (next) { e.preventDefault(); setCurrent(next); next.focus(); }
+    });
+    group.addEventListener("focusin", function (e) { if (boxes.indexOf(e.target) >= 0) { setCurrent(e.target); } });
+  });
+
+  // ---- jump links land on the control, not just the box around it ----------------------------------------------
+  document.addEventListener("click", function (e) {
+    var a = e.target.closest ? e.target.closest("a[href^='#']") : null;
+    if (!a || a.getAttribute("href").length < 2) { return; }
+    var target = document.getElementById(a.getAttribute("href").slice(1));
+    if (!target) { return; }
+    var control = /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) ? target
+      : target.querySelector("input:not([type=hidden]):not([tabindex='-1']), select, textarea") || target;
+    var row = target.closest ? target.closest(".tests-row.spare") : null;
+    if (row) { row.classList.add("shown"); }
+    e.preventDefault();
+    target.scrollIntoView({ block: "center" });
+    control.focus({ preventScroll: true });
+  });
+
+  // After a save or a confirm attempt with errors, the error summary takes the focus (and is read out).
+  var summary = document.getElementById("error-summary");
+  if (summary && summary.hasAttribute("data-focus")) { summary.focus(); }
 
   wireConfirmButtons();
 

@@ -45,3 +45,78 @@ def test_postal_codes_are_shown_one_way_and_a_code_from_elsewhere_warns_under_bo
         assert f["messages"][0]["severity"] == "warning" and not f["has_error"]
     agreeing = render(values | {"patient.address": "東京都千代田区千代田１−１"})
     assert field(agreeing, "patient.postal_code")["messages"] == []
+
+
+def test_a_fresh_form_says_nothing_is_required_until_someone_tries_to_confirm():
+    fresh = render({"patient.name": "見本　太郎"})
+    shown = [m for f in _fields(fresh) for m in f["messages"]]
+    assert not [m for m in shown if "必須" in m["text_ja"]] and fresh["summary"]["error_count"] == 0
+    assert field(fresh, "patient.sex")["provenance"]["label_ja"] == "未入力"  # said neutrally instead
+    attempted = render({"patient.name": "見本　太郎"}, stage="confirm")
+    sex = field(attempted, "patient.sex")
+    assert sex["has_error"] and sex["messages"][0]["text_ja"] == "「性別」は必須です。"
+    assert attempted["summary"]["error_count"] == len(evaluate(builtin_definition("2022-09"), {"patient.name": "見本　太郎"},
+                                                              today=TODAY, stage="confirm").errors)
+    assert {"html_id": "f-patient-sex", "label": "性別", "text_ja": "「性別」は必須です。"} in attempted["summary"]["errors"]
+    assert attempted["progress"]["missing_required"] and not fresh["progress"]["missing_required"]
+
+
+def test_a_date_order_error_sits_under_both_dates_and_is_listed_once():
+    values = base_values("2022-09") | {"clinical.onset_date": "2022-09-30"}  # after the diagnosis (09-29)
+    model = render(values)
+    text = "「発病年月日」は「診断（検案）年月日」と同じ日かそれより前の日付にしてください。"
+    for item_id in ("clinical.onset_date", "clinical.diagnosis_date"):
+        f = field(model, item_id)
+        assert text in [m["text_ja"] for m in f["messages"]] and f["has_error"]
+    assert [e["text_ja"] for e in model["summary"]["errors"]].count(text) == 1
+    assert model["summary"]["error_count"] == model["progress"]["errors"] == 1
+
+
+def test_header_progress_and_sources_in_words():
+    model = render(base_values("2022-09"), {"patient.name": "ss-mix2:ADT-00 PID-5", "report.report_date": "computed:today"})
+    header = model["header"]
+    assert header["name"] == "見本　花子" and header["kana"] == "ミホン　ハナコ" and header["version"] == "2022-09"
+    assert [(f["label"], f["value"]) for f in header["facts"]] == [
+        ("性別", "女"), ("生年月日", "1980年5月10日（昭和55年）"), ("年齢", "42歳")]
+    progress = model["progress"]
+    assert 0 < progress["filled"] < progress["total"] and progress["errors"] == 0
+    assert [s["html_id"] for s in progress["sections"]][:2] == ["section-report", "section-patient"]
+    assert field(model, "patient.name")["provenance"]["detail_ja"] == "電子カルテ：SS-MIX2 患者基本情報（ADT-00）の氏名（PID-5）"
+    assert field(model, "report.report_date")["provenance"]["detail_ja"] == "届出を開いた日の日付"
+
+
+def test_empty_test_rows_wait_behind_add_and_filled_ones_never_do():
+    model = render(base_values("2022-09"))
+    group = next(e for s in model["sections"] for e in s["entries"] if e["kind"] == "group")
+    assert [r["spare"] for r in group["rows"]] == [False, True, True, True]
+    empty = render({"patient.name": "見本　太郎"})
+    group = next(e for s in empty["sections"] for e in s["entries"] if e["kind"] == "group")
+    assert [r["spare"] for r in group["rows"]] == [False, True, True, True]  # one empty row to start with
+
+
+def test_items_that_do_not_apply_are_folded_until_they_do():
+    adult = render(base_values("2022-09"))
+    assert not field(adult, "patient.guardian_name")["visible"] and not field(adult, "clinical.death_date")["visible"]
+    assert field(adult, "clinical.death_date")["visible_when"] == {
+        "item": "report.diagnosis_class", "in": ["dead_confirmed", "dead_suspected"]}
+    child = render(base_values("2022-09") | {"patient.birth_date": "2015-04-01"})
+    assert field(child, "patient.guardian_name")["visible"] and field(child, "patient.guardian_address")["visible"]
+    dead = render(base_values("2022-09") | {"report.diagnosis_class": "dead_confirmed"})
+    assert field(dead, "clinical.death_date")["visible"]
+    typed = render(base_values("2022-09") | {"patient.guardian_name": "見本　一郎"})
+    assert field(typed, "patient.guardian_name")["visible"]  # a value is never hidden
+    # Folding is the page's business only: the engine still checks and sends what is there.
+    assert "patient.guardian_name" not in evaluate(builtin_definition("2022-09"), base_values("2022-09"),
+                                                   today=TODAY).hidden
+
+
+def test_a_definitions_own_display_condition_wins():
+    defn = builtin_definition("2022-09")
+    for item in defn["items"]:
+        if item["id"] == "clinical.death_date":
+            item["visible_when"] = {"item": "report.diagnosis_class", "eq": "suspected_patient"}
+    model = render_model(defn, evaluate(defn, base_values("2022-09") | {"report.diagnosis_class": "suspected_patient"},
+                                        today=TODAY), {})
+    assert field(model, "clinical.death_date")["visible"]
+    assert field(model, "clinical.death_date")["visible_when"] == {"item": "report.diagnosis_class",
+                                                                  "eq": "suspected_patient"}

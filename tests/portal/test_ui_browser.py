@@ -107,10 +107,51 @@ def test_a_postal_code_fills_the_address_and_a_code_from_elsewhere_warns(form_fo
         expect(code).to_have_value("100-0001")
         address.press_sequentially("１−１")
         address.fill("広島県広島市中区基町10-1")
-        address.blur()
-        expect(page.locator("#f-patient-address-note")).to_contain_text("東京都の番号ですが、住所は広島県")
+        address.blur()  # leaving the field checks the draft with the server's rules: the warning under both items
+        expect(page.locator("#f-patient-address-msgs")).to_contain_text("東京都の番号ですが、住所は広島県")
+        expect(page.locator("#f-patient-postal_code-msgs")).to_contain_text("東京都の番号ですが、住所は広島県")
         save(page)
         assert "東京都の番号ですが" in page.locator("#f-patient-postal_code-msgs").inner_text()
         assert "東京都の番号ですが" in page.locator("#f-patient-address-msgs").inner_text()
     values = the_notification().values
     assert values["patient.postal_code"] == "100-0001" and values["patient.address"] == "広島県広島市中区基町10-1"
+
+
+def test_a_form_you_can_scan(form_for, clerk):
+    """Header, folded items that appear when they apply, spare test rows behind 「検査を追加」, progress and
+    checks as a field is left — from the server's own rules."""
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser) as page:
+        open_form(page, url, clerk, device)
+        header = page.locator(".patient-header")
+        for text in ("高橋　健", "タカハシ　ケン", "男", "1942年7月21日（昭和17年）", "78歳", "2021-03"):
+            expect(header).to_contain_text(text)
+        assert "必須です" not in page.inner_text("main")  # a fresh form: 未入力, said neutrally
+        guardian, death = page.locator("[data-item='patient.guardian_name']"), page.locator("[data-item='clinical.death_date']")
+        assert guardian.is_hidden() and death.is_hidden()
+        page.select_option("[name='report.diagnosis_class']", "dead_confirmed")
+        expect(death).to_be_visible()  # follows the answer at once
+        page.select_option("[name='report.diagnosis_class']", "confirmed_patient")
+        expect(death).to_be_hidden()
+        birth = page.locator("[name='patient.birth_date']")
+        birth.fill("")
+        birth.press_sequentially("H27.4.1")
+        birth.press("Tab")  # leaving the field: the server evaluates the draft; 5 years old → guardian applies
+        expect(guardian).to_be_visible()
+        expect(page.locator("[data-item='patient.age'] input[name='patient.age']")).to_have_value("78")  # saved later
+        rows = page.locator("[data-group='tests'] .tests-row")
+        assert rows.nth(0).is_visible() and rows.nth(1).is_hidden()
+        page.click("text=検査を追加")
+        expect(rows.nth(1)).to_be_visible()
+        assert page.evaluate("document.activeElement.name") == "tests-1-method"
+        progress = page.locator("#progress")
+        before = progress.inner_text()
+        page.fill("[name='patient.occupation']", "会社員")
+        page.locator("[name='patient.occupation']").blur()
+        expect(progress).not_to_have_text(before)
+        # A wrong phone number is said under its item when the field is left, before any save.
+        page.fill("[name='patient.phone']", "123")
+        page.locator("[name='patient.phone']").blur()
+        expect(page.locator("#f-patient-phone-msgs")).to_contain_text("電話番号の形式が正しくありません")
+        expect(page.locator("#f-patient-phone")).to_have_attribute("aria-invalid", "true")
+        expect(progress).to_contain_text("エラー 1件")
