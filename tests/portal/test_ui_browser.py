@@ -155,3 +155,80 @@ def test_a_form_you_can_scan(form_for, clerk):
         expect(page.locator("#f-patient-phone-msgs")).to_contain_text("電話番号の形式が正しくありません")
         expect(page.locator("#f-patient-phone")).to_have_attribute("aria-invalid", "true")
         expect(progress).to_contain_text("エラー 1件")
+
+
+def single_line_inputs(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#notification-form input:not([type=hidden]):not([type=radio]):not([type=checkbox]):not([type=date])",
+        "els => els.filter(e => e.offsetParent !== null).map(e => e.name)")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["with-js", "without-js"])
+def test_enter_in_any_single_line_box_never_submits_nor_adopts_a_suggestion(form_for, physician, javascript):
+    url, device = form_for(physician)
+    posts: list[str] = []
+    with chromium() as browser, open_page(browser, java_script_enabled=javascript) as page:
+        if javascript:
+            open_form(page, url, physician, device)
+        else:
+            page.goto(url)
+            sign_in(page, physician, device)
+            page.wait_for_url("**/notifications/*/")
+        form_url = page.url
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url == form_url else None)
+        assert page.locator("button[name=accept]").count() >= 1  # the EMR suggests a diagnosis class
+        names = single_line_inputs(page)
+        assert len(names) >= 15, names
+        for name in names:
+            page.locator(f"[name='{name}']").first.press("Enter")
+        page.wait_for_timeout(300)
+        assert posts == [] and page.url == form_url
+        assert page.locator("[name='report.diagnosis_class']").input_value() == ""  # not adopted
+        assert page.locator("button[name=accept]").count() >= 1
+    from assist_portal.audit.models import AuditEvent
+
+    assert "report.diagnosis_class" not in the_notification().values
+    assert not AuditEvent.objects.filter(action="notification.save").exists()
+
+
+def test_keyboard_one_tab_per_date_arrows_in_choice_groups_nothing_mid_composition(form_for, clerk):
+    url, device = form_for(clerk)
+    with chromium() as browser, open_page(browser) as page:
+        open_form(page, url, clerk, device)
+        focused = lambda: page.evaluate("document.activeElement.name || document.activeElement.id")  # noqa: E731
+        page.focus("[name='clinical.first_visit_date']")
+        page.keyboard.press("Tab")  # the calendar button is for the mouse: one Tab stop per date
+        assert focused() == "clinical.diagnosis_date"
+        # A group of 15 symptom checkboxes is one Tab stop; arrow keys move inside, Space ticks.
+        symptoms = page.eval_on_selector_all("[name='clinical.symptoms'][type=checkbox]", "els => els.map(e => e.value)")
+        tab_stops = "els => els.filter(e => e.tabIndex === 0).length"
+        assert len(symptoms) == 15 and page.eval_on_selector_all("[name='clinical.symptoms'][type=checkbox]", tab_stops) == 1
+        page.focus(f"[name='clinical.symptoms'][value='{symptoms[0]}']")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("document.activeElement.value") == symptoms[2]
+        page.keyboard.press("Space")
+        ticked = page.evaluate("document.activeElement.value")
+        assert page.locator(f"[name='clinical.symptoms'][value='{ticked}']").is_checked()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.name") != "clinical.symptoms"
+        # Radios: arrows move within the group (native), Tab leaves it.
+        page.focus("[name='patient.sex'][value='male']")
+        page.keyboard.press("ArrowRight")
+        assert page.locator("[name='patient.sex'][value='female']").is_checked()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.name") != "patient.sex"
+        # Mid-composition nothing is converted or checked; on commit it is.
+        kana = page.locator("[name='patient.name_kana']")
+        kana.fill("")
+        kana.focus()
+        page.wait_for_timeout(600)  # let the checks of what came before settle
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Input.imeSetComposition", {"text": "やまだ", "selectionStart": 3, "selectionEnd": 3})
+        page.wait_for_timeout(700)
+        assert sent == [] and kana.input_value() == "やまだ"
+        cdp.send("Input.insertText", {"text": "やまだ"})  # the IME commits
+        expect(kana).to_have_value("ヤマダ")
+        assert any(u.endswith("/input/kana") for u in sent)
