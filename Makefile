@@ -11,7 +11,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-install: $(VENV)/.installed
+# axe-core for the accessibility test in real Chromium (tests/portal/test_screens_browser.py), pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 run: install
 	$(PY) scripts/run.py
