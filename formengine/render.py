@@ -27,6 +27,7 @@ Form field names (what parse_form_input reads back): ``<item id>`` (multi_enum: 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from functools import lru_cache
 from importlib import resources
@@ -504,6 +505,64 @@ def _pair_postal_codes(defn: dict[str, Any], sections: list[dict[str, Any]]) -> 
             for field in (code, address):
                 field["messages"].append({"item_id": field["id"], "row": None, "rule_id": "postal.address_mismatch",
                                           "severity": "warning", "text_ja": warning})
+
+
+_IDS = re.compile(r"（[A-Za-z0-9_.\-]+）")
+_PLACEHOLDER = re.compile(r"\{\w+\}")
+
+
+def _rule_text(rule: dict[str, Any], defn: dict[str, Any]) -> str:
+    """A rule's message with its placeholders filled from the definition (labels, not ids)."""
+    labels = {i["id"]: i["label"] for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    p = rule.get("params") or {}
+    names: dict[str, Any] = {"label": "該当する項目", "a": "前の日付", "b": "後の日付", "max": p.get("max", ""),
+                             "count": "入力された件数"}
+    if isinstance(p.get("items"), list) and p["items"]:
+        names["label"] = "・".join(f"{labels.get(i, i)}" for i in p["items"])
+    return re.sub(r"\{(\w+)\}", lambda m: str(names.get(m.group(1), "")), str(rule.get("message", "")))
+
+
+def change_notice(report: Any, defn: dict[str, Any]) -> list[str]:
+    """A stored migration report (``formengine.migrate_values``, as JSON) told to the people filling the form in
+    plain Japanese: item labels instead of ids, checks by what they say instead of rule ids. ``defn`` is the
+    definition the draft moved to."""
+    if not isinstance(report, dict):
+        return []
+    rules = {r.get("id"): r for r in defn.get("rules", []) if isinstance(r, dict)}
+    kinds = {"suggest": "自動選択・候補", "derive": "自動計算"}
+    lines: list[str] = []
+    for change in report.get("changes") or []:
+        if not isinstance(change, dict):
+            continue
+        kind, target, text = change.get("kind", ""), change.get("target", ""), str(change.get("text_ja", ""))
+        if kind == "definition_changed":
+            continue
+        if kind in ("rule_added", "rule_changed") and target in rules:
+            rule = rules[target]
+            what = kinds.get(rule.get("kind"), "入力の確認")
+            verb = "が加わりました" if kind == "rule_added" else "が変わりました"
+            lines.append(f"{what}{verb}：{_rule_text(rule, defn)}")
+        elif kind.startswith("rule_"):
+            message = _PLACEHOLDER.sub("", text.split("：", 1)[1]) if "：" in text else ""
+            verb = {"rule_added": "入力の確認が加わりました", "rule_changed": "入力の確認が変わりました"}.get(
+                kind, "入力の確認がひとつなくなりました")
+            lines.append(verb + (f"：{message}" if message else "。"))
+        elif kind == "item_added":
+            label = _IDS.sub("", text.removeprefix("項目").split("を追加", 1)[0])
+            required = "（必須）" if (change.get("details") or {}).get("required") else ""
+            lines.append(f"項目{label}が加わりました{required}。")
+        elif kind == "item_removed":
+            label = _IDS.sub("", text.removeprefix("項目").split("を削除", 1)[0])
+            lines.append(f"項目{label}がなくなりました（入力済みの値は送信されません）。")
+        else:
+            lines.append(_IDS.sub("", text) + ("" if text.endswith("。") else "。"))
+    for entry in report.get("dropped") or []:
+        if isinstance(entry, dict):
+            lines.append(f"「{entry.get('label', '')}」は新しい様式にないため、入力した値は送信されません。")
+    for entry in report.get("invalid") or []:
+        if isinstance(entry, dict):
+            lines.append(f"確認してください：{entry.get('reason_ja', '')}")
+    return lines
 
 
 def _group(defn: dict[str, Any], group: dict[str, Any], evaluation: Evaluation, provenance: dict[str, Any],

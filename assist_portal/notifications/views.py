@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
 from formengine import adopt_suggestion, parse_form_input, present
+from formengine.render import change_notice
 from mapping import formats
 
 from . import selectors, services
@@ -41,7 +42,9 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
          "reason": s.get("reason") or s.get("reason_ja") or "", "adopted": values.get(key) == s.get("value")}
         for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
     ]
+    report = (notification.migration_report or {}).get("report")
     return {
+        "change_notice": change_notice(report, defn) if report else [],
         "emr_suggestions": emr_suggestions,
         "notification": notification,
         "form": model,

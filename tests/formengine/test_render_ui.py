@@ -120,3 +120,20 @@ def test_a_definitions_own_display_condition_wins():
     assert field(model, "clinical.death_date")["visible"]
     assert field(model, "clinical.death_date")["visible_when"] == {"item": "report.diagnosis_class",
                                                                   "eq": "suspected_patient"}
+
+
+def test_the_change_notice_speaks_plain_japanese_without_ids():
+    import dataclasses
+
+    from formengine import migrate_values
+    from formengine.render import change_notice
+
+    old, new = builtin_definition("2021-03"), builtin_definition("2022-09")
+    _, report = migrate_values(old, new, base_values("2021-03"))
+    lines = change_notice(dataclasses.asdict(report), new)
+    assert "項目「発生届の対象（届出対象区分）」が加わりました（必須）。" in lines
+    assert "自動選択・候補が加わりました：診断時65歳以上のため「65歳以上の者」を選択しました。確認してください。" in lines
+    text = "".join(lines)
+    for rule in new["rules"]:
+        assert rule["id"] not in text
+    assert "report.notification_target" not in text and "{" not in text

@@ -140,3 +140,28 @@ def test_the_check_endpoint_is_for_the_hospitals_staff_only(client, launched, ot
     url = reverse("notifications:check", args=[launched.uuid])
     login(client, make_user("clerk_b", "clerk", other_hospital))
     assert client.post(url, {"patient.phone": "123"}).status_code == 404
+
+
+def test_the_audit_export_is_in_japan_time(client, central_admin, login):
+    from zoneinfo import ZoneInfo
+
+    from assist_portal.audit.models import AuditEvent
+    from assist_portal.audit.services import audit_record
+
+    audit_record("notification.list", hospital_code="H0001")
+    at = AuditEvent.objects.get().at
+    login(client, central_admin)
+    body = b"".join(client.get(reverse("central:audit-export")).streaming_content).decode("utf-8-sig")
+    assert at.astimezone(ZoneInfo("Asia/Tokyo")).isoformat(timespec="seconds") in body
+    assert "+09:00" in body and "+00:00" not in body
+
+
+def test_a_moved_draft_tells_staff_what_changed_without_internal_ids(client, launched, published):
+    published("2022-09")  # publishing moves the draft in flight to the new version, with a report
+    launched.refresh_from_db()
+    assert launched.definition.version == "2022-09" and launched.migration_report
+    html = client.get(reverse("notifications:form", args=[launched.uuid])).content.decode()
+    notice = html[html.index('id="migration-report"'):html.index("</div>", html.index('id="migration-report"'))]
+    assert "項目「発生届の対象（届出対象区分）」が加わりました（必須）。" in notice
+    assert "自動選択・候補が加わりました" in notice
+    assert "target.suggest_age65" not in notice and "ルール「" not in notice and "report.notification_target" not in notice
