@@ -505,6 +505,16 @@ def _pair_postal_codes(defn: dict[str, Any], sections: list[dict[str, Any]]) -> 
             for field in (code, address):
                 field["messages"].append({"item_id": field["id"], "row": None, "rule_id": "postal.address_mismatch",
                                           "severity": "warning", "text_ja": warning})
+    # A residence (居所) is most often the address itself: one click copies it (``copy_from`` names the item).
+    for item in defn.get("items", []):
+        if item.get("type") != "text" or item.get("group") or item["id"] not in fields:
+            continue
+        source_id = item.get("copy_from") or (item["id"].rsplit(".", 1)[0] + ".address"
+                                               if item["id"].endswith(".residence_address") else None)
+        source = fields.get(source_id or "")
+        if source is not None and source["type"] == "text":
+            fields[item["id"]]["copy_from"] = source["html_id"]
+            fields[item["id"]]["copy_from_label"] = source["label"]
 
 
 _IDS = re.compile(r"（[A-Za-z0-9_.\-]+）")

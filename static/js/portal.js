@@ -248,6 +248,20 @@
     input.addEventListener("compositionend", function () { later(); });
   });
 
+  // ---- 「住所と同じ」: copy another item's value (the residence is most often the address) ----------------------------
+  each(form.querySelectorAll("[data-copy-from]"), function (button) {
+    var from = document.getElementById(button.getAttribute("data-copy-from"));
+    var to = document.getElementById(button.getAttribute("data-copy-to"));
+    if (!from || !to) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      to.value = from.value;
+      to.dispatchEvent(new Event("input", { bubbles: true }));
+      dirty = true;
+      checkSoon();
+    });
+  });
+
   // ---- text: too long is said (never cut: there is no maxlength); the characters are checked on the server -----
   var countChars = function (text) { return Array.from ? Array.from(text).length : text.length; };
   each(form.querySelectorAll("[data-maxlength]"), function (el) {

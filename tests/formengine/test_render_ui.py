@@ -137,3 +137,10 @@ def test_the_change_notice_speaks_plain_japanese_without_ids():
     for rule in new["rules"]:
         assert rule["id"] not in text
     assert "report.notification_target" not in text and "{" not in text
+
+
+def test_the_residence_can_be_copied_from_the_address():
+    model = render(base_values("2022-09"))
+    residence = field(model, "patient.residence_address")
+    assert residence["copy_from"] == "f-patient-address" and residence["copy_from_label"] == "当該者住所"
+    assert "copy_from" not in field(model, "patient.address")
