@@ -72,6 +72,28 @@
     poll();
   }
 
+  // ---- sign-in: the terminal may remember the user name (opt-in; never the password or the one-time code) ------
+  var login = document.getElementById("login-form");
+  if (login) {
+    var KEY = "hersys-assist.username";
+    var user = login.querySelector("[name=username]"), remember = document.getElementById("remember-username");
+    var store = null;
+    try { store = window.localStorage; } catch (err) { store = null; }
+    if (store && user && remember) {
+      remember.closest(".remember").hidden = false;
+      var known = store.getItem(KEY);
+      if (known && !user.value) {
+        user.value = known;
+        remember.checked = true;
+        var password = login.querySelector("[name=password]");
+        if (password) { password.focus(); }
+      }
+      login.addEventListener("submit", function () {
+        if (remember.checked && user.value.trim()) { store.setItem(KEY, user.value.trim()); } else { store.removeItem(KEY); }
+      });
+    }
+  }
+
   var form = document.getElementById("notification-form");
   if (!form) { wireConfirmButtons(); return; }
   var urls = {

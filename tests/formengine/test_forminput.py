@@ -104,6 +104,16 @@ def test_characters_hersys_cannot_take_are_said_not_dropped():
     assert "4000文字以内" in errors["notes.remarks"] and "現在4001文字" in errors["notes.remarks"]
 
 
+@pytest.mark.parametrize(("typed", "saved"), [
+    ("山田 太郎", "山田　太郎"), ("山田　　太郎", "山田　太郎"), (" 山田\t太郎 ", "山田　太郎"), ("山田太郎", "山田太郎"),
+])
+def test_names_keep_one_full_width_space(typed, saved):
+    values, _ = parse_form_input(builtin_definition("2022-09"), {"patient.name": [typed], "patient.guardian_name": [typed],
+                                                                 "patient.occupation": ["会社員  営業"]})
+    assert values["patient.name"] == saved and values["patient.guardian_name"] == saved
+    assert values["patient.occupation"] == "会社員  営業"  # not a name: kept as typed
+
+
 def test_plain_strings_are_accepted_too():
     values, errors = parse_form_input(builtin_definition("2021-03"), {"patient.sex": "male"})
     assert values == {"patient.sex": "male"} and errors == []
@@ -132,7 +142,9 @@ def test_request_errors():
                                              "patient.name": ["x" * 20001], "tests-0-colour": ["red"]})
     rule_ids = {e.rule_id for e in errors}
     assert rule_ids == {"input.too_many_rows", "input.multiple", "input.too_long", "input.unknown_field"}
-    assert values == {"patient.sex": "male"}
+    assert values == {"patient.sex": "male", "patient.name": "x" * 20001}  # refused, but never silently dropped
+    too_long = next(e for e in errors if e.rule_id == "input.too_long")
+    assert too_long.text_ja.startswith("「当該者氏名」が長すぎるため保存していません（現在20001文字、1000文字以内）")
     assert all(e.text_ja for e in errors)
 
 

@@ -165,3 +165,16 @@ def test_a_moved_draft_tells_staff_what_changed_without_internal_ids(client, lau
     assert "項目「発生届の対象（届出対象区分）」が加わりました（必須）。" in notice
     assert "自動選択・候補が加わりました" in notice
     assert "target.suggest_age65" not in notice and "ルール「" not in notice and "report.notification_target" not in notice
+
+
+def test_100_kb_of_text_is_refused_with_a_message_and_shown_again_whole(client, launched):
+    url = reverse("notifications:form", args=[launched.uuid])
+    huge = "経過" * 50_000  # 100,000 characters
+    response = client.post(url, post_values(launched, **{"notes.remarks": huge, "patient.occupation": "会社員"}))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "「その他感染症のまん延の防止及び当該者の医療のために医師が必要と認める事項」が長すぎるため保存していません" \
+           "（現在100000文字、4000文字以内）" in html
+    assert huge in html  # nothing cut, nothing lost: shortened by the person, not by the program
+    launched.refresh_from_db()
+    assert "notes.remarks" not in launched.values and "patient.occupation" not in launched.values  # nothing saved

@@ -232,3 +232,25 @@ def test_keyboard_one_tab_per_date_arrows_in_choice_groups_nothing_mid_compositi
         cdp.send("Input.insertText", {"text": "やまだ"})  # the IME commits
         expect(kana).to_have_value("ヤマダ")
         assert any(u.endswith("/input/kana") for u in sent)
+
+
+def test_the_terminal_may_remember_the_user_name_and_only_that(live_server, clerk):
+    device = TOTPDevice.objects.get(user=clerk)
+    with chromium() as browser, open_page(browser) as page:
+        page.goto(live_server.url + "/accounts/login/")
+        page.check("#remember-username")
+        sign_in(page, clerk, device)
+        page.wait_for_url("**/notifications/")
+        page.click("text=ログアウト")
+        page.goto(live_server.url + "/accounts/login/")
+        assert page.input_value("#id_username") == clerk.username
+        assert page.evaluate("document.activeElement.name") == "password"  # straight to the password
+        assert page.input_value("#id_password") == "" and page.input_value("#id_otp_token") == ""
+        stored = page.evaluate("JSON.stringify(Object.assign({}, window.localStorage))")
+        assert clerk.username in stored and "horse" not in stored  # never the password
+        page.uncheck("#remember-username")
+        page.fill("#id_password", "not-this-one-1")  # any submit with the box unticked forgets the name
+        page.click("button[type=submit]")
+        page.wait_for_selector("#login-error")
+        page.goto(live_server.url + "/accounts/login/")
+        assert page.input_value("#id_username") == ""
