@@ -625,3 +625,112 @@ def _group(defn: dict[str, Any], group: dict[str, Any], evaluation: Evaluation, 
         "highlight": any(item["id"] in missing_priority for item in members),
         "link_id": group.get("link_id", gid),
     }
+
+
+# ---- conditions and rules in words (central admins read back what they edited) ------------------------------------
+
+_SEVERITY_JA = {"error": "エラー（確定できない）", "warning": "警告（確定はできる）", "info": "お知らせ"}
+
+
+def _value_in_words(item: dict[str, Any] | None, value: Any) -> str:
+    if value == "$today":
+        return "今日"
+    if item is not None and item.get("type") in ("enum", "multi_enum", "prefecture"):
+        labels = dict(options_of(item))
+        return f"「{labels.get(value, value)}」"
+    if item is not None and item.get("type") == "date" and (parsed := parse_iso_date(value)) is not None:
+        return format_date_ja(parsed)
+    if item is not None and item.get("type") == "age":
+        return f"{value}歳"
+    return f"「{value}」" if isinstance(value, str) else str(value)
+
+
+def condition_in_words(cond: Any, defn: dict[str, Any]) -> str:
+    """A display or rule condition in Japanese: 「ワクチン接種歴」が「有」, 「年齢」が18歳未満, … かつ …"""
+    items = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    groups = {g["id"]: g for g in defn.get("groups", []) or [] if isinstance(g, dict) and "id" in g}
+
+    def words(c: Any) -> str:
+        if not isinstance(c, dict):
+            return "（条件を読めません）"
+        for key, joiner in (("and", "かつ"), ("or", "または")):
+            if isinstance(c.get(key), list):
+                parts = [words(p) for p in c[key]]
+                text = f" {joiner} ".join(parts)
+                return f"（{text}）" if len(parts) > 1 else text
+        if "not" in c:
+            inner = c["not"]
+            if isinstance(inner, dict) and "empty" in inner and "item" in inner:
+                return words({"item": inner["item"], "empty": not inner["empty"]})
+            if isinstance(inner, dict) and "eq" in inner and "item" in inner:
+                return words({"item": inner["item"], "eq": inner["eq"]}) + "でない（未入力を含む）"
+            return f"「{words(inner)}」ではない"
+        if "any" in c:
+            group = groups.get(c["any"], {}).get("label", c["any"])
+            return f"「{group}」のいずれかの行で {words(c.get('where'))}"
+        item = items.get(c.get("item", ""))
+        label = f"「{item['label']}」" if item else f"「{c.get('item')}」"
+        kind = (item or {}).get("type", "")
+        if "empty" in c:
+            return f"{label}が未入力" if c["empty"] else f"{label}が入力済み"
+        if "eq" in c:
+            return f"{label}が{_value_in_words(item, c['eq'])}"
+        if "ne" in c:
+            return f"{label}が{_value_in_words(item, c['ne'])}以外"
+        if "in" in c:
+            values = "・".join(_value_in_words(item, v) for v in c["in"]) if isinstance(c["in"], list) else ""
+            return f"{label}が{values}のいずれか"
+        if "includes" in c:
+            return f"{label}に{_value_in_words(item, c['includes'])}を含む"
+        ordering = {"lt": ("より前", "未満"), "lte": ("以前", "以下"), "gt": ("より後", "を超える"), "gte": ("以後", "以上")}
+        for op, (dated, counted) in ordering.items():
+            if op in c:
+                return f"{label}が{_value_in_words(item, c[op])}{dated if kind == 'date' else counted}"
+        return "（条件を読めません）"
+
+    return words(cond)
+
+
+def rule_in_words(rule: Any, defn: dict[str, Any]) -> str:
+    """What a structured rule does, in Japanese (its kind, items by label, conditions in words, severity)."""
+    if not isinstance(rule, dict):
+        return "（ルールを読めません）"
+    labels = {i["id"]: i["label"] for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    items = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
+    groups = {g["id"]: g.get("label", g["id"]) for g in defn.get("groups", []) or [] if isinstance(g, dict)}
+    p = rule.get("params") or {}
+    kind = rule.get("kind")
+
+    def name(ref: Any) -> str:
+        return "今日" if ref == "$today" else f"「{labels.get(ref, ref)}」"
+
+    def when(key: str = "when") -> str:
+        if key not in p:
+            return ""
+        text = condition_in_words(p[key], defn)
+        return f"{text}{'とき' if text.endswith(('む', 'い', '）')) else 'のとき'}、"
+
+    if kind == "date_order":
+        levels = ["・".join(name(r) for r in (lv if isinstance(lv, list) else [lv])) for lv in p.get("chain", [])]
+        text = "日付の順序：" + " ≦ ".join(levels) + "（同じ日も可）"
+    elif kind in ("required_if", "expected_if"):
+        targets = "・".join(name(r) for r in p.get("items", []))
+        text = when() + targets + ("は必須" if kind == "required_if" else "の入力を促す")
+    elif kind == "at_least_one":
+        text = when() + f"「{groups.get(p.get('group'), p.get('group'))}」に {condition_in_words(p.get('where'), defn)} " \
+                        "の行が少なくとも1件必要"
+    elif kind == "consistency_warning":
+        relation = "が一致しないとき" if p.get("relation") == "iff" else "なのにそうでないとき"
+        text = when() + f"{condition_in_words(p.get('left'), defn)} と {condition_in_words(p.get('right'), defn)}{relation}に知らせる"
+    elif kind == "derive":
+        text = f"{name(p.get('target'))}を{name(p.get('from'))}と{name(p.get('at'))}から計算する"
+    elif kind == "max_repeat":
+        text = f"「{groups.get(p.get('group'), p.get('group'))}」は最大{p.get('max')}件"
+    elif kind == "not_notifiable_if_empty":
+        text = f"{name(p.get('item'))}が未入力なら届出の対象外（送信しない）"
+    elif kind == "suggest":
+        mode = "自動で選択する" if p.get("mode") == "prefill" else "候補として示す"
+        text = when() + f"{name(p.get('item'))}に{_value_in_words(items.get(p.get('item')), p.get('value'))}を{mode}"
+    else:
+        text = f"（種類「{kind}」のルール）"
+    return f"{text}。［{_SEVERITY_JA.get(rule.get('severity'), rule.get('severity'))}］"

@@ -144,3 +144,23 @@ def test_the_residence_can_be_copied_from_the_address():
     residence = field(model, "patient.residence_address")
     assert residence["copy_from"] == "f-patient-address" and residence["copy_from_label"] == "当該者住所"
     assert "copy_from" not in field(model, "patient.address")
+
+
+def test_conditions_and_rules_read_back_in_japanese():
+    from formengine.render import condition_in_words, rule_in_words
+
+    defn = builtin_definition("2022-09")
+    assert condition_in_words({"item": "patient.age", "lt": 18}, defn) == "「診断時の年齢（0歳は月齢）」が18歳未満"
+    assert condition_in_words({"not": {"item": "care.hospitalized", "eq": "no"}}, defn) == \
+        "「入院の有無」が「無」でない（未入力を含む）"
+    assert condition_in_words({"and": [{"item": "clinical.onset_date", "gte": "2021-01-10"},
+                                       {"item": "clinical.symptoms", "includes": "fever"}]}, defn) == \
+        "（「発病年月日」が2021年1月10日以後 かつ 「症状」に「発熱」を含む）"
+    rules = {r["id"]: r for r in defn["rules"]}
+    assert rule_in_words(rules["death_date.required_if_dead"], defn) == (
+        "「診断（検案）した者（死体）の類型（診断分類）」が「感染症死亡者の死体」・「感染症死亡疑い者の死体」のいずれかのとき、"
+        "「死亡年月日」は必須。［エラー（確定できない）］")
+    assert rule_in_words(rules["tests.max_4"], defn) == "「検査」は最大4件。［エラー（確定できない）］"
+    for rule in defn["rules"]:
+        text = rule_in_words(rule, defn)
+        assert "読めません" not in text and rule["id"] not in text and "{" not in text

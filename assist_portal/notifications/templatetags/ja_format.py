@@ -60,3 +60,35 @@ def postal(value):
     if value in (None, ""):
         return ""
     return normalise_postal(value) or value
+
+
+@register.filter
+def condition_ja(condition, definition):
+    """A display/rule condition read back in Japanese (formengine.render.condition_in_words)."""
+    from formengine.render import condition_in_words
+
+    if not condition:
+        return ""
+    return condition_in_words(condition, definition if isinstance(definition, dict) else {})
+
+
+@register.filter
+def rule_ja(rule, definition):
+    """What a structured rule does, in Japanese (formengine.render.rule_in_words)."""
+    from formengine.render import rule_in_words
+
+    return rule_in_words(rule, definition if isinstance(definition, dict) else {})
+
+
+@register.filter
+def builder_items(definition):
+    """The items a condition can name, for the structured editor on the page (ids, labels, types, choices)."""
+    from formengine.valuetypes import options_of
+
+    out = []
+    for item in (definition or {}).get("items", []) if isinstance(definition, dict) else []:
+        if isinstance(item, dict) and "id" in item:
+            out.append({"id": item["id"], "label": item.get("label", item["id"]), "type": item.get("type", "text"),
+                        "group": item.get("group", ""),
+                        "values": [{"code": c, "label": label} for c, label in options_of(item)]})
+    return out
