@@ -154,6 +154,7 @@ def test_central_screens_fit_every_width_and_pass_axe(live_server, settings, hos
         "central-hospitals": "/central/hospitals/",
         "central-mapping": f"/central/hospitals/{hospital.pk}/mapping/",
         "central-deliveries": "/central/deliveries/",
+        "central-effort": "/central/effort/",
     }
     with chromium() as browser:
         screens = Screens(browser, live_server.url)
