@@ -145,6 +145,8 @@ def check_payload(request, model, parse_errors=()) -> dict:
     for f in iter_fields(model):
         fields[f["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]} for m in f["messages"]],
                                 "invalid": f["has_error"], "visible": f["visible"]}
+        if f["derived"]:  # e.g. the age, computed again from the birth and diagnosis dates as they change
+            fields[f["html_id"]]["derived"] = {"value": f["value"], "unit": f["unit"]}
     for group in (e for s in model["sections"] for e in s["entries"] if e["kind"] == "group"):
         fields[group["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]}
                                                  for m in group["messages"]],

@@ -113,7 +113,10 @@
 
   // Warn before leaving a form with unsaved edits.
   var dirty = false;
-  form.addEventListener("input", function () { dirty = true; });
+  form.addEventListener("input", function (e) {
+    dirty = true;
+    if (e.isTrusted && e.target.setAttribute) { e.target.setAttribute("data-typed", ""); }  // typed by a person
+  });
   form.addEventListener("change", function () { dirty = true; });
   form.addEventListener("submit", function () { dirty = false; });
   window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
@@ -379,6 +382,11 @@
     }
     if (control) {
       if (info.invalid) { control.setAttribute("aria-invalid", "true"); } else { control.removeAttribute("aria-invalid"); }
+      if (info.derived && !control.hasAttribute("data-typed") && control.value !== info.derived.value) {
+        control.value = info.derived.value;  // a computed value (the age) follows the dates it comes from
+        var unit = document.getElementById(htmlId + "-unit");
+        if (unit && info.derived.unit) { unit.value = info.derived.unit; }
+      }
     }
   };
   var checking = 0;

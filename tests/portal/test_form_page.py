@@ -129,6 +129,7 @@ def test_the_check_endpoint_evaluates_the_draft_like_a_save_and_stores_nothing(c
     assert "電話番号の形式" in body["fields"]["f-patient-phone"]["messages"][0]["text"]
     assert body["fields"]["f-clinical-onset_date"] == {"messages": [], "invalid": False, "visible": True}
     assert body["fields"]["f-patient-guardian_name"]["visible"] is True  # 5 years old at diagnosis
+    assert body["fields"]["f-patient-age"]["derived"] == {"value": "5", "unit": "years"}  # the page updates the age
     assert body["fields"]["f-patient-name_kana"]["messages"] == []  # converted like a save converts it
     assert "入力済み" in body["progress_html"] and "エラー 1件" in body["progress_html"]
     launched.refresh_from_db()
