@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast e2e bench otp otp-watch lint chaos security install clean
+.PHONY: run test test-fast e2e bench effort otp otp-watch lint chaos security install clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -11,7 +11,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-install: $(VENV)/.installed
+# axe-core for the accessibility test in real Chromium (tests/portal/test_screens_browser.py), pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 run: install
 	$(PY) scripts/run.py
@@ -34,6 +39,12 @@ e2e: install
 
 bench: install
 	$(PY) scripts/with_services.py -- $(PY) -m benchmarks $(BENCH_ARGS)
+
+# What a filing costs staff on the public sample patients: items pre-filled / suggested / to type per patient, and
+# a scripted completion in Chromium (clerk + physician, EMR button to 受理) counting clicks and keystrokes. Prints a
+# table and `effort: prefilled=N% clicks=N keys=N`; writes bench-results/effort.json.
+effort: install
+	$(PY) scripts/with_services.py -- $(PY) -m pytest tests/effort -q -s $(PYTEST_ARGS)
 
 otp: install
 	@$(PY) manage.py demo_otp

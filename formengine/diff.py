@@ -15,7 +15,7 @@ from .valuetypes import INVALID, check_value
 _FLAG_TEXT = {
     "required": ("必須になりました", "必須ではなくなりました"),
     "priority": ("優先項目（Q&A 5）になりました", "優先項目ではなくなりました"),
-    "medical_judgement": ("医師の確認が必要な項目になりました", "医師の確認が不要な項目になりました"),
+    "medical_judgement": ("医師確認の項目になりました", "医師確認の項目ではなくなりました"),
 }
 _FIELD_TEXT = {
     "label": "名称", "type": "型", "section": "区分", "group": "繰り返しグループ", "visible_when": "表示条件",

@@ -6,6 +6,8 @@ import unicodedata
 from datetime import date
 from typing import Any
 
+from jpinput import check_hersys_text, check_kana, normalise_date
+
 ITEM_TYPES = ("text", "kana", "enum", "multi_enum", "date", "integer", "phone", "postal_code", "prefecture", "age")
 AGE_UNITS = ("years", "months")
 AGE_UNIT_LABELS = {"years": "歳", "months": "か月"}
@@ -84,16 +86,6 @@ def normalise_digits(text: str) -> str:
     return "".join("-" if ch in _HYPHENS else ch for ch in text)
 
 
-def normalise_date_text(text: str) -> str:
-    """'２０２２/９/２７', '2022年9月27日', '2022.9.27' → '2022-09-27'; anything else is returned normalised only."""
-    text = normalise_digits(text).strip()
-    match = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", text)
-    if match:
-        y, m, d = match.groups()
-        return f"{y}-{int(m):02d}-{int(d):02d}"
-    return text
-
-
 def _string_check(item: dict[str, Any], value: Any, label: str) -> str | None:
     if not isinstance(value, str):
         return f"「{label}」は文字列で入力してください。"
@@ -115,7 +107,12 @@ def check_value(item: dict[str, Any], value: Any) -> tuple[Any, str | None]:
         if problem:
             return INVALID, problem
         if item_type == "kana" and not _KANA.match(value):
-            return INVALID, f"「{label}」は全角カタカナで入力してください。"
+            return INVALID, check_kana(value) or f"「{label}」は全角カタカナで入力してください。"
+        if item_type in ("text", "kana"):
+            # Characters HER-SYS cannot take (emoji, outside Windows-31J): said, never dropped (jpinput.kana).
+            problems = check_hersys_text(value)
+            if problems:
+                return INVALID, f"「{label}」：{problems[0]}"
         if item_type == "phone" and not _PHONE.match(value.replace("-", "")):
             return INVALID, f"「{label}」の電話番号の形式が正しくありません（例：03-1234-5678）。"
         if item_type == "postal_code" and not _POSTAL.match(value):
@@ -140,7 +137,13 @@ def check_value(item: dict[str, Any], value: Any) -> tuple[Any, str | None]:
     if item_type == "date":
         parsed = parse_iso_date(value)
         if parsed is None:
-            return INVALID, f"「{label}」は正しい日付（YYYY-MM-DD）で入力してください：{_short(value)}"
+            # Say why with the parser the page uses while typing (jpinput.dates), e.g. 「2月は28日までです…」.
+            iso, problem = normalise_date(value) if isinstance(value, str) else (None, None)
+            if iso:
+                return INVALID, f"「{label}」はYYYY-MM-DD形式で指定してください（「{_short(value)}」は{iso}）。"
+            if problem:
+                return INVALID, f"「{label}」：{problem}（入力：{_short(value)}）"
+            return INVALID, f"「{label}」は正しい日付（YYYY-MM-DD、2021/1/10、R3.1.10 など）で入力してください：{_short(value)}"
         if parsed < MIN_DATE:
             return INVALID, f"「{label}」の日付が古すぎます：{value}"
         return parsed, None

@@ -4,6 +4,7 @@ import csv
 import json
 from collections.abc import Iterator
 
+from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from .models import AuditEvent
@@ -35,10 +36,11 @@ def _cell(value) -> str:
 
 
 def audit_csv_rows(qs) -> Iterator[str]:
-    """CSV lines (UTF-8 with BOM for spreadsheet software), streamed."""
+    """CSV lines (UTF-8 with BOM for spreadsheet software), streamed. Times are local (JST, ``+09:00``): the
+    hospital and the health centre read them against their own clocks."""
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(COLUMNS)
     for e in qs.iterator(chunk_size=2000):
         yield writer.writerow([_cell(v) for v in (
-            e.at.isoformat(), e.actor_username, e.actor_role, e.hospital_code, e.action, e.object_type,
+            timezone.localtime(e.at).isoformat(timespec="seconds"), e.actor_username, e.actor_role, e.hospital_code, e.action, e.object_type,
             e.object_id, e.ip or "", e.user_agent, json.dumps(e.detail, ensure_ascii=False))])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, hospital_views, views
+from . import audit_views, effort_views, hospital_views, views
 
 app_name = "central"
 urlpatterns = [
@@ -26,4 +26,5 @@ urlpatterns = [
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),
     path("audit.csv", audit_views.audit_export, name="audit-export"),
+    path("effort/", effort_views.effort, name="effort"),
 ]

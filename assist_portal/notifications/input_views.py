@@ -1,10 +1,12 @@
 """JSON endpoints the form calls while staff type a date, a フリガナ or a postal code, so the page and the server
 understand input with one parser (``jpinput``). Staff only (password + TOTP). What is typed is patient data:
-nothing here logs or audits it, and responses are not cached (SecurityHeadersMiddleware sets no-store)."""
+nothing here logs or audits it, responses are not cached (SecurityHeadersMiddleware sets no-store), and the
+endpoints take POST (form-encoded, CSRF token in ``X-CSRFToken``) so typed values never sit in a URL, a browser
+history or a proxy's access log."""
 from __future__ import annotations
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_POST
 
 from assist_portal.accounts.decorators import staff_required
 from jpinput import date_feedback, kana_feedback, postal_feedback
@@ -18,7 +20,7 @@ TOO_LONG = "入力が長すぎます。"
 
 
 def _query(request, name: str = "q") -> str | None:
-    value = request.GET.get(name, "")
+    value = request.POST.get(name, "")
     return value if len(value) <= MAX_QUERY else None
 
 
@@ -27,9 +29,9 @@ def _too_long() -> JsonResponse:
 
 
 @staff_required
-@require_GET
+@require_POST
 def input_date(request):
-    """`?q=R3.1.10` → {"ok", "iso", "display", "message", "incomplete"}; today is the local (JST) date."""
+    """`q=R3.1.10` → {"ok", "iso", "display", "message", "incomplete"}; today is the local (JST) date."""
     q = _query(request)
     if q is None:
         return _too_long()
@@ -37,14 +39,14 @@ def input_date(request):
 
 
 @staff_required
-@require_GET
+@require_POST
 def input_kana(request):
-    """`?q=やまだ　たろう[&max=200]` → {"value": "ヤマダ　タロウ", "message": ""}."""
+    """`q=やまだ　たろう[&max=200]` → {"value": "ヤマダ　タロウ", "message": ""}."""
     q = _query(request)
     if q is None:
         return _too_long()
     try:
-        max_length = int(request.GET["max"]) if request.GET.get("max") else None
+        max_length = int(request.POST["max"]) if request.POST.get("max") else None
     except ValueError:
         max_length = None
     if max_length is not None and not 0 < max_length <= MAX_LENGTH_LIMIT:
@@ -53,9 +55,9 @@ def input_kana(request):
 
 
 @staff_required
-@require_GET
+@require_POST
 def input_postal(request):
-    """`?q=1000001[&address=…]` → {"code": "100-0001", "addresses": [{prefecture, city, town}], "message",
+    """`q=1000001[&address=…]` → {"code": "100-0001", "addresses": [{prefecture, city, town}], "message",
     "incomplete", "warning"} (warning: the address is not in the area of the code)."""
     q, address = _query(request), _query(request, "address")
     if q is None or address is None:

@@ -10,12 +10,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
 from formengine import adopt_suggestion, parse_form_input, present
+from formengine.render import change_notice
 from mapping import formats
 
 from . import selectors, services
@@ -41,7 +43,9 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
          "reason": s.get("reason") or s.get("reason_ja") or "", "adopted": values.get(key) == s.get("value")}
         for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
     ]
+    report = (notification.migration_report or {}).get("report")
     return {
+        "change_notice": change_notice(report, defn) if report else [],
         "emr_suggestions": emr_suggestions,
         "notification": notification,
         "form": model,
@@ -93,7 +97,8 @@ def notification_form(request, uuid):
             row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
                                                                       lock_version, request)
             if delivery is None:
-                msgs = [("error", "確定できません。赤く表示された項目を確認してください。")]
+                msgs = [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります"
+                                  "（一覧から各項目へ移動できます）。入力した内容は下書きとして保存しました。")]
                 if not evaluation.notifiable:
                     msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
                                       "HER-SYSへは送信されません。")]
@@ -115,8 +120,51 @@ def notification_form(request, uuid):
     except services.WorkflowError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
-    messages.success(request, "下書きを保存しました。")
+    if evaluation.errors:
+        messages.warning(request, f"下書きを保存しました。確認が必要な項目が{len(evaluation.errors)}件あります。")
+    else:
+        messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+@staff_required
+@require_POST
+def notification_check(request, uuid):
+    """Checks as one leaves a field, from the rules the server runs on save: the posted draft is parsed and
+    evaluated exactly as a save would (nothing is stored, logged or audited — the page view was) and the page gets
+    each field's messages, what is shown, and the progress panel."""
+    notification = selectors.notification_get(request.user, uuid)
+    values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    stage = "confirm" if request.POST.get("stage") == "confirm" else "draft"  # after a confirm attempt: as then
+    shown = present(notification.definition.definition, values, today=services.local_date(),
+                    provenance=notification.provenance, stage=stage)
+    return JsonResponse(check_payload(request, shown.model, parse_errors))
+
+
+def check_payload(request, model, parse_errors=()) -> dict:
+    fields = {}
+    for f in iter_fields(model):
+        fields[f["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]} for m in f["messages"]],
+                                "invalid": f["has_error"], "visible": f["visible"]}
+        if f["derived"]:  # e.g. the age, computed again from the birth and diagnosis dates as they change
+            fields[f["html_id"]]["derived"] = {"value": f["value"], "unit": f["unit"]}
+    for group in (e for s in model["sections"] for e in s["entries"] if e["kind"] == "group"):
+        fields[group["html_id"]] = {"messages": [{"severity": m["severity"], "text": m["text_ja"]}
+                                                 for m in group["messages"]],
+                                    "invalid": group["has_error"], "visible": True}
+    progress = render_to_string("notifications/_progress.html", {"form": model}, request=request)
+    return {"fields": fields, "progress_html": progress,
+            "request_errors": [getattr(e, "text_ja", str(e)) for e in parse_errors]}
+
+
+def iter_fields(model):
+    for section in model["sections"]:
+        for entry in section["entries"]:
+            if entry["kind"] == "field":
+                yield entry
+            else:
+                for row in entry["rows"]:
+                    yield from row["cells"]
 
 
 def _texts(errors) -> list[str]:

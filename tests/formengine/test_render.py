@@ -68,12 +68,14 @@ def test_provenance_badges():
                   "patient.sex": "typed:clerk1", "tests[0].method": "fhir:Observation.code",
                   "patient.age": "typed:clerk1"}
     model = _render(base_values("covid19-2022-09"), provenance)
-    assert _field(model, "patient.name")["provenance"] == {"kind": "emr", "label_ja": "電子カルテ",
-                                                           "detail": "ss-mix2:ADT-00 PID-5"}
+    assert _field(model, "patient.name")["provenance"] == {
+        "kind": "emr", "label_ja": "電子カルテ", "detail": "ss-mix2:ADT-00 PID-5",
+        "detail_ja": "電子カルテ：SS-MIX2 患者基本情報（ADT-00）の氏名（PID-5）"}
     assert _field(model, "report.facility_name")["provenance"]["label_ja"] == "医療機関マスタ"
     assert _field(model, "patient.sex")["provenance"]["label_ja"] == "入力"
-    assert _field(model, "patient.age")["provenance"] == {"kind": "computed", "label_ja": "自動計算",
-                                                          "detail": "computed:patient.age_derived"}
+    assert _field(model, "patient.age")["provenance"] == {
+        "kind": "computed", "label_ja": "自動計算", "detail": "computed:patient.age_derived",
+        "detail_ja": "「生年月日」と「診断（検案）年月日」から計算"}
     assert _field(model, "tests-0-method")["provenance"]["kind"] == "emr"
     assert _field(model, "patient.occupation")["provenance"]["kind"] == "none"
     assert provenance_badge("weird", True)["kind"] == "typed"

@@ -19,7 +19,8 @@ def staff(client, clerk, login):
 
 
 def get(client, name: str, **params):
-    return client.get(reverse(f"input:{name}"), params)
+    """The page POSTs what is typed (form-encoded): it never sits in a URL or an access log."""
+    return client.post(reverse(f"input:{name}"), params)
 
 
 def test_urls():
@@ -87,12 +88,22 @@ def test_staff_only(client, central_admin, login, name):
 
 
 @pytest.mark.parametrize("name", ["date", "kana", "postal"])
-def test_get_only_and_no_cache(staff, physician, login, client, name):
-    assert staff.post(reverse(f"input:{name}"), {"q": "R3.1.10"}).status_code == 405
+def test_post_only_and_no_cache(staff, physician, login, client, name):
+    assert staff.get(reverse(f"input:{name}"), {"q": "R3.1.10"}).status_code == 405
     response = get(staff, name, q="x")
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     assert get(login(client, physician), name, q="x").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["date", "kana", "postal"])
+def test_csrf_token_is_required(clerk, name):
+    from django.test import Client
+
+    from tests.portal.conftest import verified_login
+
+    strict = verified_login(Client(enforce_csrf_checks=True), clerk)
+    assert strict.post(reverse(f"input:{name}"), {"q": "R3.1.10"}).status_code == 403
 
 
 @pytest.mark.parametrize("name", ["date", "kana", "postal"])
