@@ -18,7 +18,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-run: install
+run: $(VENV)/.installed
 	$(PY) scripts/run.py
 
 test: install
