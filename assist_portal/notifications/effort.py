@@ -70,8 +70,9 @@ def effort_report(*, hospital=None) -> list[dict[str, Any]]:
     rows = []
     for (code, month), b in buckets.items():
         total = b["prefilled"] + b["adopted"] + b["typed"]
-        rejected = Delivery.objects.filter(revision__notification_id__in=b["notification_ids"],
-                                           status__in=(Delivery.Status.REJECTED, Delivery.Status.DEAD)).count()
+        rejected = NotificationRevision.objects.filter(
+            notification_id__in=b["notification_ids"],
+            delivery__status__in=(Delivery.Status.REJECTED, Delivery.Status.DEAD)).count()
         rows.append({
             "hospital_code": code, "hospital_name": b["hospital_name"], "month": month,
             "notifications": b["notifications"], "items": total,
