@@ -30,7 +30,7 @@ from .excel import from_excel_layout
 from .fhir import from_questionnaire, to_questionnaire, to_questionnaire_response
 from .forminput import parse_form_input
 from .present import Presented, adopt_suggestion, present
-from .render import provenance_badge, render_model
+from .render import iter_fields, provenance_badge, render_model
 
 __all__ = [
     "BUILTIN_VERSIONS",
@@ -50,6 +50,7 @@ __all__ = [
     "evaluate",
     "from_excel_layout",
     "from_questionnaire",
+    "iter_fields",
     "load_catalog",
     "migrate_values",
     "parse_form_input",

@@ -735,3 +735,14 @@ def rule_in_words(rule: Any, defn: dict[str, Any]) -> str:
     else:
         text = f"（種類「{kind}」のルール）"
     return f"{text}。［{_SEVERITY_JA.get(rule.get('severity'), rule.get('severity'))}］"
+
+
+def iter_fields(model: dict[str, Any]):
+    """Every field of a render model in page order, the cells of repeat-group rows included."""
+    for section in model["sections"]:
+        for entry in section["entries"]:
+            if entry["kind"] == "field":
+                yield entry
+            else:
+                for row in entry["rows"]:
+                    yield from row["cells"]

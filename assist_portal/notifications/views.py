@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
-from formengine import adopt_suggestion, parse_form_input, present
+from formengine import adopt_suggestion, iter_fields, parse_form_input, present
 from formengine.render import change_notice
 from mapping import formats
 
@@ -155,16 +155,6 @@ def check_payload(request, model, parse_errors=()) -> dict:
     progress = render_to_string("notifications/_progress.html", {"form": model}, request=request)
     return {"fields": fields, "progress_html": progress,
             "request_errors": [getattr(e, "text_ja", str(e)) for e in parse_errors]}
-
-
-def iter_fields(model):
-    for section in model["sections"]:
-        for entry in section["entries"]:
-            if entry["kind"] == "field":
-                yield entry
-            else:
-                for row in entry["rows"]:
-                    yield from row["cells"]
 
 
 def _texts(errors) -> list[str]:

@@ -5,20 +5,12 @@ import json
 
 from hypothesis import given, settings
 
-from formengine import builtin_definition, evaluate, provenance_badge, render_model
+from formengine import builtin_definition, evaluate, iter_fields, provenance_badge, render_model
 
 from .conftest import TODAY, base_values, patched
 from .test_engine import _values
 
-
-def _fields(model):
-    for section in model["sections"]:
-        for entry in section["entries"]:
-            if entry["kind"] == "field":
-                yield entry
-            else:
-                for row in entry["rows"]:
-                    yield from row["cells"]
+_fields = iter_fields
 
 
 def _field(model, name):

@@ -3,19 +3,11 @@ postal code paired with its address, the header, progress, error summary, neutra
 badges in words, spare test rows, items that do not apply folded away."""
 from __future__ import annotations
 
-from formengine import builtin_definition, evaluate, render_model
+from formengine import builtin_definition, evaluate, iter_fields, render_model
 
 from .conftest import TODAY, base_values
 
-
-def _fields(model):
-    for section in model["sections"]:
-        for entry in section["entries"]:
-            if entry["kind"] == "field":
-                yield entry
-            else:
-                for row in entry["rows"]:
-                    yield from row["cells"]
+_fields = iter_fields
 
 
 def field(model, item_id):
