@@ -7,8 +7,10 @@ With nothing set the product runs on the *embedded default*: SQLite and a filesy
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
     "rest_framework",
     "drf_spectacular",
     "assist_portal.accounts",
@@ -181,6 +184,19 @@ LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", "360
 LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
 LOGIN_BACKOFF_RESET_SECONDS = int(os.environ.get("LOGIN_BACKOFF_RESET_SECONDS", "86400"))
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
+# Security keys and passkeys (WebAuthn, django-otp-webauthn) as a second factor beside TOTP, never instead of the
+# password (accounts.keys). The relying party is the host people open: PUBLIC_BASE_URL's, unless WEBAUTHN_RP_ID says
+# otherwise. Browsers refuse an IP address as relying party, so a local installation on 127.0.0.1 uses localhost.
+_public = urlsplit(PUBLIC_BASE_URL)
+_public_is_ip = bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", _public.hostname or ""))
+OTP_WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID") or ("localhost" if _public_is_ip else _public.hostname or "localhost")
+OTP_WEBAUTHN_RP_NAME = "HER-SYS登録補助"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in os.environ.get("WEBAUTHN_ALLOWED_ORIGINS", "").split(",")
+                                if o.strip()] or [
+    f"{_public.scheme}://localhost{':' + str(_public.port) if _public.port else ''}" if _public_is_ip
+    else PUBLIC_BASE_URL]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # always after the password (two factors, ADR 0006)
+OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = "django_otp_webauthn"
 # A launch for a patient whose case was notified less than this many days ago reopens that notification.
 CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
 # Rotating a connector key: how long the old key keeps working beside the new one.

@@ -18,7 +18,10 @@ class AuditAction(StrEnum):
     USER_PASSWORD_CHANGE = "user.password_change"
     USER_RESET = "user.reset"
     USER_UNLOCK = "user.unlock"
-    USER_NOTICE = "user.notice"  # the holder was e-mailed (second factor enrolled or reset)
+    USER_NOTICE = "user.notice"  # the holder was e-mailed (second factor enrolled, key added/removed, or reset)
+    USER_KEY_ADD = "user.key_add"  # a security key / passkey registered by its holder (accounts.keys)
+    USER_KEY_REMOVE = "user.key_remove"
+    USER_KEY_REFUSED = "user.key_refused"  # a key registration the server refused
     USER_DENIED = "user.denied"  # an administrator tried to manage an account outside its remit
     HOSPITAL_MAPPING_EDIT = "hospital.mapping_edit"
     HOSPITAL_DEFAULT_FORM = "hospital.default_form"

@@ -20,7 +20,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PATIENT = "1100000002"
 NARROW = (PHONE, {"width": 360, "height": 780})
 #: The main screens photographed for docs/screenshots (the others are checked, not photographed).
-PHOTOGRAPHED = {"login", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
+PHOTOGRAPHED = {"login", "keys", "login-key", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
 
 
 def axe_source() -> str:
@@ -164,4 +164,36 @@ def test_central_screens_fit_every_width_and_pass_axe(live_server, settings, hos
             page.wait_for_url("**/central/definitions/")
             for name, path in pages.items():
                 screens.visit(page, name, path)
+    screens.assert_clean()
+
+
+def test_security_key_screens(live_server, settings, clerk, login):
+    """The keys page (with a key) and the sign-in's key step (after a failed exchange, showing its error)."""
+    from tests.portal.soft_authenticator import SoftKey
+
+    settings.OTP_WEBAUTHN_RP_ID = "localhost"
+    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
+    http = login(Client(), clerk)
+    begin = http.post("/accounts/keys/register/begin/", data=json.dumps({"name": "職員証のキー"}),
+                      content_type="application/json").json()
+    done = http.post("/accounts/keys/register/complete/", content_type="application/json",
+                     data=json.dumps(SoftKey(origin=live_server.url).create(begin)))
+    assert done.status_code == 200
+    device = TOTPDevice.objects.get(user=clerk)
+    with chromium() as browser:
+        screens = Screens(browser, live_server.url)
+        with open_page(browser, bypass_csp=True) as page:
+            page.goto(live_server.url + "/accounts/keys/")
+            sign_in(page, clerk, device)
+            page.wait_for_url("**/accounts/keys/")
+            assert "職員証のキー" in page.inner_text("#key-list")
+            screens.each_width(page, "keys")
+            page.click("text=ログアウト")
+            page.route("**/accounts/login/key/begin/", lambda route: route.abort())  # the exchange fails once
+            page.fill("#id_username", clerk.username)
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/accounts/login/key/")
+            page.wait_for_selector("#key-error:has-text('通信に失敗しました')")
+            screens.each_width(page, "login-key")
     screens.assert_clean()

@@ -27,6 +27,10 @@ NAME_POLICY = {
     "healthz": PUBLIC, "readyz": PUBLIC, "<root>": PUBLIC, "api:schema": PUBLIC,
     "accounts:login": PUBLIC, "accounts:enrol": PUBLIC, "accounts:home": PUBLIC, "accounts:logout": PUBLIC,
     "accounts:password_change": SIGNED_IN,
+    # the sign-in's security-key step: only a session whose password was just verified gets anything from it
+    "accounts:login_key": PUBLIC, "accounts:login_key_begin": PUBLIC, "accounts:login_key_complete": PUBLIC,
+    # a person's own security keys: every human role, after two factors
+    "accounts:keys": SIGNED_IN, "accounts:key_register_begin": SIGNED_IN, "accounts:key_register_complete": SIGNED_IN,
 }
 #: Roles allowed for each human policy.
 ALLOWED_ROLES = {SIGNED_IN: {"physician", "clerk", "hospital_admin", "central_admin"},
