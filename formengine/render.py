@@ -54,6 +54,7 @@ PROVENANCE_KINDS = {
     "master": "医療機関マスタ",
     "computed": "自動計算",
     "typed": "入力",
+    "adopted": "候補から採用",
     "none": "未入力",
 }
 _EMR_PREFIXES = ("ss-mix2", "ssmix2", "fhir", "csv", "dwh", "emr", "hl7")
@@ -72,7 +73,7 @@ _INPUT_HINTS: dict[str, dict[str, Any]] = {
 
 
 def provenance_badge(source: Any, has_value: bool, defn: dict[str, Any] | None = None) -> dict[str, str]:
-    """{kind: emr|master|computed|typed|none, label_ja, detail, detail_ja} for one value's provenance string.
+    """{kind: emr|master|computed|typed|adopted|none, label_ja, detail, detail_ja} for one value's provenance string.
     ``detail`` is the stored string (``ss-mix2:ADT-00 PID-5``); ``detail_ja`` says it in words for the people
     filling the form (「SS-MIX2 患者基本情報（ADT-00）の氏名（PID-5）」)."""
     if not has_value:
@@ -82,7 +83,7 @@ def provenance_badge(source: Any, has_value: bool, defn: dict[str, Any] | None =
     prefix = source.split(":", 1)[0].lower()
     if prefix in _EMR_PREFIXES:
         kind = "emr"
-    elif prefix in ("master", "computed", "typed"):
+    elif prefix in ("master", "computed", "typed", "adopted"):
         kind = prefix
     else:
         kind = "typed"
@@ -120,6 +121,8 @@ def provenance_in_words(source: str, defn: dict[str, Any] | None = None) -> str:
         return "医療機関マスタ（施設情報）" if rest == "facility" else f"医療機関マスタ（{rest}）"
     if prefix == "typed":
         return f"入力した人：{rest}" if rest else "入力"
+    if prefix == "adopted":
+        return f"電子カルテの候補から採用した人：{rest}" if rest else "電子カルテの候補から採用"
     if prefix == "computed":
         if rest in _COMPUTED:
             return _COMPUTED[rest]

@@ -337,11 +337,34 @@ def _locked(notification_id: int, lock_version: int) -> Notification:
     return row
 
 
-def _apply_values(row: Notification, values: dict, user, stage: str):
+def _adopted_matches(value, code) -> bool:
+    """Whether the saved value still holds the suggested code (a multi-choice item holds it among others)."""
+    return code in value if isinstance(value, list) and not isinstance(code, list) else value == code
+
+
+def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], user) -> None:
+    """Items whose EMR suggestion the person chose with 「採用」 in this save: provenance `adopted:<user>` (what the
+    effort report counts as adopted from suggestions, exactly — a value typed by hand that happens to equal the
+    suggestion stays `typed`). Only an item with a suggestion whose code the saved value holds."""
+    for item_id in adopted:
+        suggestion = (row.suggestions or {}).get(item_id)
+        if not isinstance(suggestion, dict):
+            continue
+        code = suggestion.get("value")
+        if isinstance(code, list):  # a list suggestion (e.g. resolved risk factors) is adopted one code at a time
+            held = values.get(item_id) or []
+            if any(c in held for c in code):
+                row.provenance[item_id] = f"adopted:{user.username}"
+        elif code is not None and _adopted_matches(values.get(item_id), code):
+            row.provenance[item_id] = f"adopted:{user.username}"
+
+
+def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tuple[str, ...] = ()):
     """Evaluate `values` against the row's definition and write them with provenance (row is locked)."""
     evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
                           stage=stage)
     row.provenance = _merge_provenance(row, evaluation.values, user)
+    _mark_adopted(row, evaluation.values, adopted, user)
     row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
     row.values = evaluation.values
     row.display_name = evaluation.values.get(ids.PATIENT_NAME, "")
@@ -369,17 +392,20 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
     row.values = values
 
 
-def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None):
-    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently."""
+def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None, *,
+                      adopted: tuple[str, ...] = ()):
+    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently.
+    `adopted`: the items whose suggestion the person chose with 「採用」 (formengine.adopt_suggestion)."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
     with transaction.atomic():
         row = _locked(notification.pk, lock_version)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
-        evaluation = _apply_values(row, values, user, "draft")
+        evaluation = _apply_values(row, values, user, "draft", adopted)
         row.save()
-    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
+    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                 **({"adopted": list(adopted)} if adopted else {}))
     return row, evaluation
 
 

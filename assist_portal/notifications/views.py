@@ -85,8 +85,10 @@ def notification_form(request, uuid):
     except ValueError:
         return HttpResponseBadRequest("不正な要求です。")
     values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    adopted: tuple[str, ...] = ()
     if accept and not parse_errors:
-        values, _ = adopt_suggestion(notification.definition.definition, values, accept)
+        values, adopted_item = adopt_suggestion(notification.definition.definition, values, accept)
+        adopted = (adopted_item,) if adopted_item else ()
         action = "save"
     if parse_errors:
         ctx = _form_context(request, notification, values, None,
@@ -110,7 +112,8 @@ def notification_form(request, uuid):
             row, _ = services.notification_withdraw(notification, request.user, lock_version, request)
             messages.success(request, "取下げを受け付けました。HER-SYSへ送信します。")
             return redirect("notifications:status", uuid=row.uuid)
-        row, evaluation = services.notification_save(notification, request.user, values, lock_version, request)
+        row, evaluation = services.notification_save(notification, request.user, values, lock_version, request,
+                                                     adopted=adopted)
     except services.ConflictError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         ctx["conflict"] = True

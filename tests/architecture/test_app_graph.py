@@ -24,7 +24,8 @@ ALLOWED = {
     "notifications": {"assist_portal.crypto", "accounts", "audit", "formdefs", "delivery", "formengine",
                       "vocabulary", "jpinput", "mapping", "hersys_client"},
     "api": {"assist_portal.inputs", "accounts", "audit", "notifications", "vocabulary", "mapping"},
-    "hospitaladmin": {"accounts", "audit"},
+    # hospitaladmin → notifications: the hospital's own effort report (notifications.effort: counts, no values)
+    "hospitaladmin": {"accounts", "audit", "notifications"},
     "central": {"assist_portal.inputs", "accounts", "audit", "formdefs", "notifications", "delivery", "formengine", "vocabulary", "mapping",
                 "hersys_client"},
     "vocabulary": set(),

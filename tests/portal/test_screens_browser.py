@@ -20,7 +20,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PATIENT = "1100000002"
 NARROW = (PHONE, {"width": 360, "height": 780})
 #: The main screens photographed for docs/screenshots (the others are checked, not photographed).
-PHOTOGRAPHED = {"login", "keys", "login-key", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
+PHOTOGRAPHED = {"login", "keys", "login-key", "hospital-effort", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
 
 
 def axe_source() -> str:
@@ -196,4 +196,25 @@ def test_security_key_screens(live_server, settings, clerk, login):
             page.wait_for_url("**/accounts/login/key/")
             page.wait_for_selector("#key-error:has-text('通信に失敗しました')")
             screens.each_width(page, "login-key")
+    screens.assert_clean()
+
+
+def test_hospital_admin_screens_fit_every_width_and_pass_axe(live_server, hospital, clerk, physician, hospital_admin,
+                                                             published, login):
+    from tests.portal.test_effort_report import _confirmed
+
+    published("2021-03")
+    _confirmed(Client(), login, push_extract, clerk, physician, "2200000007", adopt=True)  # a row in the report
+    device = TOTPDevice.objects.get(user=hospital_admin)
+    pages = {"hospital-staff": "/hospital/staff/", "hospital-settings": "/hospital/settings/",
+             "hospital-effort": "/hospital/effort/"}
+    with chromium() as browser:
+        screens = Screens(browser, live_server.url)
+        with open_page(browser, bypass_csp=True) as page:
+            page.goto(live_server.url + "/hospital/effort/")
+            sign_in(page, hospital_admin, device)
+            page.wait_for_url("**/hospital/effort/")
+            assert page.locator("#effort-table tbody tr").count() == 1
+            for name, path in pages.items():
+                screens.visit(page, name, path)
     screens.assert_clean()

@@ -232,7 +232,8 @@ def test_suggestions_are_offered_not_filled_and_can_be_adopted(client, launched,
     assert client.post(url, data).status_code == 302
     launched.refresh_from_db()
     assert launched.values["report.diagnosis_class"] == "confirmed_patient"
-    assert launched.provenance["report.diagnosis_class"] == f"typed:{physician.username}"
+    # The person chose it: its provenance says adopted (the effort report counts it so), by whom.
+    assert launched.provenance["report.diagnosis_class"] == f"adopted:{physician.username}"
     # A forged code outside the value set is ignored.
     data = form_post(launched, {k: v for k, v in launched.values.items() if not isinstance(v, (list, dict))})
     data.pop("action")
