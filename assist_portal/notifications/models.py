@@ -68,6 +68,11 @@ class Notification(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     purged_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation with HER-SYS after a restore (manage.py reconcile, issue 12): the newest revision and receipt
+    # HER-SYS holds for this notification when the portal's own revisions do not reach it, and when that was found.
+    hersys_revision = models.PositiveIntegerField(null=True, blank=True)
+    hersys_receipt_id = models.CharField(max_length=40, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
