@@ -506,3 +506,21 @@ def delivery_resume(delivery: Delivery, user, request=None) -> bool:
         audit_record(AuditAction.DELIVERY_RESUME, request=request, user=user, obj=row, status=row.status)
         transaction.on_commit(lambda: delivery_enqueue(row.pk))
     return True
+
+
+def delivery_record_held(*, payload: Payload, hospital, stream: str, sequence: int, receipt) -> Delivery:
+    """Reconciliation: an outbox row, already accepted, for a revision HER-SYS holds but the portal had forgotten
+    (a restore from backup). `payload` holds the bytes HER-SYS stored; nothing is sent. Call inside the caller's
+    transaction."""
+    now = timezone.now()
+    delivery = Delivery.objects.create(
+        payload=payload, hospital=hospital, stream=stream, sequence=sequence,
+        idempotency_key=idempotency_key(stream=stream, sequence=sequence, sha256=payload.sha256),
+        status=Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id, report_date=receipt.report_date,
+        hersys_checked_at=now, hersys_check=Delivery.Check.HELD, hersys_revision=receipt.revision, updated_at=now)
+    Attempt.objects.create(delivery=delivery, number=1, outcome=Attempt.Outcome.RECONCILED, finished_at=now,
+                           worker=_WORKER or _worker_name(),
+                           message=RECONCILED_MESSAGE.format(receipt=receipt.receipt_id))
+    audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=hospital.code, obj=delivery, attempt=1,
+                 status=delivery.status)
+    return delivery

@@ -24,6 +24,7 @@ from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .reconcile import reconciled_for_extract
 from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
@@ -266,6 +267,13 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
                 .filter(Q(status=Notification.Status.DRAFT)
                         | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
                 .order_by("-created_at").first())
+    if existing is None:
+        # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
+        # the patient id: this launch adopts it (same name, birth date and sex) instead of filing a second one.
+        existing = reconciled_for_extract(extract, definition.form)
+        if existing is not None:
+            existing.patient_ref = extract.patient_ref
+            existing.save(update_fields=["patient_ref"])
     if existing is not None:
         # One notification per case and form: a later EMR launch opens it (changes become an update, never a
         # duplicate — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the
