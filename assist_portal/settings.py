@@ -281,6 +281,9 @@ DELIVERY_LEASE_SECONDS = int(os.environ.get("DELIVERY_LEASE_SECONDS", "120"))
 DELIVERY_SWEEP_GRACE_SECONDS = float(os.environ.get("DELIVERY_SWEEP_GRACE_SECONDS", "30"))
 DELIVERY_BACKOFF_BASE = float(os.environ.get("DELIVERY_BACKOFF_BASE", "2"))
 DELIVERY_BACKOFF_CAP = float(os.environ.get("DELIVERY_BACKOFF_CAP", "300"))
+# A delivery pending this long is shown as delayed (not 送信中 / 送信待ち) and people are offered the fax; before that
+# advice, HER-SYS is asked once whether it already holds the revision (issue 12).
+DELIVERY_DELAYED_SECONDS = float(os.environ.get("DELIVERY_DELAYED_SECONDS", "600"))
 QUESTIONNAIRE_CANONICAL = "http://hersys-assist.jp/fhir/Questionnaire/hersys-covid19"
 
 LOGGING = {

@@ -59,6 +59,9 @@ class AuditAction(StrEnum):
     DELIVERY_PERMANENT = "delivery.permanent"
     DELIVERY_STARTED = "delivery.started"
     DELIVERY_REDRIVE = "delivery.redrive"
+    DELIVERY_RESUME = "delivery.resume"  # a central admin resumed a stuck delivery now
+    DELIVERY_RECONCILED = "delivery.reconciled"  # HER-SYS, asked, already held the revision: accepted, no send
+    NOTIFICATION_RECONCILE = "notification.reconcile"  # manage.py reconcile brought a notification in line
     # connector API and exports
     API_FEED = "api.feed"
     API_DOCUMENT = "api.document"

@@ -68,6 +68,11 @@ class Notification(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     purged_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation with HER-SYS after a restore (manage.py reconcile, issue 12): the newest revision and receipt
+    # HER-SYS holds for this notification when the portal's own revisions do not reach it, and when that was found.
+    hersys_revision = models.PositiveIntegerField(null=True, blank=True)
+    hersys_receipt_id = models.CharField(max_length=40, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -91,7 +96,10 @@ class NotificationRevision(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices)
     definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
     values = EncryptedJSONField(default=dict)
-    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # None only for a revision the portal had forgotten (a restore from backup) and took back from HER-SYS
+    # (manage.py reconcile): who confirmed it is in the audit log of that time, not in the restored database.
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     confirmed_at = models.DateTimeField(default=timezone.now)
     # The document exactly as sent (built once at confirmation, encrypted, hashed) and its outbox row. The links
     # point from notifications to delivery only: the outbox knows no notification (related_name="+").

@@ -1,6 +1,7 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Max, Prefetch
 from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
@@ -65,27 +66,82 @@ def with_last_activity(qs):
 
 
 GUIDANCE = {
-    "queued": "送信の順番を待っています。通常は数秒で送信されます。",
-    "sending": "HER-SYSへ送信しています。",
-    "retrying": "HER-SYSに一時的に接続できないため、自動で再送します。入力し直す必要はありません。",
     "accepted": "HER-SYSが受理しました。受付番号を控えてください。",
     "rejected": "HER-SYSが受け付けませんでした。理由を確認し、届出を開いて内容を修正してから、もう一度確定してください。",
-    "dead": "HER-SYSへの送信を繰り返しても届きませんでした。運用担当（中央管理者）が対応します。"
-            "急ぐ場合は紙の様式を印刷して保健所へFAXしてください。",
 }
+FAX_ADVICE = "届出の期限に間に合わない場合は、紙の様式を印刷して保健所へFAXしてください。"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}時間{minutes % 60}分" if minutes >= 60 else f"{max(minutes, 1)}分"
+
+
+def delivery_wording(delivery: Delivery, now=None) -> dict:
+    """The one place that words a delivery for people (status page, list, feed), from its state and how long it
+    has been pending: 送信中 only while an attempt is live (its lease runs); after DELIVERY_DELAYED_SECONDS it says
+    the delivery is late and offers the fax — once HER-SYS was asked whether it already holds the revision (or
+    asking has been impossible for twice that long). Returns state, label, guidance, final, fax_offer, age.
+
+    `fax_action` is where the FAX offer links to record a fax (the workflow's FAX state, issue 8); None until then.
+    """
+    now = now or timezone.now()
+    status = delivery.status
+    started = delivery.redriven_at or delivery.created_at
+    age = max((now - started).total_seconds(), 0.0)
+    pending = status in Delivery.PENDING
+    live = status == Delivery.Status.SENDING and delivery.lease_until is not None and delivery.lease_until > now
+    delay = settings.DELIVERY_DELAYED_SECONDS
+    checked = delivery.hersys_check
+    out = {"state": status, "label": delivery.get_status_display(), "guidance": GUIDANCE.get(status, ""),
+           "final": status in (*Delivery.FINAL, Delivery.Status.DEAD), "fax_offer": False, "fax_action": None,
+           "age_seconds": round(age) if pending else None}
+    if pending and age >= delay and not live:
+        out["state"], out["label"] = "delayed", "送信遅延"
+        late = f"確定から{_minutes(age)}たっても、HER-SYSへの送信が完了していません。自動で再送を続けています。"
+        if checked == Delivery.Check.ABSENT:
+            out["guidance"] = late + "HER-SYSに照会し、まだ届いていないことを確認しました。" + FAX_ADVICE
+            out["fax_offer"] = True
+        elif checked == Delivery.Check.UNREACHABLE or age >= 2 * delay:
+            out["guidance"] = late + "HER-SYSに接続できず、届いているかを確認できていません。" + FAX_ADVICE
+            out["fax_offer"] = True
+        else:
+            out["guidance"] = late + "HER-SYSに届いているかを照会しています。しばらくお待ちください。"
+    elif status == Delivery.Status.SENDING and live:
+        out["guidance"] = "HER-SYSへ送信しています。"
+    elif status == Delivery.Status.SENDING:
+        out["state"], out["label"] = "interrupted", "再送待ち"
+        out["guidance"] = ("送信処理が途中で止まりました。まもなく自動で再送します"
+                           "（同じ識別キーで送るため、二重に登録されることはありません）。")
+    elif status == Delivery.Status.QUEUED:
+        out["guidance"] = ("送信の順番を待っています。通常は数秒で送信されます。" if age < 60 else
+                           f"送信の順番を{_minutes(age)}待っています。自動で送信します。入力し直す必要はありません。")
+    elif status == Delivery.Status.RETRYING:
+        when = timezone.localtime(delivery.next_attempt_at).strftime("%H:%M")
+        out["guidance"] = (f"HER-SYSに一時的に接続できないため、自動で再送します（次回 {when} 頃、これまで"
+                           f"{delivery.attempts}回試行）。入力し直す必要はありません。")
+    elif status == Delivery.Status.DEAD:
+        found = ("HER-SYSに照会し、届いていないことを確認しました。" if checked == Delivery.Check.ABSENT else
+                 "HER-SYSに届いているかは確認できていません。")
+        out["guidance"] = ("HER-SYSへの自動送信を打ち切りました。" + found + "運用担当（中央管理者）が対応します。"
+                           + FAX_ADVICE)
+        out["fax_offer"] = True
+    elif status == Delivery.Status.REJECTED and checked == Delivery.Check.OTHER:
+        out["guidance"] = ("HER-SYSには、この届出の同じ版が別の内容で登録されています。古い内容のまま受理扱いには"
+                           "していません。届出を開いて内容を確認し、もう一度確定してください（修正として送信されます）。")
+    return out
 
 
 def delivery_status(notification: Notification) -> dict:
-    """What the user sees live: queued → sent → accepted, or a clear rejection."""
+    """What the user sees live: queued → sent → accepted, or a clear rejection (worded by `delivery_wording`)."""
     revision = _newest_revision(notification)
     delivery = revision.delivery if revision is not None else None
     if delivery is None:
-        return {"status": "none", "label": "未送信", "final": False, "guidance": "まだ確定していません。"}
+        return {"status": "none", "state": "none", "label": "未送信", "final": False, "fax_offer": False,
+                "fax_action": None, "guidance": "まだ確定していません。"}
     return {
-        "guidance": GUIDANCE.get(delivery.status, ""),
+        **delivery_wording(delivery),
         "status": delivery.status,
-        "label": delivery.get_status_display(),
-        "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD),
         "receipt_id": delivery.receipt_id,
         "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
         "attempts": delivery.attempts,

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 import mapping
@@ -24,6 +24,7 @@ from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .reconcile import reconciled_for_extract
 from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
@@ -266,6 +267,13 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
                 .filter(Q(status=Notification.Status.DRAFT)
                         | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
                 .order_by("-created_at").first())
+    if existing is None:
+        # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
+        # the patient id: this launch adopts it (same name, birth date and sex) instead of filing a second one.
+        existing = reconciled_for_extract(extract, definition.form)
+        if existing is not None:
+            existing.patient_ref = extract.patient_ref
+            existing.save(update_fields=["patient_ref"])
     if existing is not None:
         # One notification per case and form: a later EMR launch opens it (changes become an update, never a
         # duplicate — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the
@@ -423,9 +431,13 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
             audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
                          confirm_refused=True, errors=len(evaluation.errors))
             return row, evaluation, None
-        kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE
+        # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
+        # so the new values go as an update and are never answered with the old ones.
+        held = hersys_revision_held(row)
+        kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
+                else NotificationRevision.Kind.UPDATE)
         _apply_class_report_date(row, evaluation.values)
-        row.revision += 1
+        row.revision = max(row.revision, held) + 1
         row.status = Notification.Status.CONFIRMED
         row.has_unsent_changes = False
         row.save()
@@ -434,6 +446,15 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
                      kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256)
     return row, evaluation, delivery
+
+
+def hersys_revision_held(row: Notification) -> int:
+    """The newest revision HER-SYS reported holding for this notification (0: none known beyond the portal's):
+    from reconciliation (`hersys_revision` on the notification, set by `manage.py reconcile`) and from what a
+    delivery's check or conflict heard."""
+    from_deliveries = (Delivery.objects.filter(stream=str(row.uuid), hersys_revision__isnull=False)
+                       .aggregate(m=Max("hersys_revision"))["m"])
+    return max(row.hersys_revision or 0, from_deliveries or 0)
 
 
 def _revision_write(row: Notification, *, kind: str, definition, values: dict, user):
