@@ -88,6 +88,9 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
     audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
                  pushed="raw" if payload.extracted is None else "items", items=len(extract.items),
                  warnings=len(extract.warnings))
+    from .emr_changes import emr_changes_from_extract
+
+    emr_changes_from_extract(extract)  # a newer extract of a patient with an open or confirmed notification
     return extract
 
 
@@ -268,8 +271,9 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
                 .order_by("-created_at").first())
     if existing is not None:
         # One notification per case and form: a later EMR launch opens it (changes become an update, never a
-        # duplicate — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the
-        # case was notified (CASE_REOPEN_DAYS, e.g. a reinfection) starts a new notification.
+        # duplicate — Q&A 3, 7). What the new extract says differently is offered as pending EMR changes, never
+        # applied by itself. A launch long after the case was notified (CASE_REOPEN_DAYS, e.g. a reinfection)
+        # starts a new notification.
         return _refresh_from_extract(existing, extract)
     values, provenance = prefill_values(extract, extract.hospital, user, definition)
     _, _, suggestions = _emr_values(extract, definition)
@@ -288,20 +292,9 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
 
 
 def _refresh_from_extract(existing: Notification, extract: Extract) -> Notification:
-    items, provenance, _ = _emr_values(extract, existing.definition)
-    changed = False
-    for key, value in items.items():
-        if key not in existing.values or existing.values.get(key) in (None, "", []):
-            existing.values[key] = value
-            if key in provenance:
-                existing.provenance[key] = provenance[key]
-            changed = True
-    if changed:
-        existing.extract = extract
-        existing.lock_version += 1
-        existing.has_unsent_changes = True
-        existing.updated_at = timezone.now()
-        existing.save()
+    from .emr_changes import emr_changes_detect
+
+    emr_changes_detect(existing, extract)
     return existing
 
 
@@ -369,8 +362,10 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
     row.values = values
 
 
-def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None):
-    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently."""
+def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None, *,
+                      adopted: str | None = None):
+    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently.
+    `adopted`: the item whose EMR suggestion the person adopted with 「採用」 (recorded as adopted from its source)."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
     with transaction.atomic():
@@ -378,9 +373,24 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
         evaluation = _apply_values(row, values, user, "draft")
+        if adopted:
+            _record_adoption(row, adopted, user)
         row.save()
     audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
     return row, evaluation
+
+
+def _record_adoption(row: Notification, item_id: str, user) -> None:
+    """Provenance of a suggestion a person adopted: `adopted:<user>:<source>` (the extract's format, or the
+    suggestion's own source) — kept only while the value is the suggested one."""
+    suggestion = (row.suggestions or {}).get(item_id)
+    if not isinstance(suggestion, dict):
+        return
+    value = row.values.get(item_id)
+    code = suggestion.get("value")
+    if value == code or (isinstance(value, list) and code in value):
+        source = str(suggestion.get("source") or (row.extract.format if row.extract_id else "emr"))[:120]
+        row.provenance[item_id] = f"adopted:{user.username}:{source}"
 
 
 def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
