@@ -121,8 +121,13 @@ def provenance_in_words(source: str, defn: dict[str, Any] | None = None) -> str:
         return "医療機関マスタ（施設情報）" if rest == "facility" else f"医療機関マスタ（{rest}）"
     if prefix == "typed":
         return f"入力した人：{rest}" if rest else "入力"
-    if prefix == "adopted":
-        return f"電子カルテの候補から採用した人：{rest}" if rest else "電子カルテの候補から採用"
+    if prefix == "adopted":  # adopted:<user>:<source> — a suggestion a person chose with 「採用」
+        user, _, origin = rest.partition(":")
+        head, _, detail = origin.partition(":")
+        where = {"ss-mix2": "SS-MIX2", "ssmix2": "SS-MIX2", "fhir": "FHIR", "csv": "DWH出力"}.get(head.lower(), head)
+        if detail == "positive-test":
+            where += "の陽性の検査結果"
+        return f"電子カルテの候補（{where or '電子カルテ'}）を{user}が採用"
     if prefix == "computed":
         if rest in _COMPUTED:
             return _COMPUTED[rest]

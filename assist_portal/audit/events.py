@@ -53,6 +53,8 @@ class AuditAction(StrEnum):
     NOTIFICATION_WITHDRAW = "notification.withdraw"
     NOTIFICATION_MIGRATE = "notification.migrate"
     NOTIFICATION_PURGE = "notification.purge"
+    EMR_CHANGE_DETECT = "emr_change.detect"  # a newer extract differs from the notification: changes offered
+    EMR_CHANGE_DECIDE = "emr_change.decide"  # a person accepted or dismissed offered EMR changes
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

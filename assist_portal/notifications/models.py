@@ -110,3 +110,42 @@ class NotificationRevision(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["notification", "number"], name="one_revision_number")]
+
+
+class EmrChange(models.Model):
+    """What a newer EMR extract says differently from the notification, for one item (or one test row): never
+    applied by itself — a person accepts or dismisses it. A dismissed change stays dismissed for the same source
+    value (`fingerprint`, a keyed hash: the value itself is stored only encrypted)."""
+
+    class Kind(models.TextChoices):
+        VALUE = "value", "値の変更"
+        TEST_ADD = "test_add", "検査の追加"
+        TEST_UPDATE = "test_update", "検査の変更"
+        TEST_REMOVE = "test_remove", "検査の取消"
+        CLASS_CHANGE = "class_change", "類型の変更"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "未確認"
+        ACCEPTED = "accepted", "反映"
+        DISMISSED = "dismissed", "反映しない"
+        SUPERSEDED = "superseded", "新しい抽出で不要"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="emr_changes")
+    extract = models.ForeignKey(Extract, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    item_id = models.CharField(max_length=120)
+    # a test row's identity (method|specimen|collection date), keyed-hashed like the fingerprint; "" for items
+    row_key = models.CharField(max_length=64, blank=True, default="")
+    new_value = EncryptedJSONField(default=None, null=True)
+    previous_value = EncryptedJSONField(default=None, null=True)
+    source = models.CharField(max_length=200, blank=True, default="")  # provenance string, no patient values
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    detected_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["detected_at", "id"]
+        indexes = [models.Index(fields=["notification", "status"], name="emr_change_open")]

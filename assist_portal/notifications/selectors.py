@@ -25,7 +25,7 @@ def notifications_for_user(user):
 
 def notification_list_for_user(user):
     """The list page: name and delivery status only (patient values are not decrypted for it)."""
-    return _with_deliveries(notifications_for_user(user).defer(*LIST_DEFERRED))
+    return with_pending_emr_changes(_with_deliveries(notifications_for_user(user).defer(*LIST_DEFERRED)))
 
 
 def notification_get(user, uuid) -> Notification:
@@ -201,3 +201,84 @@ def purged_message(revision: NotificationRevision) -> str | None:
     """The Japanese explanation for a purged revision (for the 410 answers), None when it is not purged."""
     when = revision_purged_at(revision)
     return PURGED_MESSAGE.format(date=timezone.localdate(when).isoformat()) if when else None
+
+
+# ---- EMR updates (issue 9) ----------------------------------------------------------------------------------------
+
+def with_pending_emr_changes(qs):
+    """Annotate `pending_emr_changes`: how many EMR changes wait for a person's decision (the worklist's 要対応).
+    A subquery, so it never multiplies with the revision joins of `with_last_activity`."""
+    from django.db.models import Count, IntegerField, OuterRef, Subquery
+
+    from .models import EmrChange
+
+    count = (EmrChange.objects.filter(notification=OuterRef("pk"), status=EmrChange.Status.PENDING)
+             .order_by().values("notification").annotate(n=Count("pk")).values("n"))
+    return qs.annotate(pending_emr_changes=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+
+
+def emr_changes_pending(notification: Notification) -> list:
+    from .models import EmrChange
+
+    return list(EmrChange.objects.filter(notification=notification, status=EmrChange.Status.PENDING)
+                .select_related("extract"))
+
+
+def _value_ja(item: dict | None, value, items: dict) -> str:
+    from formengine.valuetypes import option_label
+    from jpinput.dates import format_date_ja
+
+    if value in (None, "", []):
+        return "（なし）"
+    if isinstance(value, dict):  # a test row: method・specimen・採取日・result
+        parts = []
+        for key, v in value.items():
+            sub = items.get(f"tests.{key}")
+            if v in (None, ""):
+                continue
+            text = _value_ja(sub, v, items)
+            parts.append(f"{sub['label']} {text}" if sub and sub.get("type") == "date" else text)
+        return "・".join(parts)
+    if isinstance(value, list):
+        return "、".join(_value_ja(item, v, items) for v in value)
+    if item and item.get("type") == "date" and isinstance(value, str):
+        from datetime import date
+
+        try:
+            return format_date_ja(date.fromisoformat(value))
+        except ValueError:
+            return value
+    if item and item.get("values"):
+        return option_label(item, value) or str(value)
+    return str(value)
+
+
+def emr_changes_presented(notification: Notification, values: dict | None = None) -> list[dict]:
+    """The pending changes as the form page lists them: item, what the notification holds now, what the EMR says,
+    where from and when."""
+    from formengine.render import provenance_in_words
+
+    from .models import EmrChange
+
+    defn = notification.definition.definition
+    items = {i["id"]: i for i in defn.get("items", [])}
+    groups = {g["id"]: g for g in defn.get("groups", []) or []}
+    values = notification.values if values is None else values
+    out = []
+    for change in emr_changes_pending(notification):
+        item = items.get(change.item_id)
+        label = (item or groups.get(change.item_id) or {}).get("label", change.item_id)
+        if change.kind == EmrChange.Kind.TEST_ADD:
+            now, new = "（なし）", _value_ja(None, change.new_value, items)
+        elif change.kind == EmrChange.Kind.TEST_REMOVE:
+            now, new = _value_ja(None, change.previous_value, items), "（電子カルテで取消・削除）"
+        elif change.kind == EmrChange.Kind.TEST_UPDATE:
+            now, new = _value_ja(None, change.previous_value, items), _value_ja(None, change.new_value, items)
+        else:
+            now, new = _value_ja(item, values.get(change.item_id), items), _value_ja(item, change.new_value, items)
+        source = change.source
+        out.append({"id": change.pk, "kind": change.kind, "kind_label": change.get_kind_display(), "label": label,
+                    "current": now, "new": new, "detected_at": change.detected_at,
+                    "source": provenance_in_words(source, defn) if ":" in source else f"電子カルテ（{source}）",
+                    "class_change": change.kind == EmrChange.Kind.CLASS_CHANGE})
+    return out

@@ -89,6 +89,9 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
     audit_record("extract.receive", hospital_code=hospital.code, obj=extract, format=payload.format,
                  pushed="raw" if payload.extracted is None else "items", items=len(extract.items),
                  warnings=len(extract.warnings))
+    from .emr_changes import emr_changes_from_extract
+
+    emr_changes_from_extract(extract)  # a newer extract of a patient with an open or confirmed notification
     return extract
 
 
@@ -276,8 +279,9 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
             existing.save(update_fields=["patient_ref"])
     if existing is not None:
         # One notification per case and form: a later EMR launch opens it (changes become an update, never a
-        # duplicate — Q&A 3, 7). Only values it lacks are taken from the new extract. A launch long after the
-        # case was notified (CASE_REOPEN_DAYS, e.g. a reinfection) starts a new notification.
+        # duplicate — Q&A 3, 7). What the new extract says differently is offered as pending EMR changes, never
+        # applied by itself. A launch long after the case was notified (CASE_REOPEN_DAYS, e.g. a reinfection)
+        # starts a new notification.
         return _refresh_from_extract(existing, extract)
     values, provenance = prefill_values(extract, extract.hospital, user, definition)
     _, _, suggestions = _emr_values(extract, definition)
@@ -296,20 +300,9 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
 
 
 def _refresh_from_extract(existing: Notification, extract: Extract) -> Notification:
-    items, provenance, _ = _emr_values(extract, existing.definition)
-    changed = False
-    for key, value in items.items():
-        if key not in existing.values or existing.values.get(key) in (None, "", []):
-            existing.values[key] = value
-            if key in provenance:
-                existing.provenance[key] = provenance[key]
-            changed = True
-    if changed:
-        existing.extract = extract
-        existing.lock_version += 1
-        existing.has_unsent_changes = True
-        existing.updated_at = timezone.now()
-        existing.save()
+    from .emr_changes import emr_changes_detect
+
+    emr_changes_detect(existing, extract)
     return existing
 
 
@@ -351,7 +344,7 @@ def _adopted_matches(value, code) -> bool:
 
 
 def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], user) -> None:
-    """Items whose EMR suggestion the person chose with 「採用」 in this save: provenance `adopted:<user>` (what the
+    """Items whose EMR suggestion the person chose with 「採用」 in this save: provenance `adopted:<user>:<source>` (what the
     effort report counts as adopted from suggestions, exactly — a value typed by hand that happens to equal the
     suggestion stays `typed`). Only an item with a suggestion whose code the saved value holds."""
     for item_id in adopted:
@@ -359,12 +352,15 @@ def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], use
         if not isinstance(suggestion, dict):
             continue
         code = suggestion.get("value")
+        # adopted:<user>:<source> — the extract's format, or the suggestion's own source
+        mark = f"adopted:{user.username}:" + str(suggestion.get("source")
+                                                 or (row.extract.format if row.extract_id else "emr"))[:120]
         if isinstance(code, list):  # a list suggestion (e.g. resolved risk factors) is adopted one code at a time
             held = values.get(item_id) or []
             if any(c in held for c in code):
-                row.provenance[item_id] = f"adopted:{user.username}"
+                row.provenance[item_id] = mark
         elif code is not None and _adopted_matches(values.get(item_id), code):
-            row.provenance[item_id] = f"adopted:{user.username}"
+            row.provenance[item_id] = mark
 
 
 def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tuple[str, ...] = ()):

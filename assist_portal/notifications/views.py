@@ -19,8 +19,9 @@ from assist_portal.audit.services import audit_record
 from formengine import adopt_suggestion, iter_fields, parse_form_input, present
 from formengine.render import change_notice
 from mapping import formats
+from vocabulary import ids
 
-from . import selectors, services
+from . import emr_changes, selectors, services
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -44,7 +45,10 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
     ]
     report = (notification.migration_report or {}).get("report")
+    emr_changes = selectors.emr_changes_presented(notification, values)
     return {
+        "emr_changes": emr_changes,
+        "class_report_dates": _class_report_dates(notification, items),
         "change_notice": change_notice(report, defn) if report else [],
         "emr_suggestions": emr_suggestions,
         "notification": notification,
@@ -57,6 +61,30 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "revisions": list(notification.revisions.all()),
         "can_confirm": request.user.is_physician,
     }
+
+
+def _class_report_dates(notification, items) -> list[dict]:
+    """Q&A 8: each class with the day it was first reported (shown where a class change is offered)."""
+    from .templatetags.ja_format import date_ja
+
+    item = items.get(ids.REPORT_DIAGNOSIS_CLASS) or {}
+    labels = {v.get("code"): v.get("label") for v in item.get("values", []) or []}
+    return [{"label": labels.get(code, code), "date": date_ja(day)}
+            for code, day in (notification.class_report_dates or {}).items()]
+
+
+def _emr_decision(request, shown: list[int]) -> tuple[list[int], list[int]] | None:
+    """The pressed 「反映」/「反映しない」 button: (accept ids, dismiss ids), or None when none was pressed. 「すべて」
+    covers the changes the page showed (never one that arrived after the page was rendered)."""
+    pressed = request.POST.get("emr", "")
+    verb, _, which = pressed.partition(":")
+    if verb not in ("accept", "dismiss"):
+        return None
+    if which == "all":
+        chosen = shown
+    else:
+        chosen = [int(which)] if which.isdigit() and len(which) < 19 else []
+    return (chosen, []) if verb == "accept" else ([], chosen)
 
 
 @staff_required
@@ -84,17 +112,33 @@ def notification_form(request, uuid):
         lock_version = int(request.POST.get("lock_version", "0"))
     except ValueError:
         return HttpResponseBadRequest("不正な要求です。")
-    values, parse_errors = parse_form_input(notification.definition.definition, _post_lists(request))
+    shown = [int(v) for v in request.POST.getlist("emr_shown") if v.isdigit() and len(v) < 19]
+    post = {k: v for k, v in _post_lists(request).items() if k not in ("emr", "emr_shown")}
+    values, parse_errors = parse_form_input(notification.definition.definition, post)
     adopted: tuple[str, ...] = ()
     if accept and not parse_errors:
         values, adopted_item = adopt_suggestion(notification.definition.definition, values, accept)
         adopted = (adopted_item,) if adopted_item else ()
         action = "save"
+    decision = _emr_decision(request, shown)
     if parse_errors:
         ctx = _form_context(request, notification, values, None,
                             [("error", m) for m in _texts(parse_errors)], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
     try:
+        if decision is not None:
+            row, accepted, dismissed, problems = emr_changes.notification_emr_decide(
+                notification, request.user, values, lock_version, accept=decision[0], dismiss=decision[1],
+                request=request)
+            for text in problems:
+                messages.error(request, text)
+            if accepted:
+                messages.success(request, f"電子カルテの変更を{accepted}件反映しました。" + (
+                    "確定済みの届出です。内容を確認し、医師が修正を確定してHER-SYSへ送信してください。"
+                    if row.status == "confirmed" else ""))
+            if dismissed:
+                messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
+            return redirect("notifications:form", uuid=row.uuid)
         if action == "confirm":
             row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
                                                                       lock_version, request)

@@ -232,8 +232,9 @@ def test_suggestions_are_offered_not_filled_and_can_be_adopted(client, launched,
     assert client.post(url, data).status_code == 302
     launched.refresh_from_db()
     assert launched.values["report.diagnosis_class"] == "confirmed_patient"
-    # The person chose it: its provenance says adopted (the effort report counts it so), by whom.
-    assert launched.provenance["report.diagnosis_class"] == f"adopted:{physician.username}"
+    # recorded as adopted from its source (the extract's format), by whom — not as typed
+    assert launched.provenance["report.diagnosis_class"] == f"adopted:{physician.username}:ss-mix2"
+    assert "候補（SS-MIX2）を" in client.get(url).content.decode()
     # A forged code outside the value set is ignored.
     data = form_post(launched, {k: v for k, v in launched.values.items() if not isinstance(v, (list, dict))})
     data.pop("action")
