@@ -282,3 +282,23 @@ def emr_changes_presented(notification: Notification, values: dict | None = None
                     "source": provenance_in_words(source, defn) if ":" in source else f"電子カルテ（{source}）",
                     "class_change": change.kind == EmrChange.Kind.CLASS_CHANGE})
     return out
+
+
+def conflicts_presented(notification: Notification, conflicts: list[dict]) -> list[dict]:
+    """Per conflicting item: its label and, in words, this person's value, the other person's and the original."""
+    defn = notification.definition.definition
+    items = {i["id"]: i for i in defn.get("items", [])}
+    groups = {g["id"]: g for g in defn.get("groups", []) or []}
+    out = []
+    for c in conflicts:
+        item = items.get(c["item_id"])
+        label = (item or groups.get(c["item_id"]) or {}).get("label", c["item_id"])
+
+        def show(value, item=item):
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return " ／ ".join(_value_ja(None, row, items) for row in value)
+            return _value_ja(item, value, items)
+
+        out.append({"item_id": c["item_id"], "label": label, "mine": show(c["mine"]), "theirs": show(c["theirs"]),
+                    "base": show(c["base"]) if "base" in c and c.get("base") is not None else "（なし）"})
+    return out

@@ -328,6 +328,74 @@ def _merge_provenance(notification: Notification, new_values: dict, user) -> dic
     return provenance
 
 
+class EditConflict(ConflictError):
+    """Someone saved since the page was loaded and changed some of the same fields. Carries what the page needs to
+    let the person choose per field: the row as saved now, the values merged so far (the other person's changes
+    to fields this person did not touch are already in), and per conflicting item the three values."""
+
+    def __init__(self, row: Notification, merged: dict, conflicts: list[dict]):
+        who = str(row.updated_by) if row.updated_by_id else "他の利用者"
+        t = timezone.localtime(row.updated_at)
+        when = f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
+        super().__init__(f"{who}さんが{when}にこの届出を保存しました。同じ項目が変更されています"
+                         f"（{len(conflicts)}件）。項目ごとに、どちらの値にするか選んでから、もう一度保存してください。"
+                         "入力内容は画面に残しています。")
+        self.row, self.merged, self.conflicts = row, merged, conflicts
+
+
+#: Items that are never a person's conflict: derived from others (the age) or set from the master.
+_NOT_CONFLICTING = ("computed", "master")
+
+
+def concurrent_merge(row: Notification, base: dict | None, mine: dict) -> tuple[dict, list[dict]]:
+    """Three-way merge of a save based on an older version: `base` (the values the page was loaded with), `mine`
+    (what this person posts), the row's current values (theirs). A field only one side changed takes that side's
+    value; a field both changed to different values is a conflict (without a base, every difference is one).
+    Returns (merged values, [{item_id, base, mine, theirs}])."""
+    theirs = row.values or {}
+    merged: dict = {}
+    conflicts = []
+    for key in sorted(set(theirs) | set(mine) | set(base or {})):
+        m, t = mine.get(key), theirs.get(key)
+        b = (base or {}).get(key)
+        kind = str((row.provenance or {}).get(key, "")).split(":", 1)[0]
+        if m == t or kind in _NOT_CONFLICTING:
+            value = t if kind in _NOT_CONFLICTING else m
+        elif base is not None and m == b:
+            value = t
+        elif base is not None and t == b:
+            value = m
+        else:
+            conflicts.append({"item_id": key, "base": b, "mine": m, "theirs": t})
+            value = m  # shown as typed until the person chooses
+        if value not in (None, "", []):
+            merged[key] = value
+    return merged, conflicts
+
+
+def _locked_merged(notification_id: int, lock_version: int, values: dict, base: dict | None,
+                   resolved: dict[str, str] | None) -> tuple[Notification, dict]:
+    """The locked row and the values to save: as posted when the page's version is current; merged with what
+    was saved meanwhile otherwise (EditConflict when the same field was changed on both sides and not resolved).
+    `resolved`: {item_id: "mine" | "theirs"} chosen on the conflict page (its base is the version it showed)."""
+    row = Notification.objects.select_for_update(of=("self",)).select_related(
+        "definition", "hospital", "updated_by").get(pk=notification_id)
+    if resolved:
+        values = dict(values)
+        for key, choice in resolved.items():
+            if choice == "theirs" and base is not None:
+                if key in base:
+                    values[key] = base[key]
+                else:
+                    values.pop(key, None)
+    if row.lock_version == lock_version:
+        return row, values
+    merged, conflicts = concurrent_merge(row, base, values)
+    if conflicts:
+        raise EditConflict(row, merged, conflicts)
+    return row, merged
+
+
 def _locked(notification_id: int, lock_version: int) -> Notification:
     row = Notification.objects.select_for_update().select_related("definition", "hospital").get(pk=notification_id)
     if row.lock_version != lock_version:
@@ -397,13 +465,16 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
 
 
 def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None, *,
-                      adopted: tuple[str, ...] = ()):
-    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently.
-    `adopted`: the items whose suggestion the person chose with 「採用」 (formengine.adopt_suggestion)."""
+                      adopted: tuple[str, ...] = (), base: dict | None = None,
+                      resolved: dict[str, str] | None = None):
+    """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently — a save
+    based on an older version is merged with what was saved meanwhile (`base`: the values the page was loaded
+    with); the same field changed on both sides raises EditConflict until the person chooses (`resolved`).
+    `adopted`: the items whose EMR suggestion the person chose with 「採用」 (recorded as adopted from its source)."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
+        row, values = _locked_merged(notification.pk, lock_version, values, base, resolved)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
         evaluation = _apply_values(row, values, user, "draft", adopted)

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -28,6 +29,46 @@ def _post_lists(request) -> dict[str, list[str]]:
     return {key: request.POST.getlist(key) for key in request.POST if key not in ("csrfmiddlewaretoken",)}
 
 
+BASE_SALT = "assist_portal.notifications.base"
+
+
+def base_token(values: dict) -> str:
+    """The values a page was loaded with, signed: a later save is merged against them (concurrent edits)."""
+    return signing.dumps(values, salt=BASE_SALT, compress=True)
+
+
+def _posted_base(request) -> dict | None:
+    token = request.POST.get("base", "")
+    if not token or len(token) > 200_000:
+        return None
+    try:
+        value = signing.loads(token, salt=BASE_SALT, max_age=7 * 24 * 3600)
+    except signing.BadSignature:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _posted_resolution(request) -> dict[str, str]:
+    """{item_id: mine|theirs} from the conflict panel (「すべて」 buttons fill every conflicting item)."""
+    items = [i for i in request.POST.getlist("conflict_items") if len(i) < 200]
+    every = request.POST.get("resolve_all", "")
+    out = {}
+    for item in items:
+        choice = every if every in ("mine", "theirs") else request.POST.get(f"resolve::{item}", "")
+        if choice in ("mine", "theirs"):
+            out[item] = choice
+    return out
+
+
+def _conflict_context(request, exc, notification, extra=()):
+    """The page after an EditConflict: merged values on the form, the current version, per field the choice."""
+    ctx = _form_context(request, exc.row, exc.merged, None, [("error", str(exc)), *extra], exc.row.lock_version)
+    ctx["base_token"] = base_token(exc.row.values)
+    ctx["conflicts"] = selectors.conflicts_presented(exc.row, exc.conflicts)
+    ctx["conflict"] = True
+    return ctx
+
+
 def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
     defn = notification.definition.definition
     shown = present(defn, values, today=services.local_date(), provenance=notification.provenance,
@@ -47,6 +88,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
     return {
+        "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
         "class_report_dates": _class_report_dates(notification, items),
         "change_notice": change_notice(report, defn) if report else [],
@@ -121,6 +163,7 @@ def notification_form(request, uuid):
         adopted = (adopted_item,) if adopted_item else ()
         action = "save"
     decision = _emr_decision(request, shown)
+    base = _posted_base(request)
     if parse_errors:
         ctx = _form_context(request, notification, values, None,
                             [("error", m) for m in _texts(parse_errors)], lock_version)
@@ -156,10 +199,22 @@ def notification_form(request, uuid):
             row, _ = services.notification_withdraw(notification, request.user, lock_version, request)
             messages.success(request, "取下げを受け付けました。HER-SYSへ送信します。")
             return redirect("notifications:status", uuid=row.uuid)
+        resolution = _posted_resolution(request)
+        unresolved = [i for i in request.POST.getlist("conflict_items") if i not in resolution]
+        if unresolved:
+            # the conflict page was saved without a choice for every field that still differs: ask again
+            _, differing = services.concurrent_merge(notification, None, values)
+            still = [c for c in differing if c["item_id"] in unresolved]
+            if still:
+                raise services.EditConflict(notification, values, still)
         row, evaluation = services.notification_save(notification, request.user, values, lock_version, request,
-                                                     adopted=adopted)
+                                                     adopted=adopted, base=base, resolved=resolution)
+    except services.EditConflict as exc:
+        return render(request, "notifications/form.html", _conflict_context(request, exc, notification), status=409)
     except services.ConflictError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
+        if base is not None:
+            ctx["base_token"] = base_token(base)  # a save from this page merges with what was saved meanwhile
         ctx["conflict"] = True
         return render(request, "notifications/form.html", ctx, status=409)
     except services.NotAllowed as exc:

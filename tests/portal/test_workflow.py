@@ -129,7 +129,7 @@ def test_concurrent_edit_is_never_silently_overwritten(client, launched, clerk, 
     login(client, physician)
     response = client.post(url, stale)
     assert response.status_code == 409
-    assert "他の利用者" in response.content.decode()
+    assert f"{clerk.display_name}さんが" in response.content.decode()  # who saved (and when), issue 9
     assert "教員" in response.content.decode()  # the typed input is still on the screen
     launched.refresh_from_db()
     assert launched.values["patient.occupation"] == "会社員"
