@@ -5,6 +5,12 @@
   administrators and central admins only: it can never create, reset or unlock an account that reads patient
   values, so it can never learn a one-time password that leads to one.
 
+A hospital administrator learns the one-time initial password of the staff it creates (and hands it over in
+the hospital). A central admin never learns one: the one-time password of a hospital administrator it creates or
+resets goes by e-mail to the holder only (accounts.notices.credential_notice), the address may not be a central
+admin's, and the hospital's other administrators are told. So no central admin can sign in as a hospital
+administrator and, through it, create or hold an account that reads patient values.
+
 The administrator only ever learns a one-time initial password. The second factor is enrolled by the account
 holder at first sign-in (accounts.services.enrol_*), and the one-time password must be changed right after it,
 so the administrator never holds both factors of someone else's account. The holder is told by e-mail when
@@ -27,7 +33,7 @@ from assist_portal.audit.services import audit_record
 
 from . import throttle
 from .models import PATIENT_READING_ROLES, Hospital, SignInThrottle, User
-from .notices import account_notice
+from .notices import NoticeNotSent, account_notice, credential_notice, hospital_admins_notice
 
 #: Who manages whom. `None` is the data-centre operator (`manage.py`), with a central admin's rights.
 MANAGES: dict[str | None, frozenset[str]] = {
@@ -42,6 +48,16 @@ HOSPITAL_REFUSED = "医療機関の管理者が管理できるのは、自院の
 
 class AccountError(Exception):
     pass
+
+
+def credential_by_mail(by) -> bool:
+    """True when the one-time password must go to the holder by e-mail instead of being shown to `by` (a central
+    admin; the data-centre command acts on the operator's own terminal and prints it)."""
+    return by is not None and by.role == User.Role.CENTRAL_ADMIN
+
+
+MAIL_FAILED = ("初期パスワードを本人にメールで送れなかったため、{what}を取り消しました。"
+               "メールアドレスとメール送信の設定を確認してください。")
 
 
 def one_time_password() -> str:
@@ -97,17 +113,30 @@ def user_create(*, username: str, role: str, email: str, hospital=None, display_
         raise AccountError("本人のメールアドレスを入力してください（認証アプリの登録・リセットを本人に通知します）。")
     if User.objects.filter(username=username).exists():
         raise AccountError("このユーザー名はすでに使われています。")
+    if role != User.Role.CENTRAL_ADMIN and User.objects.filter(role=User.Role.CENTRAL_ADMIN,
+                                                               email__iexact=email).exists():
+        raise AccountError("中央管理者のメールアドレスは、医療機関のアカウントには使えません。本人のアドレスを入力してください。")
     password = password or one_time_password()
-    with transaction.atomic():
-        user = User.objects.create_user(username=username, password=password, role=role, display_name=display_name,
-                                        email=email, hospital=hospital, must_change_password=True)
-        audit_record("user.create", request=request, user=by, obj=user, role=role,
-                     hospital_code=hospital.code if hospital else "")
-    return user, password
+    mailed = credential_by_mail(by)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password, role=role,
+                                            display_name=display_name, email=email, hospital=hospital,
+                                            must_change_password=True)
+            audit_record("user.create", request=request, user=by, obj=user, role=role,
+                         hospital_code=hospital.code if hospital else "", credential="mail" if mailed else "shown")
+            if mailed:
+                credential_notice(user, password, "created", by=by, request=request)
+    except NoticeNotSent:
+        raise AccountError(MAIL_FAILED.format(what="アカウントの作成"))
+    if mailed and role == User.Role.HOSPITAL_ADMIN:
+        hospital_admins_notice(user, "created", by=by, request=request)
+    return user, None if mailed else password
 
 
-def user_reset(user: User, *, by=None, request=None) -> str:
-    """Lost phone: remove every OTP device, set a new one-time password (returned, shown once), force a change.
+def user_reset(user: User, *, by=None, request=None) -> str | None:
+    """Lost phone: remove every OTP device, set a new one-time password (returned, shown once — or, when a central
+    admin resets, e-mailed to the holder only and None returned), force a change.
 
     The holder re-enrols at the next sign-in and is told by e-mail. The new password also ends the account's
     open sessions (Django checks the password hash stored in each session).
@@ -117,16 +146,29 @@ def user_reset(user: User, *, by=None, request=None) -> str:
     _require_may_manage(by, role=user.role, hospital_id=user.hospital_id, action="reset", target=user,
                         request=request)
     password = one_time_password()
-    with transaction.atomic():
-        removed = 0
-        for device in list(devices_for_user(user, confirmed=None)):
-            device.delete()
-            removed += 1
-        user.set_password(password)
-        user.must_change_password = True
-        user.save(update_fields=["password", "must_change_password"])
-        throttle.account_unlock(user)
-        audit_record("user.reset", request=request, user=by, obj=user, devices_removed=removed)
+    mailed = credential_by_mail(by)
+    if mailed and not user.email:
+        raise AccountError("この利用者にはメールアドレスがないため、初期パスワードを送れません。データセンターの運用担当に依頼してください。")
+    try:
+        with transaction.atomic():
+            removed = 0
+            for device in list(devices_for_user(user, confirmed=None)):
+                device.delete()
+                removed += 1
+            user.set_password(password)
+            user.must_change_password = True
+            user.save(update_fields=["password", "must_change_password"])
+            throttle.account_unlock(user)
+            audit_record("user.reset", request=request, user=by, obj=user, devices_removed=removed,
+                         credential="mail" if mailed else "shown")
+            if mailed:
+                credential_notice(user, password, "reset", by=by, request=request)
+    except NoticeNotSent:
+        raise AccountError(MAIL_FAILED.format(what="リセット"))
+    if mailed:
+        if user.role == User.Role.HOSPITAL_ADMIN:
+            hospital_admins_notice(user, "reset", by=by, request=request)
+        return None
     account_notice(user, "reset", by=by, request=request)
     return password
 

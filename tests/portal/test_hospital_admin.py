@@ -24,6 +24,72 @@ def one_time_password(response) -> str:
     return response.content.decode().split('id="initial-password">', 1)[1].split("</code>", 1)[0]
 
 
+def mailed_password(message) -> str:
+    return message.body.split("初期パスワード（一度だけ使えます）: ", 1)[1].split("\n", 1)[0]
+
+
+def test_the_central_admin_path_to_patient_values_is_closed(client, central_admin, hospital_admin, hospital,
+                                                            physician, login, published, push):
+    """The indirect path: a central admin creates (or resets) a hospital administrator, signs in with its one-time
+    password, and creates a physician who reads patient values. Every step that would hand the central admin a
+    credential shows none: the password goes to the holder's mailbox only, and the hospital's administrators hear
+    of it."""
+    from django.test import Client
+
+    User.objects.filter(pk=central_admin.pk).update(email="central@example.jp")
+    User.objects.filter(pk=hospital_admin.pk).update(email="hadmin@hospital.example")
+    central_admin.refresh_from_db()
+    hospital_admin.refresh_from_db()
+    published("2021-03")
+    assert push(Client(), "1100000002").status_code == 201
+    login(client, central_admin)
+    mail.outbox.clear()
+    created = create(client, "central:users", role="hospital_admin", hospital=hospital.pk, username="takeover",
+                     email="takeover@example.jp")
+    reset = client.post(reverse("central:users"), {"reset": hospital_admin.pk})
+    for response in (created, reset):
+        html = response.content.decode()
+        assert response.status_code == 200 and 'id="initial-password"' not in html, html[:2000]
+    # What the central admin could try as the password: nothing it saw signs in.
+    hospital_admin.refresh_from_db()
+    takeover = User.objects.get(username="takeover")
+    for page in (created, reset):
+        for token in page.content.decode().split():
+            assert not takeover.check_password(token) and not hospital_admin.check_password(token)
+    # Its own address cannot be used for the new administrator.
+    own = create(client, "central:users", role="hospital_admin", hospital=hospital.pk, username="mine",
+                 email="Central@example.jp")
+    assert own.status_code == 400 and not User.objects.filter(username="mine").exists()
+    # The holders got their passwords; the hospital's administrator heard of the new account.
+    recipients = sorted(addr for m in mail.outbox for addr in m.to)
+    assert "takeover@example.jp" in recipients and hospital_admin.email in recipients
+    assert any("takeover" in m.body and "依頼したものでない場合" in m.body for m in mail.outbox)
+    # And the central admin still reads no notification.
+    assert client.get(reverse("notifications:list")).status_code == 403
+
+
+def test_a_reset_by_a_central_admin_that_cannot_be_mailed_changes_nothing(client, central_admin, hospital_admin,
+                                                                          login, settings):
+    User.objects.filter(pk=hospital_admin.pk).update(email="hadmin@hospital.example")
+    settings.EMAIL_BACKEND = "tests.portal.test_hospital_admin.FailingBackend"
+    login(client, central_admin)
+    response = client.post(reverse("central:users"), {"reset": hospital_admin.pk})
+    assert response.status_code == 400 and "メールで送れなかった" in response.content.decode()
+    hospital_admin.refresh_from_db()
+    assert hospital_admin.check_password(PASSWORD) and not hospital_admin.must_change_password
+    assert TOTPDevice.objects.filter(user=hospital_admin, confirmed=True).exists()
+    created = create(client, "central:users", role="hospital_admin", hospital=hospital_admin.hospital_id)
+    assert created.status_code == 400 and not User.objects.filter(username="someone").exists()
+
+
+class FailingBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise OSError("smtp down")
+
+
 @pytest.mark.parametrize("role", ["physician", "clerk"])
 def test_central_admin_cannot_create_an_account_that_reads_patient_values(client, central_admin, hospital, login,
                                                                           role):
@@ -79,12 +145,18 @@ def test_central_admin_creates_a_hospital_administrator(client, central_admin, h
     bad_id = create(client, "central:users", role="hospital_admin", hospital="²")
     assert bad_id.status_code == 400 and "所属医療機関が正しくありません" in bad_id.content.decode()
     response = create(client, "central:users", role="hospital_admin", hospital=hospital.pk)
-    assert response.status_code == 200 and one_time_password(response)
+    html = response.content.decode()
+    # The one-time password goes to the holder by e-mail only; the central admin never sees it.
+    assert response.status_code == 200 and 'id="initial-password"' not in html and 'id="credential-mailed"' in html
     admin = User.objects.get(username="someone")
     assert admin.role == "hospital_admin" and admin.hospital == hospital and admin.must_change_password
     assert not TOTPDevice.objects.filter(user=admin).exists()
+    assert [m.to for m in mail.outbox] == [["someone@example.jp"]]
+    password = mailed_password(mail.outbox[0])
+    assert password not in html and admin.check_password(password)
     event = AuditEvent.objects.get(action="user.create")
     assert event.actor_username == "central" and event.hospital_code == "H0001"
+    assert event.detail["credential"] == "mail" and password not in str(list(AuditEvent.objects.values("detail")))
 
 
 def test_hospital_admin_manages_only_its_own_staff(client, hospital_admin, other_hospital, make_user, login):
