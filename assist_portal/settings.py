@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "assist_portal.accounts.context_processors.portal",
+                "assist_portal.notifications.context_processors.worklist",
             ]
         },
     }
@@ -202,6 +203,17 @@ CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
 # Rotating a connector key: how long the old key keeps working beside the new one.
 CONNECTOR_KEY_OVERLAP_HOURS = float(os.environ.get("CONNECTOR_KEY_OVERLAP_HOURS", "24"))
 LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600"))
+# Worklist search over values encrypted at rest: a keyed HMAC index (notifications.search). Its own key, never the
+# Fernet keys above: the index alone (without this key) reveals nothing about names, kana or birth dates.
+SEARCH_INDEX_KEY = os.environ.get("SEARCH_INDEX_KEY") or _local_secret("search_index_key")
+WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "50"))
+# A confirmed revision not accepted by HER-SYS within this many minutes puts its case into 要対応.
+ACCEPTANCE_ALERT_MINUTES = float(os.environ.get("ACCEPTANCE_ALERT_MINUTES", "60"))
+# The final click of a confirmation needs a second factor verified within this many minutes (else asked again).
+OTP_RECHECK_MINUTES = float(os.environ.get("OTP_RECHECK_MINUTES", "10"))
+# Delivery problems (rejection, dead letter, no acceptance in time) are e-mailed to the confirming physician and,
+# when set, to this hospital-independent contact address as well (besides each hospital's own contact address).
+DELIVERY_ALERT_EMAIL = os.environ.get("DELIVERY_ALERT_EMAIL", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],

@@ -55,6 +55,9 @@ class AuditAction(StrEnum):
     NOTIFICATION_PURGE = "notification.purge"
     EMR_CHANGE_DETECT = "emr_change.detect"  # a newer extract differs from the notification: changes offered
     EMR_CHANGE_DECIDE = "emr_change.decide"  # a person accepted or dismissed offered EMR changes
+    NOTIFICATION_HANDOFF = "notification.handoff"  # a draft handed to 医師確認待ち (optionally a named physician)
+    NOTIFICATION_RETURN = "notification.return"  # a physician returned a handed-off draft with a note
+    NOTIFICATION_START_MANUAL = "notification.start_manual"  # opened by hand, without an EMR extract
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

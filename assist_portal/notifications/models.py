@@ -73,6 +73,22 @@ class Notification(models.Model):
     hersys_revision = models.PositiveIntegerField(null=True, blank=True)
     hersys_receipt_id = models.CharField(max_length=40, blank=True)
     reconciled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    # Hand-off (worklist state 医師確認待ち): a clerk asks a physician (optionally a named one) to check and confirm.
+    # Notes may mention the patient: encrypted like the values.
+    review_requested_at = models.DateTimeField(null=True, blank=True)
+    review_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.PROTECT, related_name="+")
+    review_physician = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+")
+    review_note = EncryptedJSONField(default=str, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
+    returned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    returned_note = EncryptedJSONField(default=str, blank=True)
+    # Item ids of the priority items (Q&A 5) still missing at the last save: ids only, shown on the worklist.
+    missing_priority = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -149,3 +165,14 @@ class EmrChange(models.Model):
     class Meta:
         ordering = ["detected_at", "id"]
         indexes = [models.Index(fields=["notification", "status"], name="emr_change_open")]
+class SearchToken(models.Model):
+    """The worklist's search index over values encrypted at rest (notifications.search): keyed HMACs of normalised
+    prefixes and exact values (patient ID, name, kana, birth date). Without SEARCH_INDEX_KEY a token says nothing."""
+
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.CASCADE, related_name="+")
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="search_tokens")
+    token = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["hospital", "token"], name="search_token_lookup")]
+        constraints = [models.UniqueConstraint(fields=["notification", "token"], name="one_search_token")]

@@ -1,8 +1,24 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
+from datetime import timedelta
+from enum import StrEnum
+
 from django.conf import settings
-from django.db.models import Max, Prefetch
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
 from django.utils import timezone
@@ -10,7 +26,7 @@ from django.utils.dateparse import parse_datetime
 
 from assist_portal.delivery.models import Delivery
 
-from .models import Notification, NotificationRevision
+from .models import EmrChange, Notification, NotificationRevision, SearchToken
 
 
 class FeedCursorError(ValueError):
@@ -21,11 +37,6 @@ def notifications_for_user(user):
     if not user.is_hospital_staff:
         return Notification.objects.none()
     return Notification.objects.filter(hospital_id=user.hospital_id).select_related("definition")
-
-
-def notification_list_for_user(user):
-    """The list page: name and delivery status only (patient values are not decrypted for it)."""
-    return with_pending_emr_changes(_with_deliveries(notifications_for_user(user).defer(*LIST_DEFERRED)))
 
 
 def notification_get(user, uuid) -> Notification:
@@ -302,3 +313,134 @@ def conflicts_presented(notification: Notification, conflicts: list[dict]) -> li
         out.append({"item_id": c["item_id"], "label": label, "mine": show(c["mine"]), "theirs": show(c["theirs"]),
                     "base": show(c["base"]) if "base" in c and c.get("base") is not None else "（なし）"})
     return out
+# ---- the worklist ---------------------------------------------------------------------------------------------------
+
+class WorkState(StrEnum):
+    INPUT = "input"
+    REVIEW = "review"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    ATTENTION = "attention"
+
+
+WORK_STATE_LABELS = {
+    WorkState.INPUT: "入力中",
+    WorkState.REVIEW: "医師確認待ち",
+    WorkState.SENDING: "送信待ち・送信中",
+    WorkState.ACCEPTED: "受理",
+    WorkState.ATTENTION: "要対応",
+}
+#: The order of the tabs and counts in the navigation.
+WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.ACCEPTED]
+PENDING_DELIVERY = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.RETRYING)
+
+
+def _newest_revision_field(field: str):
+    """The newest revision's `field` (e.g. its delivery's status), as a subquery (no rows fetched)."""
+    return Subquery(NotificationRevision.objects.filter(notification=OuterRef("pk"), number=OuterRef("revision"))
+                    .values(field)[:1])
+
+
+def attention_reasons(now=None) -> dict[str, tuple[str, Q]]:
+    """Why a case needs someone (要対応): reason code → (Japanese label, condition over the worklist's
+    annotations). The one place to add a reason (e.g. new EMR data): the state, the filter, the counts and the
+    banner all read it."""
+    now = now or timezone.now()
+    overdue_since = now - timedelta(minutes=settings.ACCEPTANCE_ALERT_MINUTES)
+    return {
+        "rejected": ("HER-SYSが差し戻し", Q(w_delivery_status=Delivery.Status.REJECTED)),
+        "dead": ("送信停止", Q(w_delivery_status=Delivery.Status.DEAD)),
+        "overdue": (f"{settings.ACCEPTANCE_ALERT_MINUTES:g}分以上受理されない",
+                    Q(w_delivery_status__in=PENDING_DELIVERY, w_delivery_created__lt=overdue_since)),
+        "emr": ("電子カルテに新しい情報", Q(w_emr_pending=True)),
+    }
+
+
+def _attention_q(now=None) -> Q:
+    q = Q(pk__in=[])
+    for _, condition in attention_reasons(now).values():
+        q |= condition
+    return q
+
+
+def with_work_state(qs, now=None):
+    """Annotate `work_state` (WorkState), computed in SQL from the notification and its newest delivery."""
+    qs = qs.annotate(w_delivery_status=_newest_revision_field("delivery__status"),
+                     w_delivery_created=_newest_revision_field("delivery__created_at"),
+                     w_receipt=_newest_revision_field("delivery__receipt_id"),
+                     w_emr_pending=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
+                                                                   status=EmrChange.Status.PENDING)))
+    reasons = attention_reasons(now)
+    qs = qs.annotate(**{f"attn_{code}": Case(When(condition, then=Value(True)), default=Value(False),
+                                             output_field=BooleanField())
+                        for code, (_, condition) in reasons.items()})
+    editing = (Q(status=Notification.Status.DRAFT)
+               | Q(status=Notification.Status.CONFIRMED, has_unsent_changes=True))
+    return qs.annotate(work_state=Case(
+        When(Q(review_requested_at__isnull=False) & ~Q(status=Notification.Status.WITHDRAWN),
+             then=Value(WorkState.REVIEW.value)),
+        When(_attention_q(now), then=Value(WorkState.ATTENTION.value)),
+        When(editing, then=Value(WorkState.INPUT.value)),
+        When(w_delivery_status__in=PENDING_DELIVERY, then=Value(WorkState.SENDING.value)),
+        default=Value(WorkState.ACCEPTED.value), output_field=CharField()))
+
+
+def _search(qs, user, query: str):
+    from .search import query_tokens
+
+    tokens = query_tokens(user.hospital_id, query)
+    if not tokens:
+        return qs
+    return qs.filter(Exists(SearchToken.objects.filter(hospital_id=user.hospital_id, notification=OuterRef("pk"),
+                                                       token__in=tokens)))
+
+
+def _mine(qs, user):
+    """「自分の担当」: a physician's cases handed to them; a clerk's cases they opened, handed off or edited last."""
+    if user.is_physician:
+        return qs.filter(Q(review_physician=user) | Q(review_physician__isnull=True, review_requested_at__isnull=False,
+                                                       updated_by=user) | Q(created_by=user, revision=0))
+    return qs.filter(Q(created_by=user) | Q(review_requested_by=user) | Q(updated_by=user))
+
+
+def worklist(user, *, state: str | None = None, mine: bool = False, query: str = "", now=None):
+    """The hospital's cases with their work state, newest change first; filtered by state, 「自分の担当」 and a
+    search (patient ID, name, kana, birth date — through the keyed index, no row decrypted)."""
+    qs = with_work_state(with_pending_emr_changes(
+        notifications_for_user(user).defer(*LIST_DEFERRED, "review_note", "returned_note")
+        .select_related("updated_by", "review_physician", "review_requested_by")), now)
+    if state in set(WorkState):
+        qs = qs.filter(work_state=state)
+    if mine:
+        qs = _mine(qs, user)
+    if query:
+        qs = _search(qs, user, query)
+    return qs.order_by("-updated_at", "-id")
+
+
+def worklist_counts(user, now=None) -> dict[str, int]:
+    """How many cases of the user's hospital are in each state (one query), for the navigation."""
+    counts = {s.value: 0 for s in WORK_STATES}
+    rows = (with_work_state(notifications_for_user(user).order_by(), now).values("work_state")
+            .annotate(n=Count("pk")))
+    for row in rows:
+        counts[row["work_state"]] = row["n"]
+    return counts
+
+
+def default_work_state(user) -> str:
+    """Each role lands on its own queue: a physician on 医師確認待ち, a clerk on 入力中."""
+    return WorkState.REVIEW.value if user.is_physician else WorkState.INPUT.value
+
+
+def attention_of(row, now=None) -> list[str]:
+    """The labels of the reasons that put one worklist row into 要対応 (read from its `attn_*` annotations)."""
+    return [label for code, (label, _) in attention_reasons(now).items() if getattr(row, f"attn_{code}", False)]
+
+
+def hospital_physicians(hospital_id: int):
+    """The physicians a draft can be handed to (active accounts of the same hospital)."""
+    from assist_portal.accounts.models import User
+
+    return User.objects.filter(hospital_id=hospital_id, role=User.Role.PHYSICIAN, is_active=True).order_by(
+        "display_name", "username")

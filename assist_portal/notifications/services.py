@@ -25,6 +25,7 @@ from vocabulary import ids
 from .documents import DocumentBuildError, revision_payload_freeze
 from .models import Extract, LaunchToken, Notification, NotificationRevision
 from .reconcile import reconciled_for_extract
+from .search import search_index_update
 from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
@@ -287,11 +288,14 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
     _, _, suggestions = _emr_values(extract, definition)
     try:
         with transaction.atomic():
-            return Notification.objects.create(
+            row = Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
                 form=definition.form, values=values, provenance=provenance, suggestions=suggestions,
-                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user,
+                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user, created_by=user,
+                missing_priority=_missing_priority(definition, values),
             )
+            search_index_update(row)
+            return row
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(
             Notification.objects.select_for_update().get(hospital=extract.hospital, patient_ref=extract.patient_ref,
@@ -304,6 +308,32 @@ def _refresh_from_extract(existing: Notification, extract: Extract) -> Notificat
 
     emr_changes_detect(existing, extract)
     return existing
+
+
+def _missing_priority(definition: FormDefinition, values: dict) -> list[str]:
+    """The priority items (Q&A 5) a draft still lacks, for the worklist (ids only)."""
+    return list(evaluate(definition.definition, values, today=local_date()).missing_priority)
+
+
+def changed_items(old: dict, new: dict) -> list[str]:
+    """Which items differ between two value sets, for the audit log: item ids (a repeat group's cells as
+    ``tests[0].method``), never values."""
+    out = []
+    for key in sorted(set(old or {}) | set(new or {})):
+        a, b = (old or {}).get(key), (new or {}).get(key)
+        if a == b:
+            continue
+        if isinstance(a, list) or isinstance(b, list):
+            rows_a = a if isinstance(a, list) else []
+            rows_b = b if isinstance(b, list) else []
+            if all(isinstance(r, dict) for r in [*rows_a, *rows_b]):
+                for i in range(max(len(rows_a), len(rows_b))):
+                    ra = rows_a[i] if i < len(rows_a) else {}
+                    rb = rows_b[i] if i < len(rows_b) else {}
+                    out += [f"{key}[{i}].{f}" for f in sorted(set(ra) | set(rb)) if ra.get(f) != rb.get(f)]
+                continue
+        out.append(key)
+    return out
 
 
 def _merge_provenance(notification: Notification, new_values: dict, user) -> dict:
@@ -435,6 +465,8 @@ def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tu
     """Evaluate `values` against the row's definition and write them with provenance (row is locked)."""
     evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
                           stage=stage)
+    row.changed_items = changed_items(row.values, evaluation.values)  # for the audit (ids only)
+    row.missing_priority = list(evaluation.missing_priority)
     row.provenance = _merge_provenance(row, evaluation.values, user)
     _mark_adopted(row, evaluation.values, adopted, user)
     row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
@@ -479,8 +511,9 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
             raise WorkflowError("取り下げた届出は編集できません。")
         evaluation = _apply_values(row, values, user, "draft", adopted)
         row.save()
+        search_index_update(row)
     audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
-                 **({"adopted": list(adopted)} if adopted else {}))
+                 changed=row.changed_items, **({"adopted": list(adopted)} if adopted else {}))
     return row, evaluation
 
 
@@ -495,8 +528,9 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         evaluation = _apply_values(row, values, user, "confirm")
         if not evaluation.ok_to_confirm or not evaluation.notifiable:
             row.save()  # what was typed is kept as a draft
+            search_index_update(row)
             audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
-                         confirm_refused=True, errors=len(evaluation.errors))
+                         confirm_refused=True, errors=len(evaluation.errors), changed=row.changed_items)
             return row, evaluation, None
         # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
         # so the new values go as an update and are never answered with the old ones.
@@ -504,14 +538,20 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
                 else NotificationRevision.Kind.UPDATE)
         _apply_class_report_date(row, evaluation.values)
+        previous = row.revisions.order_by("-number").first()
         row.revision = max(row.revision, held) + 1
         row.status = Notification.Status.CONFIRMED
         row.has_unsent_changes = False
+        _handoff_clear(row)
         row.save()
+        search_index_update(row)
         revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
                                              user=user)
         audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
-                     kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256)
+                     kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256,
+                     changed=row.changed_items,
+                     changed_since_last_revision=changed_items(previous.values if previous else {},
+                                                               evaluation.values))
     return row, evaluation, delivery
 
 
@@ -522,6 +562,109 @@ def hersys_revision_held(row: Notification) -> int:
     from_deliveries = (Delivery.objects.filter(stream=str(row.uuid), hersys_revision__isnull=False)
                        .aggregate(m=Max("hersys_revision"))["m"])
     return max(row.hersys_revision or 0, from_deliveries or 0)
+NOTE_MAX = 1000
+
+
+def _note(text) -> str:
+    text = (text or "").strip() if isinstance(text, str) else ""
+    if len(text) > NOTE_MAX:
+        raise WorkflowError(f"メモは{NOTE_MAX}文字以内で入力してください（現在{len(text)}文字）。入力内容は画面に残しています。")
+    return text
+
+
+def _handoff_clear(row: Notification) -> None:
+    row.review_requested_at = None
+    row.review_requested_by = None
+    row.review_physician = None
+    row.review_note = ""
+
+
+def notification_handoff(notification: Notification, user, values: dict, lock_version: int, *, physician_id=None,
+                         note: str = "", request=None):
+    """A clerk (or physician) saves the draft and hands it to 医師確認待ち, optionally to a named physician of the
+    same hospital, with an optional note. Audited (the note itself is not: it may name the patient)."""
+    note = _note(note)
+    physician = None
+    if physician_id:
+        from assist_portal.accounts.models import User
+
+        physician = User.objects.filter(pk=physician_id, hospital_id=notification.hospital_id,
+                                        role=User.Role.PHYSICIAN, is_active=True).first()
+        if physician is None:
+            raise WorkflowError("依頼先の医師が見つかりません。一覧から選び直してください。")
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を編集する権限がありません。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は依頼できません。")
+        evaluation = _apply_values(row, values, user, "draft")
+        row.review_requested_at = timezone.now()
+        row.review_requested_by = user
+        row.review_physician = physician
+        row.review_note = note
+        row.returned_at, row.returned_by, row.returned_note = None, None, ""
+        row.save()
+        search_index_update(row)
+        audit_record("notification.handoff", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, physician=physician.username if physician else "",
+                     with_note=bool(note))
+    return row, evaluation
+
+
+def notification_return(notification: Notification, user, values: dict, lock_version: int, *, note: str = "",
+                        request=None):
+    """A physician returns a handed-off draft to 入力中 with a note (what is missing or wrong). Audited."""
+    note = _note(note)
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("差し戻しできるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.review_requested_at is None:
+            raise WorkflowError("この届出は医師確認待ちではありません。")
+        evaluation = _apply_values(row, values, user, "draft")
+        _handoff_clear(row)
+        row.returned_at, row.returned_by, row.returned_note = timezone.now(), user, note
+        row.save()
+        search_index_update(row)
+        audit_record("notification.return", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, with_note=bool(note))
+    return row, evaluation
+
+
+PATIENT_REF_MAX = 64
+
+
+def notification_start_manual(user, *, patient_ref: str, form: str | None = None, request=None) -> Notification:
+    """Without an EMR extract (a clinic without an EMR, an EMR outage): a notification opened by hand, with the
+    same form, roles and delivery. Only the hospital master and today's date are filled; everything a person types
+    carries 入力 provenance. An open draft of the same patient and form is opened instead of a second one."""
+    if not user.is_hospital_staff:
+        raise NotAllowed("届出を作成する権限がありません。")
+    patient_ref = (patient_ref or "").strip()
+    if not patient_ref:
+        raise WorkflowError("患者IDを入力してください。")
+    if len(patient_ref) > PATIENT_REF_MAX or any(not ch.isprintable() for ch in patient_ref):
+        raise WorkflowError(f"患者IDは{PATIENT_REF_MAX}文字以内の文字で入力してください。")
+    hospital = user.hospital
+    with transaction.atomic():
+        definition = _definition_to_open(hospital, form)
+        existing = (Notification.objects.select_for_update()
+                    .filter(hospital=hospital, patient_ref=patient_ref, form=definition.form,
+                            status=Notification.Status.DRAFT).first())
+        if existing is not None:
+            created = False
+            row = existing
+        else:
+            values, provenance = prefill_values(None, hospital, user, definition)
+            row = Notification.objects.create(
+                hospital=hospital, patient_ref=patient_ref, definition=definition, form=definition.form,
+                values=values, provenance=provenance, display_name="", updated_by=user, created_by=user,
+                missing_priority=_missing_priority(definition, values))
+            search_index_update(row)
+            created = True
+    audit_record("notification.start_manual", request=request, user=user, obj=row, form=row.form, created=created)
+    return row
 
 
 def _revision_write(row: Notification, *, kind: str, definition, values: dict, user):
@@ -580,6 +723,7 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
         values, report = migrate_values(row.definition.definition, current.definition, row.values)
         old_version = row.definition.version
         row.values = values
+        row.missing_priority = _missing_priority(current, values)
         labels = {item["id"]: item["label"] for item in current.definition.get("items", [])}
         row.migration_report = {"from": old_version, "to": current.version, "report": _jsonable(report),
                                 "missing_labels": [labels.get(i, i) for i in report.missing_required]}
@@ -642,6 +786,8 @@ def notifications_purge(older_than_days: int, now=None) -> int:
                                                           purged_at=now)
             NotificationRevision.objects.filter(notification=row).update(values={})
             payloads_purge(payload_ids=[r.payload_id for r in revisions], now=now)
+            row.values = {}
+            search_index_update(row)  # the erased name, kana and birth date can no longer be found
             Extract.objects.filter(hospital=row.hospital, patient_ref=row.patient_ref).delete()
         audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
         purged += 1

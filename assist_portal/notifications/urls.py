@@ -5,6 +5,7 @@ from . import views
 app_name = "notifications"
 urlpatterns = [
     path("notifications/", views.notification_list, name="list"),
+    path("notifications/new/", views.notification_start, name="start"),
     path("notifications/<uuid:uuid>/", views.notification_form, name="form"),
     path("notifications/<uuid:uuid>/check", views.notification_check, name="check"),
     path("notifications/<uuid:uuid>/status/", views.notification_status_page, name="status"),

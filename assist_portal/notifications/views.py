@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from assist_portal.accounts.decorators import staff_required
 from assist_portal.audit.services import audit_record
+from assist_portal.inputs import ascii_id
 from formengine import adopt_suggestion, iter_fields, parse_form_input, present
 from formengine.render import change_notice
 from mapping import formats
@@ -102,6 +104,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "delivery": selectors.delivery_status(notification),
         "revisions": list(notification.revisions.all()),
         "can_confirm": request.user.is_physician,
+        "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
     }
 
 
@@ -132,10 +135,50 @@ def _emr_decision(request, shown: list[int]) -> tuple[list[int], list[int]] | No
 @staff_required
 @require_GET
 def notification_list(request):
-    rows = selectors.notification_list_for_user(request.user)[:200]
-    audit_record("notification.list", request=request)
-    items = [{"n": row, "delivery": selectors.delivery_status(row)} for row in rows]
-    return render(request, "notifications/list.html", {"rows": items})
+    """The worklist: each role lands on its own queue (physician 医師確認待ち, clerk 入力中); filters by state and
+    「自分の担当」; search by patient ID, name, kana or birth date through the keyed index; pages."""
+    state = request.GET.get("state")
+    if state is None:
+        state = selectors.default_work_state(request.user)
+    if state not in {s.value for s in selectors.WorkState}:
+        state = ""  # すべて
+    mine = request.GET.get("mine") == "1"
+    query = request.GET.get("q", "")
+    if "\x00" in query or len(query) > 100:
+        return HttpResponseBadRequest("検索語が正しくありません（100文字以内）。")
+    rows = selectors.worklist(request.user, state=state or None, mine=mine, query=query.strip())
+    page = Paginator(rows, settings.WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    audit_record("notification.list", request=request, state=state, mine=mine, searched=bool(query))
+    labels = {}
+    items = []
+    for row in page.object_list:
+        if row.definition_id not in labels:
+            labels[row.definition_id] = {i["id"]: i.get("label", i["id"]) for i in
+                                         row.definition.definition.get("items", [])}
+        items.append({"n": row, "state": row.work_state,
+                      "state_label": selectors.WORK_STATE_LABELS[selectors.WorkState(row.work_state)],
+                      "attention": selectors.attention_of(row),
+                      "missing": [labels[row.definition_id].get(i, i) for i in row.missing_priority or []]})
+    query_base = urlencode({k: v for k, v in (("state", state), ("mine", "1" if mine else ""), ("q", query)) if v})
+    return render(request, "notifications/list.html", {
+        "rows": items, "page": page, "state": state, "mine": mine, "query": query, "query_base": query_base,
+        "states": [{"value": s.value, "label": selectors.WORK_STATE_LABELS[s]} for s in selectors.WORK_STATES],
+        "choices": form_choices(request.user.hospital)})
+
+
+@staff_required
+@require_POST
+def notification_start(request):
+    """Start a notification by hand (no EMR extract): patient ID and form; the same form, roles and delivery."""
+    try:
+        notification = services.notification_start_manual(request.user, patient_ref=request.POST.get("patient_id", ""),
+                                                           form=request.POST.get("form") or None, request=request)
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("notifications:list") + "?state=")
+    return redirect("notifications:form", uuid=notification.uuid)
 
 
 @staff_required
@@ -195,6 +238,19 @@ def notification_form(request, uuid):
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
             messages.success(request, "確定しました。HER-SYSへ送信します。")
             return redirect("notifications:status", uuid=row.uuid)
+        if action == "handoff":
+            physician_id = ascii_id(request.POST.get("handoff_physician", "") or "0") or None
+            row, evaluation = services.notification_handoff(
+                notification, request.user, values, lock_version, physician_id=physician_id,
+                note=request.POST.get("handoff_note", ""), request=request)
+            messages.success(request, "医師確認待ちにしました。" + (f"{row.review_physician}先生に依頼しました。"
+                                                               if row.review_physician else ""))
+            return redirect("notifications:list")
+        if action == "return":
+            row, evaluation = services.notification_return(notification, request.user, values, lock_version,
+                                                           note=request.POST.get("return_note", ""), request=request)
+            messages.success(request, "差し戻しました（入力中に戻りました）。")
+            return redirect("notifications:list")
         if action == "withdraw":
             row, _ = services.notification_withdraw(notification, request.user, lock_version, request)
             messages.success(request, "取下げを受け付けました。HER-SYSへ送信します。")
