@@ -127,7 +127,7 @@ def provenance_in_words(source: str, defn: dict[str, Any] | None = None) -> str:
         where = {"ss-mix2": "SS-MIX2", "ssmix2": "SS-MIX2", "fhir": "FHIR", "csv": "DWH出力"}.get(head.lower(), head)
         if detail == "positive-test":
             where += "の陽性の検査結果"
-        return f"電子カルテの候補（{where or '電子カルテ'}）を{user}が採用"
+        return f"電子カルテの候補（{where}）を{user}が採用" if where else f"電子カルテの候補を{user}が採用"
     if prefix == "computed":
         if rest in _COMPUTED:
             return _COMPUTED[rest]

@@ -176,8 +176,9 @@ def test_newer_extract_is_offered_as_changes_never_applied_and_typed_values_stay
 
     # The worklist shows the case as needing attention; the form lists every change with both values.
     login(client, physician)
-    listing = client.get(reverse("notifications:list")).content.decode()
+    listing = client.get(reverse("notifications:list") + "?state=attention").content.decode()
     assert f"要対応：電子カルテの新しい情報 {len(offered)}件" in listing
+    assert 'id="attention-banner"' in listing  # every user of the hospital sees that a case needs someone
     html = client.get(form_url(n)).content.decode()
     assert 'id="emr-changes"' in html
     for text in ("1942年7月21日", "1942年7月22日", "検査の追加", "検査の取消", "2021年1月10日"):
