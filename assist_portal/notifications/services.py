@@ -404,8 +404,7 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
             raise WorkflowError("取り下げた届出は編集できません。")
         evaluation = _apply_values(row, values, user, "draft", adopted)
         row.save()
-    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
-                 **({"adopted": list(adopted)} if adopted else {}))
+    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
     return row, evaluation
 
 
