@@ -126,8 +126,15 @@ def scripted_completion(browser, base_url: str, launch_url: str, clerk, physicia
         doctor.click("#emr-suggestions button[name=accept]", "類型：電子カルテの候補「患者（確定例）」を採用")
         page.wait_for_load_state("networkidle")
         doctor.click("[name='clinical.symptoms'][value='fever']", "症状：発熱")
-        doctor.accept_next_dialog("確認ダイアログの OK")
-        doctor.click("button[name=action][value=confirm]", "確定してHER-SYSへ送信")
+        doctor.click("button[name=action][value=confirm]", "確定する（送信内容の確認へ）")
+        page.wait_for_url("**/review/")
+        # the review step: every empty medical-judgement item needs an explicit answer (here: 不明)
+        for fieldset in page.locator("fieldset.review-answer").all():
+            doctor.click(f"#{fieldset.get_attribute('id').replace('.', chr(92) + '.')} input[value=unknown]",
+                         f"確認画面：{fieldset.locator('legend').inner_text().split('：')[0]} は不明")
+        if page.locator("[name=change_physician]").count():
+            doctor.click("[name=change_physician]", "確認画面：届出の医師を自分に変更")
+        doctor.click("#final-confirm", "確定してHER-SYSへ送信")
         page.wait_for_url("**/status/")
         page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
         out["physician"] = {"clicks": doctor.clicks, "keys": doctor.keys, "steps": doctor.log,

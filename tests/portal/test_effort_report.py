@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from assist_portal.notifications.effort import effort_report
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_form_page import post_values
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_effort_per_hospital_and_month(client, hospital, clerk, physician, publi
     n.refresh_from_db()
     login(client, physician)
     data = post_values(n, action="confirm", **{"report.diagnosis_class": "confirmed_patient"})
-    assert client.post(url, data).status_code == 302
+    assert confirm_post(client, n, data).status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed"
 

@@ -17,8 +17,8 @@ from tests.portal.conftest import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
-PUBLIC, SIGNED_IN, STAFF, HOSPITAL_ADMIN, CENTRAL, CONNECTOR = (
-    "public", "signed_in", "staff", "hospital_admin", "central", "connector")
+PUBLIC, SIGNED_IN, STAFF, PHYSICIAN, HOSPITAL_ADMIN, CENTRAL, CONNECTOR = (
+    "public", "signed_in", "staff", "physician", "hospital_admin", "central", "connector")
 
 #: Who may use a URL, by namespace; the exceptions by name. Every pattern must resolve to one of these.
 NAMESPACE_POLICY = {"notifications": STAFF, "input": STAFF, "hospitaladmin": HOSPITAL_ADMIN, "central": CENTRAL,
@@ -27,10 +27,12 @@ NAME_POLICY = {
     "healthz": PUBLIC, "readyz": PUBLIC, "<root>": PUBLIC, "api:schema": PUBLIC,
     "accounts:login": PUBLIC, "accounts:enrol": PUBLIC, "accounts:home": PUBLIC, "accounts:logout": PUBLIC,
     "accounts:password_change": SIGNED_IN,
+    # the review step of a confirmation: only a physician confirms (a clerk gets 403, another hospital 404)
+    "notifications:review": PHYSICIAN,
 }
 #: Roles allowed for each human policy.
 ALLOWED_ROLES = {SIGNED_IN: {"physician", "clerk", "hospital_admin", "central_admin"},
-                 STAFF: {"physician", "clerk"}, HOSPITAL_ADMIN: {"hospital_admin"}, CENTRAL: {"central_admin"}}
+                 STAFF: {"physician", "clerk"}, PHYSICIAN: {"physician"}, HOSPITAL_ADMIN: {"hospital_admin"}, CENTRAL: {"central_admin"}}
 
 
 @dataclass(frozen=True)
