@@ -203,6 +203,8 @@ def notification_review(request, uuid):
     errors = []
     if request.method == "POST":
         answers = {n["id"]: request.POST.get(n["field"], "") for n in review.needs_answer}
+        if request.POST.get("answer_rest") == "unknown":  # 「残りをすべて不明」: the items listed without an answer
+            answers = {k: v or "unknown" for k, v in answers.items()}
         change_physician = request.POST.get("change_physician") == "1"
         errors = services.review_problems(review, answers, change_physician)
         fresh = otp_verified_recently(request)

@@ -172,3 +172,17 @@ def test_an_amendment_shows_its_diff_against_the_last_confirmed_revision(client,
 def test_a_clerk_cannot_open_the_review(client, launched, clerk, login):
     login(client, clerk)
     assert client.get(reverse("notifications:review", args=[launched.uuid])).status_code == 403
+
+
+def test_the_rest_can_be_answered_unknown_in_one_deliberate_choice(client, launched, physician, login,
+                                                                  django_capture_on_commit_callbacks):
+    login(client, physician)
+    page = open_review(client, launched)
+    assert 'name="answer_rest"' in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        done = final_post(client, launched, page, answer_rest="unknown", change_physician="1",
+                          **{"answer-care.icu": "not_applicable"})
+    assert done.status_code == 302
+    answers = launched.revisions.get().review["answers"]
+    assert answers["care.icu"] == "not_applicable" and answers["care.ecmo"] == "unknown"
+    assert set(answers) == {n["id"] for n in page.context["review"].needs_answer}
