@@ -35,7 +35,7 @@ REGISTER_STATE = "accounts_key_register"
 SIGN_IN_STATE = "accounts_key_sign_in"
 ASSERT_STATE = "accounts_key_assert"
 RECHECK_STATE = "accounts_key_recheck"
-VERIFIED_AT = "accounts_second_factor_at"  # session: when a second factor was last proven (epoch seconds)
+VERIFIED_AT = "otp_verified_at"  # session: when a second factor (TOTP or key) was last proven (epoch seconds); the same key as accounts.services.OTP_VERIFIED_AT_KEY
 SIGN_IN_MAX_AGE_SECONDS = 10 * 60
 NAME_MAX = 64  # django-otp's Device.name
 

@@ -122,8 +122,46 @@ def login_complete(request, user, device, *, method: str = "totp") -> None:
 
     login(request, user)
     otp_login(request, device)
-    request.session[VERIFIED_AT] = time.time()
+    otp_mark_verified(request)
     audit_record("login.success", request=request, user=user, method=method)
+
+
+# --- A recent second factor (the final click of a confirmation) --------------------------------------------------
+
+OTP_VERIFIED_AT_KEY = VERIFIED_AT  # one session key for TOTP and security keys (accounts.keys)
+OTP_RECHECK_FAILURE = "ワンタイムパスワードが正しくありません。認証アプリに表示されている現在の6桁を入力してください。"
+
+
+def otp_mark_verified(request, when: float | None = None) -> None:
+    """Remember when this session last proved the second factor (sign-in or a re-check)."""
+    request.session[OTP_VERIFIED_AT_KEY] = when if when is not None else time.time()
+
+
+def otp_verified_recently(request, minutes: float | None = None) -> bool:
+    """Whether the session proved the second factor within `minutes` (default OTP_RECHECK_MINUTES)."""
+    from django.conf import settings
+
+    minutes = settings.OTP_RECHECK_MINUTES if minutes is None else minutes
+    when = request.session.get(OTP_VERIFIED_AT_KEY)
+    return isinstance(when, (int, float)) and 0 <= time.time() - when <= minutes * 60
+
+
+def otp_recheck(request, user, token: str) -> bool:
+    """Check a fresh TOTP code of the signed-in user (django-otp refuses a code already used); audited both ways.
+    Wrong codes count towards the sign-in lockout of this account and address."""
+    source = throttle.Source.of(request, user.username)
+    if throttle.is_locked(source):
+        audit_record("otp.recheck_failure", request=request, user=user, reason="locked")
+        return False
+    devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
+    device = next((d for d in devices if d.verify_token(_digits(token))), None)
+    if device is None:
+        throttle.failure_register(source, user=user, request=request)
+        audit_record("otp.recheck_failure", request=request, user=user, reason="otp")
+        return False
+    otp_mark_verified(request)
+    audit_record("otp.recheck", request=request, user=user)
+    return True
 
 
 # --- First sign-in: TOTP enrolment ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ class AuditAction(StrEnum):
     LOGIN_LOCKED = "login.locked"
     LOGIN_REFUSED_LOCKED = "login.refused_locked"
     LOGOUT = "logout"
+    OTP_RECHECK = "otp.recheck"  # the second factor proven again (e.g. for the final click of a confirmation)
+    OTP_RECHECK_FAILURE = "otp.recheck_failure"
     USER_CREATE = "user.create"
     USER_ENROL = "user.enrol"
     USER_PASSWORD_CHANGE = "user.password_change"
@@ -47,6 +49,7 @@ class AuditAction(StrEnum):
     NOTIFICATION_LIST = "notification.list"
     NOTIFICATION_VIEW = "notification.view"
     NOTIFICATION_STATUS = "notification.status"
+    NOTIFICATION_REVIEW = "notification.review"  # the review step of a confirmation was shown
     NOTIFICATION_PRINT = "notification.print"
     NOTIFICATION_SAVE = "notification.save"
     NOTIFICATION_CONFIRM = "notification.confirm"

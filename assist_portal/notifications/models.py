@@ -122,6 +122,10 @@ class NotificationRevision(models.Model):
     payload = models.OneToOneField("delivery.Payload", on_delete=models.PROTECT, related_name="+")
     delivery = models.OneToOneField("delivery.Delivery", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
+    # What the physician saw on the review step (items as displayed, explicit answers, the diff, when the second
+    # factor was proven) and the digest of the draft it confirmed; empty for service-level confirmations.
+    review = EncryptedJSONField(default=dict, blank=True)
+    reviewed_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["number"]

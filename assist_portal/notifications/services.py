@@ -518,7 +518,62 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
 
 
 def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
-    """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction."""
+    """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction.
+
+    The service-level path (benchmarks, the API of other services); people confirm through the review step
+    (`notification_review_open` → `notification_confirm_reviewed`)."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は確定できません。")
+        return _confirm_locked(row, values, user, request)
+
+
+def _confirm_locked(row: Notification, values: dict, user, request, review_record: dict | None = None):
+    evaluation = _apply_values(row, values, user, "confirm")
+    if not evaluation.ok_to_confirm or not evaluation.notifiable:
+        row.save()  # what was typed is kept as a draft
+        search_index_update(row)
+        audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     confirm_refused=True, errors=len(evaluation.errors), changed=row.changed_items)
+        return row, evaluation, None
+    # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
+    # so the new values go as an update and are never answered with the old ones.
+    held = hersys_revision_held(row)
+    kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
+            else NotificationRevision.Kind.UPDATE)
+    _apply_class_report_date(row, evaluation.values)
+    previous = row.revisions.order_by("-number").first()
+    row.revision = max(row.revision, held) + 1
+    row.status = Notification.Status.CONFIRMED
+    row.has_unsent_changes = False
+    _handoff_clear(row)
+    row.returned_at, row.returned_by, row.returned_note = None, None, ""
+    row.save()
+    search_index_update(row)
+    revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
+                                         user=user, review=review_record)
+    extra = {}
+    if review_record is not None:
+        extra = {"reviewed_sha256": revision.reviewed_sha256, "answers": review_record.get("answers", {}),
+                 "physician_changed": review_record.get("physician_changed", False)}
+    audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
+                 kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256,
+                 changed=row.changed_items,
+                 changed_since_last_revision=changed_items(previous.values if previous else {}, evaluation.values),
+                 **extra)
+    return row, evaluation, delivery
+
+
+class ReviewIncomplete(WorkflowError):
+    """The review step lacks an explicit answer (an empty medical item, a different physician, a second factor)."""
+
+
+def notification_review_open(notification: Notification, user, values: dict, lock_version: int, request=None):
+    """確定 first validates: the posted values are saved as the draft and checked as a confirmation would be.
+    Returns (row, evaluation, ok): ok → the review step may be shown; otherwise the errors go back to the form."""
     if not user.is_physician or user.hospital_id != notification.hospital_id:
         raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
@@ -526,33 +581,77 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は確定できません。")
         evaluation = _apply_values(row, values, user, "confirm")
-        if not evaluation.ok_to_confirm or not evaluation.notifiable:
-            row.save()  # what was typed is kept as a draft
-            search_index_update(row)
-            audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
-                         confirm_refused=True, errors=len(evaluation.errors), changed=row.changed_items)
-            return row, evaluation, None
-        # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
-        # so the new values go as an update and are never answered with the old ones.
-        held = hersys_revision_held(row)
-        kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
-                else NotificationRevision.Kind.UPDATE)
-        _apply_class_report_date(row, evaluation.values)
-        previous = row.revisions.order_by("-number").first()
-        row.revision = max(row.revision, held) + 1
-        row.status = Notification.Status.CONFIRMED
-        row.has_unsent_changes = False
-        _handoff_clear(row)
+        ok = evaluation.ok_to_confirm and evaluation.notifiable
         row.save()
         search_index_update(row)
-        revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
-                                             user=user)
-        audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
-                     kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256,
-                     changed=row.changed_items,
-                     changed_since_last_revision=changed_items(previous.values if previous else {},
-                                                               evaluation.values))
-    return row, evaluation, delivery
+        audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, review=ok, **({} if ok else {"confirm_refused": True,
+                                                                             "errors": len(evaluation.errors)}))
+    return row, evaluation, ok
+
+
+def notification_review(notification: Notification, user):
+    """The review of the stored draft as `user` would confirm it (see notifications.review)."""
+    from .review import review_build
+
+    previous = notification.revisions.order_by("-number").select_related("definition").first()
+    return review_build(notification, notification.values, user, today=local_date(), previous=previous,
+                        emr_suggestions=notification.suggestions or {})
+
+
+def review_problems(review, answers: dict[str, str], change_physician: bool) -> list[str]:
+    """What the review step still lacks, in Japanese: an explicit answer for each empty medical-judgement item
+    (不明 / 該当なし, or adopting the EMR's suggestion) and, when the form names another physician, the change."""
+    from .review import ANSWER_ADOPT, ANSWER_NOT_APPLICABLE, ANSWER_UNKNOWN
+
+    out = []
+    for need in review.needs_answer:
+        allowed = {ANSWER_UNKNOWN, ANSWER_NOT_APPLICABLE} | ({ANSWER_ADOPT} if need["suggested_code"] else set())
+        if answers.get(need["id"]) not in allowed:
+            out.append(f"「{need['label']}」が未入力です。入力するか、「不明」または「該当なし」を選んでください。")
+    if review.physician_differs and not change_physician:
+        out.append(f"届出の医師（{review.physician_in_form or '未入力'}）と確定する医師（{review.physician_confirming}）が"
+                   "異なります。届出の医師を変更するか、届出の医師本人が確定してください。")
+    return out
+
+
+def notification_confirm_reviewed(notification: Notification, user, *, lock_version: int, digest: str,
+                                  answers: dict[str, str], change_physician: bool, second_factor_fresh: bool,
+                                  second_factor_at: float | None = None, request=None):
+    """The final click of the review step: confirms exactly what was reviewed (`digest`), once every empty
+    medical-judgement item has an explicit answer, the form's physician is the confirming one (or was changed
+    explicitly here) and the second factor was proven within OTP_RECHECK_MINUTES. The revision keeps what the
+    physician saw (items as displayed, the answers, the digest)."""
+    from formengine import adopt_suggestion
+
+    from .review import ANSWER_ADOPT
+
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    if not second_factor_fresh:  # proven within OTP_RECHECK_MINUTES, or again on this very click
+        raise ReviewIncomplete("確定の前にワンタイムパスワードをもう一度入力してください。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は確定できません。")
+        review = notification_review(row, user)
+        if review.digest != digest:
+            raise ConflictError("確認画面を開いた後に届出の内容が変わりました。変更後の内容をもう一度確認してください。")
+        problems = review_problems(review, answers, change_physician)
+        if problems:
+            raise ReviewIncomplete(" ".join(problems))
+        given = {need["id"]: answers[need["id"]] for need in review.needs_answer}
+        values = dict(row.values)
+        for item_id, answer in given.items():
+            if answer == ANSWER_ADOPT:
+                need = next(n for n in review.needs_answer if n["id"] == item_id)
+                values, _ = adopt_suggestion(row.definition.definition, values, f"{item_id}|{need['suggested_code']}")
+        if review.physician_differs:
+            values[ids.REPORT_PHYSICIAN_NAME] = review.physician_confirming
+        record = {"digest": review.digest, "answers": given, "physician_changed": review.physician_differs,
+                  "physician_in_form": review.physician_in_form, "second_factor_at": second_factor_at,
+                  "shown": review.shown(), "diff": review.diff}
+        return _confirm_locked(row, values, user, request, review_record=record)
 
 
 def hersys_revision_held(row: Notification) -> int:
@@ -562,6 +661,8 @@ def hersys_revision_held(row: Notification) -> int:
     from_deliveries = (Delivery.objects.filter(stream=str(row.uuid), hersys_revision__isnull=False)
                        .aggregate(m=Max("hersys_revision"))["m"])
     return max(row.hersys_revision or 0, from_deliveries or 0)
+
+
 NOTE_MAX = 1000
 
 
@@ -667,7 +768,7 @@ def notification_start_manual(user, *, patient_ref: str, form: str | None = None
     return row
 
 
-def _revision_write(row: Notification, *, kind: str, definition, values: dict, user):
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None):
     """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
     The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
     try:
@@ -677,9 +778,10 @@ def _revision_write(row: Notification, *, kind: str, definition, values: dict, u
         raise WorkflowError("HER-SYSへ送る文書を作成できませんでした。確定は行われていません。"
                             f"サポート窓口へ連絡してください（{exc}）。") from exc
     delivery = delivery_create(payload=payload, hospital=row.hospital, stream=str(row.uuid), sequence=row.revision)
+    review = review or {}
     revision = NotificationRevision.objects.create(
         notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
-        payload=payload, delivery=delivery,
+        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""),
     )
     return revision, delivery
 

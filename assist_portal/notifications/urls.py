@@ -8,6 +8,7 @@ urlpatterns = [
     path("notifications/new/", views.notification_start, name="start"),
     path("notifications/<uuid:uuid>/", views.notification_form, name="form"),
     path("notifications/<uuid:uuid>/check", views.notification_check, name="check"),
+    path("notifications/<uuid:uuid>/review/", views.notification_review, name="review"),
     path("notifications/<uuid:uuid>/status/", views.notification_status_page, name="status"),
     path("notifications/<uuid:uuid>/status.json", views.notification_status_json, name="status-json"),
     path("notifications/<uuid:uuid>/print/", views.notification_print, name="print"),

@@ -17,6 +17,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
+from assist_portal.accounts.services import (
+    OTP_RECHECK_FAILURE,
+    OTP_VERIFIED_AT_KEY,
+    otp_recheck,
+    otp_verified_recently,
+)
 from assist_portal.audit.services import audit_record
 from assist_portal.inputs import ascii_id
 from formengine import adopt_suggestion, iter_fields, parse_form_input, present
@@ -225,10 +231,10 @@ def notification_form(request, uuid):
             if dismissed:
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
-        if action == "confirm":
-            row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
-                                                                      lock_version, request)
-            if delivery is None:
+        if action == "confirm":  # validate first; if it passes, the review step shows what will be sent
+            row, evaluation, ok = services.notification_review_open(notification, request.user, values,
+                                                                    lock_version, request)
+            if not ok:
                 msgs = [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります"
                                   "（一覧から各項目へ移動できます）。入力した内容は下書きとして保存しました。")]
                 if not evaluation.notifiable:
@@ -236,8 +242,7 @@ def notification_form(request, uuid):
                                       "HER-SYSへは送信されません。")]
                 return render(request, "notifications/form.html",
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
-            messages.success(request, "確定しました。HER-SYSへ送信します。")
-            return redirect("notifications:status", uuid=row.uuid)
+            return redirect("notifications:review", uuid=row.uuid)
         if action == "handoff":
             physician_id = ascii_id(request.POST.get("handoff_physician", "") or "0") or None
             row, evaluation = services.notification_handoff(
@@ -283,6 +288,70 @@ def notification_form(request, uuid):
     else:
         messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def notification_review(request, uuid):
+    """The review step of 確定: exactly what will be sent; explicit answers for empty medical items; the physician;
+    a recent second factor (asked for here when the last one is older than OTP_RECHECK_MINUTES)."""
+    notification = selectors.notification_get(request.user, uuid)
+    if not request.user.is_physician:
+        raise PermissionDenied("確定できるのは医師のみです。")
+    review = services.notification_review(notification, request.user)
+    if not review.evaluation.ok_to_confirm or not review.evaluation.notifiable:
+        messages.error(request, "確定できない項目があります。入力画面で確認してください。")
+        return redirect("notifications:form", uuid=notification.uuid)
+    errors = []
+    if request.method == "POST":
+        answers = {n["id"]: request.POST.get(n["field"], "") for n in review.needs_answer}
+        if request.POST.get("answer_rest") == "unknown":  # 「残りをすべて不明」: the items listed without an answer
+            answers = {k: v or "unknown" for k, v in answers.items()}
+        change_physician = request.POST.get("change_physician") == "1"
+        errors = services.review_problems(review, answers, change_physician)
+        fresh = otp_verified_recently(request)
+        if not fresh:
+            token = request.POST.get("otp_token", "")
+            if not token.strip():
+                errors.append("確定の前にワンタイムパスワードをもう一度入力してください"
+                              f"（最後の確認から{settings.OTP_RECHECK_MINUTES:g}分以上たっています）。")
+            elif otp_recheck(request, request.user, token):
+                fresh = True
+            else:
+                errors.append(OTP_RECHECK_FAILURE)
+        if not errors:
+            try:
+                lock_version = int(request.POST.get("lock_version", "0"))
+            except ValueError:
+                return HttpResponseBadRequest("不正な要求です。")
+            try:
+                row, evaluation, delivery = services.notification_confirm_reviewed(
+                    notification, request.user, lock_version=lock_version, digest=request.POST.get("digest", ""),
+                    answers=answers, change_physician=change_physician, second_factor_fresh=fresh,
+                    second_factor_at=request.session.get(OTP_VERIFIED_AT_KEY), request=request)
+            except services.ConflictError as exc:
+                messages.error(request, str(exc))
+                return redirect("notifications:review", uuid=notification.uuid)
+            except services.NotAllowed as exc:
+                raise PermissionDenied(str(exc))
+            except services.WorkflowError as exc:
+                errors.append(str(exc))
+            else:
+                if delivery is None:
+                    return render(request, "notifications/form.html", _form_context(
+                        request, row, row.values, evaluation,
+                        [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります。")]),
+                        status=400)
+                messages.success(request, "確定しました。HER-SYSへ送信します。")
+                return redirect("notifications:status", uuid=row.uuid)
+    audit_record("notification.review", request=request, obj=notification)
+    return render(request, "notifications/review.html", {
+        "notification": notification, "review": review, "errors": errors,
+        "needs": [{**n, "answer": request.POST.get(n["field"], "")} for n in review.needs_answer],
+        "change_physician": request.POST.get("change_physician") == "1",
+        "otp_needed": not otp_verified_recently(request) or bool(errors and request.POST.get("otp_token")),
+        "lock_version": notification.lock_version,
+        "otp_minutes": f"{settings.OTP_RECHECK_MINUTES:g}"}, status=400 if errors else 200)
 
 
 @staff_required

@@ -126,8 +126,13 @@ def scripted_completion(browser, base_url: str, launch_url: str, clerk, physicia
         doctor.click("#emr-suggestions button[name=accept]", "類型：電子カルテの候補「患者（確定例）」を採用")
         page.wait_for_load_state("networkidle")
         doctor.click("[name='clinical.symptoms'][value='fever']", "症状：発熱")
-        doctor.accept_next_dialog("確認ダイアログの OK")
-        doctor.click("button[name=action][value=confirm]", "確定してHER-SYSへ送信")
+        doctor.click("button[name=action][value=confirm]", "確定する（送信内容の確認へ）")
+        page.wait_for_url("**/review/")
+        # the review step: every empty medical-judgement item needs an explicit answer (here: all 不明, at once)
+        doctor.click("[name=answer_rest]", "確認画面：未入力の医師確認項目はすべて不明")
+        if page.locator("[name=change_physician]").count():
+            doctor.click("[name=change_physician]", "確認画面：届出の医師を自分に変更")
+        doctor.click("#final-confirm", "確定してHER-SYSへ送信")
         page.wait_for_url("**/status/")
         page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
         out["physician"] = {"clicks": doctor.clicks, "keys": doctor.keys, "steps": doctor.log,
@@ -162,7 +167,7 @@ def test_effort_of_a_filing(live_server, settings, hospital, clerk, physician, p
                     "prefilled_pct_median": round(statistics.median(r["prefilled_pct"] for r in rows)),
                     "typical_prefilled_pct": typical["prefilled_pct"],
                     "clicks": done["clicks"], "keys": done["keys"]},
-        "targets": {"clicks_max": 10, "keys_max": 40, "prefilled_pct_min": 45},
+        "targets": {"clicks_max": 12, "keys_max": 40, "prefilled_pct_min": 45},
         "notes": "Sign-in excluded. Japanese typed as romaji + Space (convert) + Enter (commit). The EMR button "
                  "counts as one click for each person.",
     }
@@ -177,5 +182,7 @@ def test_effort_of_a_filing(live_server, settings, hospital, clerk, physician, p
         print(f"{who}: clicks={done[who]['clicks']} keys={done[who]['keys']} — " + "; ".join(done[who]["steps"]))
     print(f"effort: prefilled={mean_pct}% clicks={done['clicks']} keys={done['keys']}")
 
-    assert done["clicks"] <= 10 and done["keys"] <= 40, done
+    # 12: the review step of issue 8 adds two deliberate clicks (the empty medical items answered 不明, the form's
+    # physician taken over by the one confirming) to the 10 of before.
+    assert done["clicks"] <= 12 and done["keys"] <= 40, done
     assert typical["prefilled_pct"] >= 45, typical

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from assist_portal.notifications.effort import effort_report
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_form_page import post_values
 
 pytestmark = pytest.mark.django_db
@@ -23,10 +23,10 @@ def test_effort_per_hospital_and_month(client, hospital, clerk, physician, publi
     client.post(url, post_values(n, **{"patient.occupation": "会社員", "patient.residence_address": "東京都千代田区"}))
     n.refresh_from_db()
     login(client, physician)
-    # The physician adopts the diagnosis class the EMR suggested with 「採用」, then confirms.
+    # The physician adopts the diagnosis class the EMR suggested with 「採用」, then confirms through the review.
     assert client.post(url, post_values(n, accept="report.diagnosis_class|confirmed_patient")).status_code == 302
     n.refresh_from_db()
-    assert client.post(url, post_values(n, action="confirm")).status_code == 302
+    assert confirm_post(client, n, post_values(n, action="confirm")).status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed"
 
