@@ -33,6 +33,17 @@ def definition_in_effect(*, form: str, hospital=None, at=None) -> FormDefinition
     return chosen.definition if chosen else None
 
 
+def definition_id_in_effect(*, form: str, hospital=None, at=None) -> int | None:
+    """The id of `definition_in_effect` (same choice), without loading the definition: the form page asks on
+    every GET whether a draft's definition is still current (issue 13)."""
+    return (
+        _assignments_in_effect(hospital, at).filter(definition__form=form)
+        .order_by("-effective_from", F("hospital_id").asc(nulls_last=True), "-id")
+        .values_list("definition_id", flat=True)
+        .first()
+    )
+
+
 def hospital_forms(hospital, at=None) -> list[str]:
     """The forms a hospital can use at `at`, in the order they were first assigned to it."""
     seen: list[str] = []

@@ -17,7 +17,12 @@ from assist_portal.audit.services import audit_record
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_create, payloads_purge
 from assist_portal.formdefs.models import FormDefinition
-from assist_portal.formdefs.selectors import definition_emr_items, definition_for_hospital, hospital_forms
+from assist_portal.formdefs.selectors import (
+    definition_emr_items,
+    definition_for_hospital,
+    definition_id_in_effect,
+    hospital_forms,
+)
 from formengine import evaluate
 from formengine.valuetypes import check_value
 from vocabulary import ids
@@ -815,9 +820,12 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
 
     if notification.status != Notification.Status.DRAFT:
         return notification
-    current = definition_for_hospital(notification.hospital, form=notification.form)  # never another form
-    if current is None or current.pk == notification.definition_id:
+    # never another form; the id first (no definition loaded on every form GET), the definition only to migrate
+    current_id = (definition_id_in_effect(form=notification.form, hospital=notification.hospital) if notification.form
+                  else getattr(definition_for_hospital(notification.hospital), "pk", None))
+    if current_id is None or current_id == notification.definition_id:
         return notification
+    current = FormDefinition.objects.get(pk=current_id)
     with transaction.atomic():
         row = Notification.objects.select_for_update().select_related("definition").get(pk=notification.pk)
         if row.status != Notification.Status.DRAFT or row.definition_id == current.pk or current.form != row.form:

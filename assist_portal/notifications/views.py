@@ -95,6 +95,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     ]
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
+    selectors.revisions_prefetch(notification)  # delivery status and history from one query
     return {
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
