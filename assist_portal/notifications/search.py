@@ -76,12 +76,14 @@ def query_tokens(hospital_id: int, query: str) -> list[str]:
     return out
 
 
-def search_index_update(notification) -> None:
-    """Replace the notification's tokens with those of its current values (called in the writing transaction)."""
+def search_index_update(notification, *, created: bool = False) -> None:
+    """Replace the notification's tokens with those of its current values (called in the writing transaction).
+    `created`: the row was inserted in this transaction, so it has no tokens yet (no query for them)."""
     from .models import SearchToken
 
     wanted = index_tokens(notification.hospital_id, notification.patient_ref, notification.values or {})
-    existing = set(SearchToken.objects.filter(notification=notification).values_list("token", flat=True))
+    existing = set() if created else set(
+        SearchToken.objects.filter(notification=notification).values_list("token", flat=True))
     if existing - wanted:
         SearchToken.objects.filter(notification=notification, token__in=existing - wanted).delete()
     SearchToken.objects.bulk_create(

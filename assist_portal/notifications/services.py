@@ -160,15 +160,20 @@ def launch_token_check(token: str, user, request=None):
     return row.hospital
 
 
-def launch_token_consume(token: str, user, request=None, *, form: str | None = None) -> Notification:
+def launch_token_consume(token: str, user, request=None, *, form: str | None = None,
+                         definition: FormDefinition | None = None) -> Notification:
     """Check the launch token against the signed-in user; open (or create) the patient's notification of
-    `form` (None: the hospital's default form)."""
+    `form` (None: the hospital's default form). `definition`: the one the caller already chose for the user's
+    own hospital (the view, when that hospital has one form); used only when the token is that hospital's."""
     jti = _launch_jti(token)
     with transaction.atomic():
         row, denied = _launch_row(jti, user)
         if not denied:
             # The form is checked before the token is spent: a refused choice leaves the URL usable.
-            definition = _definition_to_open(row.hospital, form)
+            if definition is None or row.hospital_id != user.hospital_id:
+                definition = _definition_to_open(row.hospital, form)
+            if row.extract.hospital_id == row.hospital_id:
+                row.extract.hospital = row.hospital  # already loaded with the token (no second query)
             row.used_at = timezone.now()
             row.used_by = user
             row.save(update_fields=["used_at", "used_by"])
@@ -299,7 +304,7 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
                 display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user, created_by=user,
                 missing_priority=_missing_priority(definition, values),
             )
-            search_index_update(row)
+            search_index_update(row, created=True)
             return row
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(

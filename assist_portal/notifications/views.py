@@ -425,14 +425,23 @@ def launch(request, token):
     """The EMR button's one-time URL. It opens the hospital's default form at once — or the form named by
     ``?form=`` — when that needs no choice; a hospital with several forms first gets 「届出様式」 with the default
     preselected (GET shows it, POST with the choice opens the notification; the URL is spent only then)."""
+    from assist_portal.formdefs.selectors import forms_for_hospital
+
     form = (request.POST.get("form") if request.method == "POST" else request.GET.get("form")) or ""
+    definition = None
     try:
         if request.method == "GET" and not form:
-            hospital = services.launch_token_check(token, request.user, request)
-            choices = form_choices(hospital)
-            if len(choices) > 1:
-                return render(request, "notifications/launch_choose.html", {"choices": choices, "token": token})
-        notification = services.launch_token_consume(token, request.user, request, form=form or None)
+            # The forms of the user's own hospital (a token of another hospital is refused by the token check
+            # either way): with one form the token is checked and spent in one transaction with the definition
+            # chosen here (issue 13: one pass over the token and the assignments instead of two).
+            definitions = forms_for_hospital(request.user.hospital)
+            if len(definitions) > 1:
+                services.launch_token_check(token, request.user, request)
+                return render(request, "notifications/launch_choose.html",
+                              {"choices": _choices(definitions), "token": token})
+            definition = definitions[0] if definitions else None
+        notification = services.launch_token_consume(token, request.user, request, form=form or None,
+                                                     definition=definition)
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
@@ -444,8 +453,12 @@ def form_choices(hospital) -> list[dict]:
     """The forms a hospital can open, its default first: [{form, label, version, default}]."""
     from assist_portal.formdefs.selectors import forms_for_hospital
 
+    return _choices(forms_for_hospital(hospital))
+
+
+def _choices(definitions) -> list[dict]:
     return [{"form": d.form, "label": d.heading, "version": d.version, "default": i == 0}
-            for i, d in enumerate(forms_for_hospital(hospital))]
+            for i, d in enumerate(definitions)]
 
 
 # ---- demo only: the "EMR button" of the demo hospital -------------------------------------------------------------
