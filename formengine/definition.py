@@ -81,15 +81,17 @@ def _path(error: jsonschema.ValidationError) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "（全体）"
 
 
-def validate_definition(defn: Any) -> list[str]:
+def validate_definition(defn: Any, *, known_hash: str | None = None) -> list[str]:
     """Every problem of a definition (schema + semantic), in Japanese; an empty list means valid.
 
     Results are memoised by content hash: a published definition is validated once per process, not on every
-    delivery or export that passes through `ensure_valid` (a full check costs ~15 ms)."""
+    delivery or export that passes through `ensure_valid` (a full check costs ~15 ms). `known_hash`: the content
+    hash the caller already holds for exactly this definition (a published FormDefinition's stored hash), which
+    spares serialising the whole definition to hash it again (~0.6 ms per confirmation)."""
     if not isinstance(defn, dict):
         return ["様式定義はJSONオブジェクトでなければなりません。"]
     try:
-        key = content_hash(defn)
+        key = known_hash or content_hash(defn)
     except (TypeError, ValueError):  # not canonical JSON: validate without caching
         return _validate_uncached(defn)
     return list(_validate_cached(key, defn))
@@ -120,8 +122,8 @@ def _validate_uncached(defn: dict[str, Any]) -> list[str]:
     return _semantic_problems(defn)
 
 
-def ensure_valid(defn: Any) -> dict[str, Any]:
-    problems = validate_definition(defn)
+def ensure_valid(defn: Any, *, known_hash: str | None = None) -> dict[str, Any]:
+    problems = validate_definition(defn, known_hash=known_hash)
     if problems:
         raise DefinitionError("様式定義が正しくありません：" + "；".join(problems[:10]), problems)
     return defn

@@ -655,14 +655,14 @@ def _qr_item(item: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, A
 
 
 def to_questionnaire_response(defn: dict[str, Any], values: dict[str, Any], *, questionnaire_canonical: str,
-                              status: str) -> dict[str, Any]:
+                              status: str, definition_hash: str | None = None) -> dict[str, Any]:
     """A QuestionnaireResponse of the values: answered, visible, valid items only (answers typed valueString /
     valueDate / valueCoding / valueInteger / valueQuantity for ages), each with linkId and ``definition``
     ``urn:hersys-assist:item:<id>``; repeat-group rows as repeated group items. Derived values (age) are
     included as evaluate() computes them."""
     if status not in QR_STATUSES:
         raise ValueError(f"status must be one of {QR_STATUSES}, not {status!r}")
-    ensure_valid(defn)
+    ensure_valid(defn, known_hash=definition_hash)  # definition_hash: the stored hash of a published definition
     evaluation = evaluate(defn, values, today=date(9999, 12, 31), stage="confirm")
     current = evaluation.values
     hidden = set(evaluation.hidden)

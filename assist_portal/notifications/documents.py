@@ -28,7 +28,8 @@ class DocumentBuildError(Exception):
 
 def document_bundle_build(*, notification_id: str, number: int, kind: str, definition: dict[str, Any],
                           item_set: str, values: dict[str, Any], facility: dict[str, Any],
-                          today: date | None = None, form: str | None = None) -> dict[str, Any]:
+                          today: date | None = None, form: str | None = None,
+                          definition_hash: str | None = None) -> dict[str, Any]:
     """The FHIR document Bundle of one revision from plain values (also used by the freezing migration, which
     has only historical models): only HER-SYS items leave the data centre."""
     form = form or definition.get("form")
@@ -36,7 +37,8 @@ def document_bundle_build(*, notification_id: str, number: int, kind: str, defin
     # forms had keys point at the legacy URL, which names the same form.
     canonical = (questionnaire_canonical(form, item_set) if form
                  else f"{settings.QUESTIONNAIRE_CANONICAL}|{item_set}")
-    qr = to_questionnaire_response(definition, values, questionnaire_canonical=canonical, status=kind)
+    qr = to_questionnaire_response(definition, values, questionnaire_canonical=canonical, status=kind,
+                                   definition_hash=definition_hash)
     return build_document_bundle(
         notification_id=notification_id, revision=number, status=kind, questionnaire_response=qr, items=values,
         facility=facility, today=today,
@@ -49,6 +51,8 @@ def revision_document_build(*, notification, number: int, kind: str, definition,
         notification_id=str(notification.uuid), number=number, kind=kind, definition=definition.definition,
         item_set=item_set_version(definition), values=values, facility=notification.hospital.facility_master(),
         form=definition.form,
+        # A published definition is immutable and its stored hash is its content's: no need to hash it again.
+        definition_hash=definition.content_hash if definition.status == definition.Status.PUBLISHED else None,
     )
     return serialize_bundle(bundle)
 

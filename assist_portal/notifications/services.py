@@ -551,11 +551,12 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
         return row, evaluation, None
     # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
     # so the new values go as an update and are never answered with the old ones.
-    held = hersys_revision_held(row)
+    # A first confirmation has no revision and so no delivery of its stream: nothing to ask for (issue 13).
+    held = hersys_revision_held(row) if row.revision else (row.hersys_revision or 0)
     kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
             else NotificationRevision.Kind.UPDATE)
     _apply_class_report_date(row, evaluation.values)
-    previous = row.revisions.order_by("-number").first()
+    previous = row.revisions.order_by("-number").first() if row.revision else None
     row.revision = max(row.revision, held) + 1
     row.status = Notification.Status.CONFIRMED
     row.has_unsent_changes = False
