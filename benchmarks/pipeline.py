@@ -276,7 +276,8 @@ def drain_outcome(env, confirmed: list[Confirmed], counts: dict[str, int], t0: f
         "seconds": round(last - t0, 3),
         **latency_summary(timings),
         "max_backlog": max_backlog(timings),
-        "saturated_per_second": round(saturated[0], 2),
+        # None when every worker slot was never busy at once (nan is not JSON)
+        "saturated_per_second": round(saturated[0], 2) if saturated[0] == saturated[0] else None,
         "saturated_seconds": round(saturated[1], 3),
     }
     return Drained(timings, accepted, rate, last, check, real, saturated)

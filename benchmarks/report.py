@@ -62,7 +62,7 @@ def _pipeline_rows(r: dict[str, Any]) -> list[list[Any]]:
     return [
         ["real path notifications/s (first confirm → last accepted)", real["per_second"]],
         [f"real path /s while all worker slots busy ({real['saturated_seconds']:.1f} s)",
-         real["saturated_per_second"]],
+         real["saturated_per_second"] if real["saturated_per_second"] is not None else "— (never every slot busy)"],
         [f"direct to sandbox notifications/s (1 process, n={direct['notifications']})", direct["per_second"]],
         ["ratio real / direct", r["ratios"]["throughput_real_over_direct"]],
         ["confirm → accepted median ms", c2a["median_ms"]],
@@ -109,8 +109,9 @@ def peak_table(r: dict[str, Any]) -> str:
     rows = [["notifications (scale of 261,004)", f"{r['notifications']:,} ({r['scale']:.4f})"],
             ["hospitals (Zipf sizes)", r["hospitals"]],
             ["workers", f"{w['processes']} processes × {w['concurrency']}, {w['confirm_threads']} confirm threads"],
-            ["day compressed into s", r["day_seconds"]],
-            ["offered mean / peak-hour /s", f"{o['mean_per_second']} / {o['peak_hour_per_second']}"],
+            ["day compressed into s", r["day_seconds"] or "0 (bursts back to back: capacity)"],
+            ["offered mean / peak-hour /s", f"{o['mean_per_second']} / {o['peak_hour_per_second']}"
+             if r["day_seconds"] else "as fast as the confirm threads go"],
             *_pipeline_rows(r),
             [f"hours for {r['peak_day_cases']:,} at this throughput", nat["hours_at_this_throughput"]],
             [f"hours for {r['peak_day_cases']:,} at the saturated throughput", nat["hours_at_saturated_throughput"]],
