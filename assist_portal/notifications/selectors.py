@@ -279,6 +279,8 @@ def emr_changes_presented(notification: Notification, values: dict | None = None
     groups = {g["id"]: g for g in defn.get("groups", []) or []}
     values = notification.values if values is None else values
     out = []
+    if getattr(notification, "has_pending_emr", None) is False:  # known from notification_for_form
+        return out
     for change in emr_changes_pending(notification):
         item = items.get(change.item_id)
         label = (item or groups.get(change.item_id) or {}).get("label", change.item_id)
@@ -456,7 +458,24 @@ def revisions_prefetch(notification: Notification) -> Notification:
     """Load the notification's revisions with their deliveries and confirming users in one query (values and
     review not decrypted): the form page's delivery status (`delivery_status`) and its history table then read
     them from the prefetch cache instead of a query each plus one per revision (issue 13)."""
-    prefetch_related_objects([notification], Prefetch(
-        "revisions", queryset=NotificationRevision.objects.select_related("delivery", "confirmed_by")
-        .defer("values", "review")))
+    revisions = NotificationRevision.objects.select_related("delivery", "confirmed_by").defer("values", "review")
+    if not notification.revision:
+        # Never confirmed: no revision exists (confirm, withdraw and reconcile number revisions from 1 and set
+        # `revision` in the same transaction), so there is nothing to ask for.
+        revisions = revisions.none()
+    prefetch_related_objects([notification], Prefetch("revisions", queryset=revisions))
     return notification
+
+
+def notification_for_form(user, uuid) -> Notification:
+    """`notification_get` for the form page, with `has_pending_emr` (Exists) so that a notification without
+    pending EMR changes is not asked for them in a second query (issue 13)."""
+    from .models import EmrChange
+
+    row = (notifications_for_user(user).select_related("hospital").filter(uuid=uuid)
+           .annotate(has_pending_emr=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
+                                                                     status=EmrChange.Status.PENDING)))
+           .first())
+    if row is None:
+        raise Http404("届出が見つかりません。")
+    return row

@@ -191,13 +191,14 @@ def notification_start(request):
 @staff_required
 @require_http_methods(["GET", "POST"])
 def notification_form(request, uuid):
-    notification = selectors.notification_get(request.user, uuid)
     if request.method == "GET":
+        notification = selectors.notification_for_form(request.user, uuid)
         notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
         audit_record("notification.view", request=request, obj=notification)
         return render(request, "notifications/form.html",
                       _form_context(request, notification, notification.values))
 
+    notification = selectors.notification_get(request.user, uuid)
     action = request.POST.get("action", "save")
     accept = request.POST.get("accept", "")
     try:
