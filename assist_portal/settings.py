@@ -93,6 +93,9 @@ MIDDLEWARE = [
 ROOT_URLCONF = "assist_portal.urls"
 WSGI_APPLICATION = "assist_portal.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# ModelBackend that loads the user's hospital with the user (one query less per request). One backend only, so that
+# login() never has to be told which one; sessions signed in under Django's own ModelBackend sign in again once.
+AUTHENTICATION_BACKENDS = ["assist_portal.accounts.backends.PortalBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "notifications:list"
 

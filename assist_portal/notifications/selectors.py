@@ -20,7 +20,6 @@ from django.db.models import (
     Subquery,
     Value,
     When,
-    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
@@ -146,9 +145,13 @@ def delivery_wording(delivery: Delivery, now=None) -> dict:
     return out
 
 
-def delivery_status(notification: Notification) -> dict:
-    """What the user sees live: queued → sent → accepted, or a clear rejection (worded by `delivery_wording`)."""
-    revision = _newest_revision(notification)
+def delivery_status(notification: Notification, revisions: list | None = None) -> dict:
+    """What the user sees live: queued → sent → accepted, or a clear rejection (worded by `delivery_wording`).
+    `revisions`: the notification's revisions when the caller already has them (`form_revisions`)."""
+    if revisions is None:
+        revision = _newest_revision(notification)
+    else:
+        revision = max(revisions, key=lambda r: r.number) if revisions else None
     delivery = revision.delivery if revision is not None else None
     if delivery is None:
         return {"status": "none", "state": "none", "label": "未送信", "final": False, "fax_offer": False,
@@ -454,17 +457,16 @@ def hospital_physicians(hospital_id: int):
         "display_name", "username")
 
 
-def revisions_prefetch(notification: Notification) -> Notification:
-    """Load the notification's revisions with their deliveries and confirming users in one query (values and
-    review not decrypted): the form page's delivery status (`delivery_status`) and its history table then read
-    them from the prefetch cache instead of a query each plus one per revision (issue 13)."""
-    revisions = NotificationRevision.objects.select_related("delivery", "confirmed_by").defer("values", "review")
+def form_revisions(notification: Notification) -> list[NotificationRevision]:
+    """The notification's revisions with their deliveries and confirming users, in one query (values and review
+    not decrypted), for the form page's delivery status and history table (issue 13: was a query for the
+    status, one for the history and one per revision for its delivery)."""
     if not notification.revision:
         # Never confirmed: no revision exists (confirm, withdraw and reconcile number revisions from 1 and set
         # `revision` in the same transaction), so there is nothing to ask for.
-        revisions = revisions.none()
-    prefetch_related_objects([notification], Prefetch("revisions", queryset=revisions))
-    return notification
+        return []
+    return list(NotificationRevision.objects.filter(notification=notification).order_by("number")
+                .select_related("delivery", "confirmed_by").defer("values", "review"))
 
 
 def notification_for_form(user, uuid) -> Notification:

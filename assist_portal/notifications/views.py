@@ -95,7 +95,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     ]
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
-    selectors.revisions_prefetch(notification)  # delivery status and history from one query
+    revisions = selectors.form_revisions(notification)  # delivery status and history from one query
     return {
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
@@ -108,8 +108,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "suggestions": evaluation.suggestions,
         "extra_messages": list(extra_messages),
         "lock_version": lock_version if lock_version is not None else notification.lock_version,
-        "delivery": selectors.delivery_status(notification),
-        "revisions": list(notification.revisions.all()),
+        "delivery": selectors.delivery_status(notification, revisions),
+        "revisions": revisions,
         "can_confirm": request.user.is_physician,
         "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
     }
