@@ -254,6 +254,8 @@ def _shown(messages: list[Message], stage: str, defn: dict[str, Any] | None) -> 
     tries to confirm; then (stage "confirm") they are errors under their items."""
     if stage == "confirm":
         return list(messages)
+    if not messages:  # most fields: no need to collect the definition's completeness rules
+        return []
     completeness = _completeness_rules(defn)
     return [m for m in messages if not (m.severity == "info" and m.rule_id in completeness)]
 

@@ -371,8 +371,9 @@ def _attention_q(now=None) -> Q:
     return q
 
 
-def with_work_state(qs, now=None):
-    """Annotate `work_state` (WorkState), computed in SQL from the notification and its newest delivery."""
+def with_work_state(qs, now=None, *, reasons: bool = True):
+    """Annotate `work_state` (WorkState), computed in SQL from the notification and its newest delivery, and
+    (`reasons`) one `attn_<code>` flag per 要対応 reason; the navigation's counts need only the state."""
     # The newest revision and its delivery as one LEFT JOIN (issue 13): as correlated subqueries they were
     # evaluated once per reference — seven subplans per row in the navigation's counts on every page.
     qs = qs.annotate(w_newest=FilteredRelation("revisions", condition=Q(revisions__number=F("revision"))))
@@ -381,10 +382,10 @@ def with_work_state(qs, now=None):
                      w_receipt=F("w_newest__delivery__receipt_id"),
                      w_emr_pending=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
                                                                    status=EmrChange.Status.PENDING)))
-    reasons = attention_reasons(now)
-    qs = qs.annotate(**{f"attn_{code}": Case(When(condition, then=Value(True)), default=Value(False),
-                                             output_field=BooleanField())
-                        for code, (_, condition) in reasons.items()})
+    if reasons:
+        qs = qs.annotate(**{f"attn_{code}": Case(When(condition, then=Value(True)), default=Value(False),
+                                                 output_field=BooleanField())
+                            for code, (_, condition) in attention_reasons(now).items()})
     editing = (Q(status=Notification.Status.DRAFT)
                | Q(status=Notification.Status.CONFIRMED, has_unsent_changes=True))
     return qs.annotate(work_state=Case(
@@ -432,7 +433,7 @@ def worklist(user, *, state: str | None = None, mine: bool = False, query: str =
 def worklist_counts(user, now=None) -> dict[str, int]:
     """How many cases of the user's hospital are in each state (one query), for the navigation."""
     counts = {s.value: 0 for s in WORK_STATES}
-    rows = (with_work_state(notifications_for_user(user).order_by(), now).values("work_state")
+    rows = (with_work_state(notifications_for_user(user).order_by(), now, reasons=False).values("work_state")
             .annotate(n=Count("pk")))
     for row in rows:
         counts[row["work_state"]] = row["n"]
