@@ -76,11 +76,19 @@ def query_tokens(hospital_id: int, query: str) -> list[str]:
     return out
 
 
-def search_index_update(notification, *, created: bool = False) -> None:
+#: The items `index_tokens` reads besides the patient ID.
+INDEXED_ITEMS = frozenset({ids.PATIENT_NAME, ids.PATIENT_NAME_KANA, ids.PATIENT_BIRTH_DATE})
+
+
+def search_index_update(notification, *, created: bool = False, changed: list[str] | None = None) -> None:
     """Replace the notification's tokens with those of its current values (called in the writing transaction).
-    `created`: the row was inserted in this transaction, so it has no tokens yet (no query for them)."""
+    `created`: the row was inserted in this transaction, so it has no tokens yet (no query for them).
+    `changed`: the items this write changed (`services.changed_items`); when it changed none the index reads, the
+    tokens already match and nothing is asked (issue 13: a SELECT on every confirmation)."""
     from .models import SearchToken
 
+    if changed is not None and not INDEXED_ITEMS.intersection(changed):
+        return
     wanted = index_tokens(notification.hospital_id, notification.patient_ref, notification.values or {})
     existing = set() if created else set(
         SearchToken.objects.filter(notification=notification).values_list("token", flat=True))

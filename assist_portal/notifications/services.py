@@ -563,7 +563,7 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
     _handoff_clear(row)
     row.returned_at, row.returned_by, row.returned_note = None, None, ""
     row.save()
-    search_index_update(row)
+    search_index_update(row, changed=row.changed_items)
     revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
                                          user=user, review=review_record)
     extra = {}

@@ -321,3 +321,25 @@ def test_worklist_queries_do_not_grow_with_rows(client, cases, clerk, login, dja
         page = client.get(LIST + "?state=")
     assert len(rows_of(page)) == 5
     assert SearchToken.objects.filter(notification=cases["input"]).exists()
+
+
+def test_confirming_keeps_the_search_index_without_asking_for_it_when_no_indexed_item_changed(
+        client, hospital, physician, clerk, published, login, django_capture_on_commit_callbacks):
+    """Issue 13: a confirmation reads the search tokens only when it changes the name, kana or birth date; the
+    index still follows a change made at confirmation."""
+    from django.test.utils import CaptureQueriesContext
+
+    published("2021-03")
+    unchanged = open_patient(hospital, physician, "1700000014")
+    with CaptureQueriesContext(connection) as queries:
+        confirm(unchanged, physician, django_capture_on_commit_callbacks)
+    assert not [q for q in queries.captured_queries if "notifications_searchtoken" in q["sql"]]
+    renamed = open_patient(hospital, physician, "1700000021")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, evaluation, delivery = nsvc.notification_confirm(
+            renamed, physician, dict(renamed.values, **{"report.diagnosis_class": "confirmed_patient",
+                                                        "patient.name": "見本　改名"}), renamed.lock_version)
+    assert delivery is not None, [m.text_ja for m in evaluation.errors]
+    login(client, clerk)
+    assert set(rows_of(client.get(LIST, {"state": "", "q": "改名"}))) == {"1700000021"}
+    assert set(rows_of(client.get(LIST, {"state": "", "q": "1700000014"}))) == {"1700000014"}
