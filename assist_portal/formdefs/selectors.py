@@ -2,7 +2,7 @@
 is computed here and nowhere else (`_assignments_in_effect`)."""
 from __future__ import annotations
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 import vocabulary
@@ -42,6 +42,19 @@ def definition_id_in_effect(*, form: str, hospital=None, at=None) -> int | None:
         .values_list("definition_id", flat=True)
         .first()
     )
+
+
+def definition_id_in_effect_subquery(*, form, hospital, at=None) -> Subquery:
+    """`definition_id_in_effect` as a subquery for another query's row (`form`, `hospital`: OuterRef or values),
+    e.g. the form page's notification query checks in the same statement whether its draft's definition is still
+    the current one (issue 13)."""
+    chosen = (FormAssignment.objects.filter(effective_from__lte=at or timezone.now(),
+                                            definition__status=FormDefinition.Status.PUBLISHED,
+                                            definition__form=form)
+              .filter(Q(hospital=hospital) | Q(hospital__isnull=True))
+              .order_by("-effective_from", F("hospital_id").asc(nulls_last=True), "-id")
+              .values("definition_id")[:1])
+    return Subquery(chosen)
 
 
 def hospital_forms(hospital, at=None) -> list[str]:

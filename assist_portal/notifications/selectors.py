@@ -472,12 +472,17 @@ def form_revisions(notification: Notification) -> list[NotificationRevision]:
 
 def notification_for_form(user, uuid) -> Notification:
     """`notification_get` for the form page, with `has_pending_emr` (Exists) so that a notification without
-    pending EMR changes is not asked for them in a second query (issue 13)."""
+    pending EMR changes is not asked for them in a second query, and `current_definition_id` (the definition in
+    effect for its hospital and form) for `notification_migrate_if_needed` (issue 13)."""
+    from assist_portal.formdefs.selectors import definition_id_in_effect_subquery
+
     from .models import EmrChange
 
     row = (notifications_for_user(user).select_related("hospital").filter(uuid=uuid)
            .annotate(has_pending_emr=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
-                                                                     status=EmrChange.Status.PENDING)))
+                                                                     status=EmrChange.Status.PENDING)),
+                     current_definition_id=definition_id_in_effect_subquery(form=OuterRef("form"),
+                                                                            hospital=OuterRef("hospital_id")))
            .first())
     if row is None:
         raise Http404("届出が見つかりません。")

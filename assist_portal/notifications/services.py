@@ -827,8 +827,11 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
     if notification.status != Notification.Status.DRAFT:
         return notification
     # never another form; the id first (no definition loaded on every form GET), the definition only to migrate
-    current_id = (definition_id_in_effect(form=notification.form, hospital=notification.hospital) if notification.form
-                  else getattr(definition_for_hospital(notification.hospital), "pk", None))
+    if hasattr(notification, "current_definition_id") and notification.form:  # read with the row (form page)
+        current_id = notification.current_definition_id
+    else:
+        current_id = (definition_id_in_effect(form=notification.form, hospital=notification.hospital)
+                      if notification.form else getattr(definition_for_hospital(notification.hospital), "pk", None))
     if current_id is None or current_id == notification.definition_id:
         return notification
     current = FormDefinition.objects.get(pk=current_id)
