@@ -244,6 +244,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "30")),
     },
 }
+CELERY_BEAT_SCHEDULE["alert-overdue"] = {  # cases not accepted within ACCEPTANCE_ALERT_MINUTES: e-mail once
+    "task": "assist_portal.notifications.tasks.alert_overdue",
+    "schedule": float(os.environ.get("ACCEPTANCE_ALERT_CHECK_SECONDS", "300")),
+}
 CELERY_BEAT_SCHEDULE["purge-delivered"] = {
     "task": "assist_portal.notifications.tasks.purge_delivered",
     "schedule": 24 * 3600.0,

@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     NOTIFICATION_HANDOFF = "notification.handoff"  # a draft handed to 医師確認待ち (optionally a named physician)
     NOTIFICATION_RETURN = "notification.return"  # a physician returned a handed-off draft with a note
     NOTIFICATION_START_MANUAL = "notification.start_manual"  # opened by hand, without an EMR extract
+    NOTIFICATION_ALERT = "notification.alert"  # people were told a delivery needs them (e-mail; no patient data)
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

@@ -265,9 +265,22 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
                                 next_attempt_at=now + timedelta(seconds=delay or 0))
     audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
+    if row.status in (Delivery.Status.REJECTED, Delivery.Status.DEAD):
+        _problem_announce(row)
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)
     return row
+
+
+def _problem_announce(delivery: Delivery) -> None:
+    """Tell listeners (signals.delivery_problem) that people must act; a listener's failure never undoes or
+    repeats the delivery's outcome (it is committed already)."""
+    from .signals import delivery_problem
+
+    for receiver, result in delivery_problem.send_robust(sender=Delivery, delivery_id=delivery.pk,
+                                                         hospital_id=delivery.hospital_id, problem=delivery.status):
+        if isinstance(result, Exception):
+            log.error("delivery %s: problem listener %r failed: %r", delivery.pk, receiver, result)
 
 
 def _budget_spent(delivery: Delivery, now) -> bool:

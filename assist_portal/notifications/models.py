@@ -135,3 +135,16 @@ class SearchToken(models.Model):
     class Meta:
         indexes = [models.Index(fields=["hospital", "token"], name="search_token_lookup")]
         constraints = [models.UniqueConstraint(fields=["notification", "token"], name="one_search_token")]
+
+
+class DeliveryAlert(models.Model):
+    """One "people must act" notice per revision and problem (rejected, dead letter, not accepted in time): the
+    e-mail goes out once, however often the problem is reported."""
+
+    revision = models.ForeignKey(NotificationRevision, on_delete=models.CASCADE, related_name="alerts")
+    problem = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision", "problem"], name="one_alert_per_problem")]

@@ -1,6 +1,7 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 
@@ -291,3 +292,21 @@ def hospital_physicians(hospital_id: int):
 
     return User.objects.filter(hospital_id=hospital_id, role=User.Role.PHYSICIAN, is_active=True).order_by(
         "display_name", "username")
+
+
+_ITEM_ID_IN_TEXT = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+
+
+def rejection_items(notification: Notification, delivery: dict) -> list[dict]:
+    """The items a rejection names (HER-SYS cites item ids in its diagnostics), each with its label and the id of
+    its field on the form, so the page links straight to them. Empty unless the newest delivery was rejected."""
+    if delivery.get("status") != Delivery.Status.REJECTED:
+        return []
+    items = {i["id"]: i for i in notification.definition.definition.get("items", []) if isinstance(i, dict)}
+    out, seen = [], set()
+    for item_id in _ITEM_ID_IN_TEXT.findall(delivery.get("error") or ""):
+        if item_id in items and item_id not in seen:
+            seen.add(item_id)
+            out.append({"id": item_id, "label": items[item_id].get("label", item_id),
+                        "html_id": "f-" + item_id.replace(".", "-")})
+    return out

@@ -52,6 +52,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         for key, s in (notification.suggestions or {}).items() if key in items and isinstance(s, dict)
     ]
     report = (notification.migration_report or {}).get("report")
+    delivery = selectors.delivery_status(notification)
     return {
         "change_notice": change_notice(report, defn) if report else [],
         "emr_suggestions": emr_suggestions,
@@ -61,7 +62,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "suggestions": evaluation.suggestions,
         "extra_messages": list(extra_messages),
         "lock_version": lock_version if lock_version is not None else notification.lock_version,
-        "delivery": selectors.delivery_status(notification),
+        "delivery": delivery,
+        "rejected_items": selectors.rejection_items(notification, delivery),
         "revisions": list(notification.revisions.all()),
         "can_confirm": request.user.is_physician,
         "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
@@ -294,8 +296,10 @@ def _texts(errors) -> list[str]:
 def notification_status_page(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.status", request=request, obj=notification)
+    delivery = selectors.delivery_status(notification)
     return render(request, "notifications/status.html",
-                  {"notification": notification, "delivery": selectors.delivery_status(notification)})
+                  {"notification": notification, "delivery": delivery,
+                   "rejected_items": selectors.rejection_items(notification, delivery)})
 
 
 @staff_required
