@@ -23,13 +23,15 @@ from .models import Attempt, Delivery, Payload
 log = logging.getLogger(__name__)
 
 ALLOWED = {
-    Delivery.Status.QUEUED: {Delivery.Status.SENDING},
-    Delivery.Status.RETRYING: {Delivery.Status.SENDING},
+    Delivery.Status.QUEUED: {Delivery.Status.SENDING, Delivery.Status.HELD},
+    Delivery.Status.RETRYING: {Delivery.Status.SENDING, Delivery.Status.HELD},
     Delivery.Status.SENDING: {Delivery.Status.ACCEPTED, Delivery.Status.REJECTED, Delivery.Status.RETRYING,
                               Delivery.Status.DEAD, Delivery.Status.SENDING},
-    Delivery.Status.DEAD: {Delivery.Status.QUEUED},
+    Delivery.Status.DEAD: {Delivery.Status.QUEUED, Delivery.Status.HELD},
+    Delivery.Status.HELD: {Delivery.Status.QUEUED, Delivery.Status.WITHHELD},
     Delivery.Status.REJECTED: set(),
     Delivery.Status.ACCEPTED: set(),
+    Delivery.Status.WITHHELD: set(),
 }
 
 
@@ -136,8 +138,8 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = next(iter(Delivery.objects.raw(_claim_sql(), [delivery_id])), None)
-        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
-            return None
+        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD):
+            return None  # final, a dead letter, or held by people: never sent from here
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
             # Another worker holds the lease, or one died holding it (a redelivered task): look again when the
             # lease runs out instead of waiting for the sweeper.
@@ -305,6 +307,40 @@ def delivery_sweep(now=None) -> int:
     for pk in due:
         delivery_enqueue(pk)
     return len(due)
+
+
+class HoldRefused(Exception):
+    """The delivery cannot be held now (already sent, in flight or final); the message is for people."""
+
+
+def delivery_hold(delivery_id: int) -> Delivery:
+    """Hold a delivery that has not reached HER-SYS (queued, retrying, dead letter): the worker never sends it
+    until `delivery_release`. Call inside the caller's transaction (the caller audits its own act)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    if row.status == Delivery.Status.HELD:
+        return row
+    if row.status == Delivery.Status.SENDING:
+        raise HoldRefused("いまHER-SYSへ送信中のため保留できません。少し待ってから送信状況を確認してください。")
+    if row.status not in ALLOWED or Delivery.Status.HELD not in ALLOWED[row.status]:
+        raise HoldRefused("この版はすでに送信が終わっているため保留できません。")
+    return delivery_transition(row, Delivery.Status.HELD, lease_until=None)
+
+
+def delivery_release(delivery_id: int) -> Delivery:
+    """Send a held delivery after all (queued again, enqueued after commit, with a fresh retry window)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.QUEUED, next_attempt_at=timezone.now(), redriven_at=timezone.now())
+    transaction.on_commit(lambda: delivery_enqueue(row.pk))
+    return row
+
+
+def delivery_withhold(delivery_id: int) -> Delivery:
+    """A held delivery is never sent (final): e.g. the notification was completed by FAX only."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.WITHHELD)
+    row_final = row
+    _enqueue_next_in_stream(row_final)  # a later revision of the stream no longer waits for this one
+    return row_final
 
 
 def delivery_redrive(delivery: Delivery, user, request=None) -> Delivery:

@@ -90,6 +90,9 @@ GUIDANCE = {
     "rejected": "HER-SYSが受け付けませんでした。理由を確認し、届出を開いて内容を修正してから、もう一度確定してください。",
     "dead": "HER-SYSへの送信を繰り返しても届きませんでした。運用担当（中央管理者）が対応します。"
             "急ぐ場合は紙の様式を印刷して保健所へFAXしてください。",
+    "held": "FAXで届出済みとして記録したため、HER-SYSへの電子送信は保留しています。保健所と調整のうえ、"
+            "「電子送信も行う」か「FAXのみで完了」を選んでください。",
+    "withheld": "FAXのみで届出を完了しました。この版はHER-SYSへは送信しません。",
 }
 
 
@@ -103,7 +106,7 @@ def delivery_status(notification: Notification) -> dict:
         "guidance": GUIDANCE.get(delivery.status, ""),
         "status": delivery.status,
         "label": delivery.get_status_display(),
-        "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD),
+        "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD),
         "receipt_id": delivery.receipt_id,
         "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
         "attempts": delivery.attempts,
@@ -204,6 +207,7 @@ def attention_reasons(now=None) -> dict[str, tuple[str, Q]]:
         "dead": ("送信停止", Q(w_delivery_status=Delivery.Status.DEAD)),
         "overdue": (f"{settings.ACCEPTANCE_ALERT_MINUTES:g}分以上受理されない",
                     Q(w_delivery_status__in=PENDING_DELIVERY, w_delivery_created__lt=overdue_since)),
+        "fax": ("FAX送付済み・電子送信の要否が未定", Q(w_delivery_status=Delivery.Status.HELD)),
     }
 
 
@@ -310,3 +314,11 @@ def rejection_items(notification: Notification, delivery: dict) -> list[dict]:
             out.append({"id": item_id, "label": items[item_id].get("label", item_id),
                         "html_id": "f-" + item_id.replace(".", "-")})
     return out
+
+
+def fax_of(notification: Notification):
+    """The FAX record of the newest revision (None when none was recorded)."""
+    from .models import FaxRecord
+
+    return (FaxRecord.objects.select_related("revision", "recorded_by", "decided_by")
+            .filter(revision__notification=notification, revision__number=notification.revision).first())

@@ -11,6 +11,7 @@ urlpatterns = [
     path("notifications/<uuid:uuid>/review/", views.notification_review, name="review"),
     path("notifications/<uuid:uuid>/status/", views.notification_status_page, name="status"),
     path("notifications/<uuid:uuid>/status.json", views.notification_status_json, name="status-json"),
+    path("notifications/<uuid:uuid>/fax/", views.notification_fax, name="fax"),
     path("notifications/<uuid:uuid>/print/", views.notification_print, name="print"),
     path("launch/<str:token>/", views.launch, name="launch"),
     path("demo/", views.demo_launcher, name="demo"),

@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
@@ -299,7 +300,42 @@ def notification_status_page(request, uuid):
     delivery = selectors.delivery_status(notification)
     return render(request, "notifications/status.html",
                   {"notification": notification, "delivery": delivery,
-                   "rejected_items": selectors.rejection_items(notification, delivery)})
+                   "rejected_items": selectors.rejection_items(notification, delivery),
+                   "fax": selectors.fax_of(notification),
+                   "now_local": timezone.localtime().strftime("%Y-%m-%dT%H:%M")})
+
+
+@staff_required
+@require_POST
+def notification_fax(request, uuid):
+    """「FAXで届出済みとして記録」 and, after it, 「電子送信も行う（保健所と調整済み）」 or 「FAXのみで完了」."""
+    from django.utils.dateparse import parse_datetime
+
+    notification = selectors.notification_get(request.user, uuid)
+    action = request.POST.get("action", "")
+    try:
+        if action == "record":
+            raw = request.POST.get("sent_at", "").strip()
+            try:
+                sent_at = parse_datetime(raw) if raw and "\x00" not in raw else None
+            except ValueError:
+                sent_at = None
+            if sent_at is not None and timezone.is_naive(sent_at):
+                sent_at = timezone.make_aware(sent_at)
+            services.notification_fax_record(notification, request.user, sent_at=sent_at,
+                                             health_centre=request.POST.get("health_centre", ""), request=request)
+            messages.success(request, "FAXで届出済みとして記録しました。HER-SYSへの電子送信は保留しています。")
+        elif action in ("electronic", "fax_only"):
+            services.notification_fax_decide(notification, request.user, decision=action, request=request)
+            messages.success(request, "電子送信を再開しました。" if action == "electronic"
+                             else "FAXのみで完了しました。HER-SYSへは送信しません。")
+        else:
+            return HttpResponseBadRequest("不正な要求です。")
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+    return redirect("notifications:status", uuid=notification.uuid)
 
 
 @staff_required
