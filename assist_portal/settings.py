@@ -198,6 +198,8 @@ OTP_RECHECK_MINUTES = float(os.environ.get("OTP_RECHECK_MINUTES", "10"))
 # Delivery problems (rejection, dead letter, no acceptance in time) are e-mailed to the confirming physician and,
 # when set, to this hospital-independent contact address as well (besides each hospital's own contact address).
 DELIVERY_ALERT_EMAIL = os.environ.get("DELIVERY_ALERT_EMAIL", "")
+# The Japanese TrueType font embedded in PDFs (Debian: fonts-ipaexfont-gothic).
+PDF_FONT_PATH = os.environ.get("PDF_FONT_PATH", "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],

@@ -13,6 +13,7 @@ urlpatterns = [
     path("notifications/<uuid:uuid>/status.json", views.notification_status_json, name="status-json"),
     path("notifications/<uuid:uuid>/fax/", views.notification_fax, name="fax"),
     path("notifications/<uuid:uuid>/print/", views.notification_print, name="print"),
+    path("notifications/<uuid:uuid>/pdf/", views.notification_pdf, name="pdf"),
     path("launch/<str:token>/", views.launch, name="launch"),
     path("demo/", views.demo_launcher, name="demo"),
     path("demo/launch/", views.demo_launch, name="demo-launch"),

@@ -30,6 +30,7 @@ from formengine.render import change_notice
 from mapping import formats
 
 from . import selectors, services
+from .paper import paper_form_for
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -351,9 +352,28 @@ def notification_print(request, uuid):
     """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.print", request=request, obj=notification)
-    shown = present(notification.definition.definition, notification.values, today=services.local_date(),
-                    provenance=notification.provenance)
-    return render(request, "notifications/print.html", {"notification": notification, "form": shown.model})
+    return render(request, "notifications/print.html",
+                  {"notification": notification, "paper": paper_form_for(notification, services.local_date())})
+
+
+@staff_required
+@require_GET
+def notification_pdf(request, uuid):
+    """The paper form as a PDF (Japanese font embedded) for the hospital's staff: the newest confirmed revision
+    with its receipt, or the draft marked 未確定."""
+    from django.http import HttpResponse
+
+    from .pdf import paper_pdf
+
+    notification = selectors.notification_get(request.user, uuid)
+    if notification.purged_at:
+        raise Http404("保存期間を過ぎたため、この届出の内容は消去済みです。")
+    paper = paper_form_for(notification, services.local_date())
+    audit_record("notification.print", request=request, obj=notification, format="pdf",
+                 revision=paper["footer"].get("revision", 0))
+    response = HttpResponse(paper_pdf(paper), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="hassei-todoke-{notification.uuid}.pdf"'
+    return response
 
 
 @staff_required
