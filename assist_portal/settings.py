@@ -214,6 +214,8 @@ OTP_RECHECK_MINUTES = float(os.environ.get("OTP_RECHECK_MINUTES", "10"))
 # Delivery problems (rejection, dead letter, no acceptance in time) are e-mailed to the confirming physician and,
 # when set, to this hospital-independent contact address as well (besides each hospital's own contact address).
 DELIVERY_ALERT_EMAIL = os.environ.get("DELIVERY_ALERT_EMAIL", "")
+# The Japanese TrueType font embedded in PDFs (Debian: fonts-ipaexfont-gothic).
+PDF_FONT_PATH = os.environ.get("PDF_FONT_PATH", "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
@@ -259,6 +261,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assist_portal.delivery.tasks.sweep_deliveries",
         "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "30")),
     },
+}
+CELERY_BEAT_SCHEDULE["alert-overdue"] = {  # cases not accepted within ACCEPTANCE_ALERT_MINUTES: e-mail once
+    "task": "assist_portal.notifications.tasks.alert_overdue",
+    "schedule": float(os.environ.get("ACCEPTANCE_ALERT_CHECK_SECONDS", "300")),
 }
 CELERY_BEAT_SCHEDULE["purge-delivered"] = {
     "task": "assist_portal.notifications.tasks.purge_delivered",

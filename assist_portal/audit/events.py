@@ -61,6 +61,9 @@ class AuditAction(StrEnum):
     NOTIFICATION_HANDOFF = "notification.handoff"  # a draft handed to 医師確認待ち (optionally a named physician)
     NOTIFICATION_RETURN = "notification.return"  # a physician returned a handed-off draft with a note
     NOTIFICATION_START_MANUAL = "notification.start_manual"  # opened by hand, without an EMR extract
+    NOTIFICATION_FAX_RECORD = "notification.fax_record"  # the paper form was faxed; electronic delivery held
+    NOTIFICATION_FAX_DECIDE = "notification.fax_decide"  # after a FAX: send electronically as well, or FAX only
+    NOTIFICATION_ALERT = "notification.alert"  # people were told a delivery needs them (e-mail; no patient data)
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

@@ -180,3 +180,36 @@ class SearchToken(models.Model):
     class Meta:
         indexes = [models.Index(fields=["hospital", "token"], name="search_token_lookup")]
         constraints = [models.UniqueConstraint(fields=["notification", "token"], name="one_search_token")]
+
+
+class DeliveryAlert(models.Model):
+    """One "people must act" notice per revision and problem (rejected, dead letter, not accepted in time): the
+    e-mail goes out once, however often the problem is reported."""
+
+    revision = models.ForeignKey(NotificationRevision, on_delete=models.CASCADE, related_name="alerts")
+    problem = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision", "problem"], name="one_alert_per_problem")]
+
+
+class FaxRecord(models.Model):
+    """「FAXで届出済みとして記録」: the paper form of a revision was faxed to a health centre. Electronic delivery of
+    that revision is held until someone decides: send it as well (agreed with the health centre) or FAX only."""
+
+    class Decision(models.TextChoices):
+        PENDING = "", "未定（電子送信は保留中）"
+        ELECTRONIC = "electronic", "電子送信も行う（保健所と調整済み）"
+        FAX_ONLY = "fax_only", "FAXのみで完了"
+
+    revision = models.OneToOneField(NotificationRevision, on_delete=models.PROTECT, related_name="fax")
+    sent_at = models.DateTimeField("FAX送付日時")
+    health_centre = models.CharField("送付先の保健所", max_length=100)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=12, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)

@@ -15,7 +15,14 @@ from django.utils import timezone
 import mapping
 from assist_portal.audit.services import audit_record
 from assist_portal.delivery.models import Delivery
-from assist_portal.delivery.services import delivery_create, payloads_purge
+from assist_portal.delivery.services import (
+    HoldRefused,
+    delivery_create,
+    delivery_hold,
+    delivery_release,
+    delivery_withhold,
+    payloads_purge,
+)
 from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import definition_emr_items, definition_for_hospital, hospital_forms
 from formengine import evaluate
@@ -23,7 +30,7 @@ from formengine.valuetypes import check_value
 from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
-from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .models import Extract, FaxRecord, LaunchToken, Notification, NotificationRevision
 from .reconcile import reconciled_for_extract
 from .search import search_index_update
 from .selectors import with_last_activity
@@ -894,3 +901,65 @@ def notifications_purge(older_than_days: int, now=None) -> int:
         audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
         purged += 1
     return purged
+
+
+# ---- FAX is a state -------------------------------------------------------------------------------------------------
+
+def notification_fax_record(notification: Notification, user, *, sent_at, health_centre: str, request=None):
+    """「FAXで届出済みとして記録」 for the newest confirmed revision: when, to which health centre, by whom. Its
+    electronic delivery, if it has not reached HER-SYS, is held (never sent) until someone decides
+    (`notification_fax_decide`): a later automatic retry must not duplicate what the health centre typed from
+    the fax. Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    health_centre = (health_centre or "").strip()
+    if not health_centre or len(health_centre) > 100 or any(ord(ch) < 32 for ch in health_centre):
+        raise WorkflowError("送付先の保健所名を100文字以内で入力してください。")
+    if sent_at is None:
+        raise WorkflowError("FAXを送った日時を入力してください（例: 2021-01-10 14:30）。")
+    if sent_at > timezone.now() + timedelta(minutes=5):
+        raise WorkflowError("FAXを送った日時が未来になっています。")
+    with transaction.atomic():
+        row = Notification.objects.select_for_update().get(pk=notification.pk)
+        revision = row.revisions.select_related("delivery").order_by("-number").first()
+        if revision is None:
+            raise WorkflowError("FAXの記録は確定後に行います。先に医師が確定してください（送信は保留にできます）。")
+        if FaxRecord.objects.filter(revision=revision).exists():
+            raise WorkflowError(f"第{revision.number}版のFAX送付はすでに記録されています。")
+        held = False
+        if revision.delivery_id is not None and revision.delivery.status not in (Delivery.Status.ACCEPTED,):
+            try:
+                delivery_hold(revision.delivery_id)
+                held = True
+            except HoldRefused as exc:
+                raise WorkflowError(str(exc)) from exc
+        record = FaxRecord.objects.create(revision=revision, sent_at=sent_at, health_centre=health_centre,
+                                          recorded_by=user,
+                                          decision="" if held else FaxRecord.Decision.ELECTRONIC)
+        audit_record("notification.fax_record", request=request, user=user, obj=row, revision=revision.number,
+                     held=held)
+    return record
+
+
+def notification_fax_decide(notification: Notification, user, *, decision: str, request=None):
+    """After a FAX: 「電子送信も行う（保健所と調整済み）」 releases the held delivery, 「FAXのみで完了」 withholds it for
+    good (it never reaches HER-SYS). Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    if decision not in (FaxRecord.Decision.ELECTRONIC, FaxRecord.Decision.FAX_ONLY):
+        raise WorkflowError("「電子送信も行う」か「FAXのみで完了」を選んでください。")
+    with transaction.atomic():
+        record = (FaxRecord.objects.select_for_update().select_related("revision")
+                  .filter(revision__notification=notification, decision="").order_by("-revision__number").first())
+        if record is None:
+            raise WorkflowError("電子送信の要否を選ぶ記録がありません（すでに選択済みです）。")
+        if record.revision.delivery_id is not None:
+            if decision == FaxRecord.Decision.ELECTRONIC:
+                delivery_release(record.revision.delivery_id)
+            else:
+                delivery_withhold(record.revision.delivery_id)
+        record.decision, record.decided_by, record.decided_at = decision, user, timezone.now()
+        record.save(update_fields=["decision", "decided_by", "decided_at"])
+        audit_record("notification.fax_decide", request=request, user=user, obj=notification,
+                     revision=record.revision.number, decision=decision)
+    return record

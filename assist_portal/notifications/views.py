@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
@@ -31,6 +32,7 @@ from mapping import formats
 from vocabulary import ids
 
 from . import emr_changes, selectors, services
+from .paper import paper_form_for
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -95,6 +97,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     ]
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
+    delivery = selectors.delivery_status(notification)
     return {
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
@@ -107,7 +110,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "suggestions": evaluation.suggestions,
         "extra_messages": list(extra_messages),
         "lock_version": lock_version if lock_version is not None else notification.lock_version,
-        "delivery": selectors.delivery_status(notification),
+        "delivery": delivery,
+        "rejected_items": selectors.rejection_items(notification, delivery),
         "revisions": list(notification.revisions.all()),
         "can_confirm": request.user.is_physician,
         "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
@@ -396,8 +400,45 @@ def _texts(errors) -> list[str]:
 def notification_status_page(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.status", request=request, obj=notification)
+    delivery = selectors.delivery_status(notification)
     return render(request, "notifications/status.html",
-                  {"notification": notification, "delivery": selectors.delivery_status(notification)})
+                  {"notification": notification, "delivery": delivery,
+                   "rejected_items": selectors.rejection_items(notification, delivery),
+                   "fax": selectors.fax_of(notification),
+                   "now_local": timezone.localtime().strftime("%Y-%m-%dT%H:%M")})
+
+
+@staff_required
+@require_POST
+def notification_fax(request, uuid):
+    """「FAXで届出済みとして記録」 and, after it, 「電子送信も行う（保健所と調整済み）」 or 「FAXのみで完了」."""
+    from django.utils.dateparse import parse_datetime
+
+    notification = selectors.notification_get(request.user, uuid)
+    action = request.POST.get("action", "")
+    try:
+        if action == "record":
+            raw = request.POST.get("sent_at", "").strip()
+            try:
+                sent_at = parse_datetime(raw) if raw and "\x00" not in raw else None
+            except ValueError:
+                sent_at = None
+            if sent_at is not None and timezone.is_naive(sent_at):
+                sent_at = timezone.make_aware(sent_at)
+            services.notification_fax_record(notification, request.user, sent_at=sent_at,
+                                             health_centre=request.POST.get("health_centre", ""), request=request)
+            messages.success(request, "FAXで届出済みとして記録しました。HER-SYSへの電子送信は保留しています。")
+        elif action in ("electronic", "fax_only"):
+            services.notification_fax_decide(notification, request.user, decision=action, request=request)
+            messages.success(request, "電子送信を再開しました。" if action == "electronic"
+                             else "FAXのみで完了しました。HER-SYSへは送信しません。")
+        else:
+            return HttpResponseBadRequest("不正な要求です。")
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+    return redirect("notifications:status", uuid=notification.uuid)
 
 
 @staff_required
@@ -413,9 +454,28 @@ def notification_print(request, uuid):
     """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.print", request=request, obj=notification)
-    shown = present(notification.definition.definition, notification.values, today=services.local_date(),
-                    provenance=notification.provenance)
-    return render(request, "notifications/print.html", {"notification": notification, "form": shown.model})
+    return render(request, "notifications/print.html",
+                  {"notification": notification, "paper": paper_form_for(notification, services.local_date())})
+
+
+@staff_required
+@require_GET
+def notification_pdf(request, uuid):
+    """The paper form as a PDF (Japanese font embedded) for the hospital's staff: the newest confirmed revision
+    with its receipt, or the draft marked 未確定."""
+    from django.http import HttpResponse
+
+    from .pdf import paper_pdf
+
+    notification = selectors.notification_get(request.user, uuid)
+    if notification.purged_at:
+        raise Http404("保存期間を過ぎたため、この届出の内容は消去済みです。")
+    paper = paper_form_for(notification, services.local_date())
+    audit_record("notification.print", request=request, obj=notification, format="pdf",
+                 revision=paper["footer"].get("revision", 0))
+    response = HttpResponse(paper_pdf(paper), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="hassei-todoke-{notification.uuid}.pdf"'
+    return response
 
 
 @staff_required
