@@ -52,6 +52,8 @@ class AuditAction(StrEnum):
     NOTIFICATION_PURGE = "notification.purge"
     EMR_CHANGE_DETECT = "emr_change.detect"  # a newer extract differs from the notification: changes offered
     EMR_CHANGE_DECIDE = "emr_change.decide"  # a person accepted or dismissed offered EMR changes
+    NOTIFICATION_AUTOSAVE = "notification.autosave"  # unsaved typing kept (once per stretch, not per keystroke)
+    SESSION_IDLE_END = "session.idle_end"  # a session ended after SESSION_IDLE_SECONDS without activity
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

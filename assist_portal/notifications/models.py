@@ -141,3 +141,17 @@ class EmrChange(models.Model):
     class Meta:
         ordering = ["detected_at", "id"]
         indexes = [models.Index(fields=["notification", "status"], name="emr_change_open")]
+
+
+class AutosavedInput(models.Model):
+    """What one person typed on a notification's page and has not saved yet (autosave as they type): only the
+    fields that differ from the notification, never suggestions. Restored on their next visit; gone once saved."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    values = EncryptedJSONField(default=dict)
+    based_on_version = models.PositiveIntegerField(default=0)
+    saved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notification", "user"], name="one_autosave_per_person")]

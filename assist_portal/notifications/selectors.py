@@ -246,3 +246,10 @@ def conflicts_presented(notification: Notification, conflicts: list[dict]) -> li
         out.append({"item_id": c["item_id"], "label": label, "mine": show(c["mine"]), "theirs": show(c["theirs"]),
                     "base": show(c["base"]) if "base" in c and c.get("base") is not None else "（なし）"})
     return out
+
+
+def autosave_for(notification: Notification, user):
+    """The person's unsaved input on this notification (autosave), or None."""
+    from .models import AutosavedInput
+
+    return AutosavedInput.objects.filter(notification=notification, user=user).first()

@@ -7,6 +7,7 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="list"),
     path("notifications/<uuid:uuid>/", views.notification_form, name="form"),
     path("notifications/<uuid:uuid>/check", views.notification_check, name="check"),
+    path("notifications/<uuid:uuid>/autosave", views.notification_autosave, name="autosave"),
     path("notifications/<uuid:uuid>/status/", views.notification_status_page, name="status"),
     path("notifications/<uuid:uuid>/status.json", views.notification_status_json, name="status-json"),
     path("notifications/<uuid:uuid>/print/", views.notification_print, name="print"),

@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
@@ -22,7 +23,7 @@ from formengine.render import change_notice
 from mapping import formats
 from vocabulary import ids
 
-from . import emr_changes, selectors, services
+from . import autosave, emr_changes, selectors, services
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -69,7 +70,8 @@ def _conflict_context(request, exc, notification, extra=()):
     return ctx
 
 
-def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
+def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None,
+                  restored=False):
     defn = notification.definition.definition
     shown = present(defn, values, today=services.local_date(), provenance=notification.provenance,
                     evaluation=evaluation)
@@ -88,6 +90,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
     return {
+        "restored": restored,
+        "idle_seconds": settings.SESSION_IDLE_SECONDS,
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
         "class_report_dates": _class_report_dates(notification, items),
@@ -144,9 +148,15 @@ def notification_form(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     if request.method == "GET":
         notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
-        audit_record("notification.view", request=request, obj=notification)
+        kept = selectors.autosave_for(notification, request.user)
+        audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
+        extra = []
+        if kept is not None:
+            extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
+                                     "復元しました。「下書き保存」で届出に反映されます。"))
         return render(request, "notifications/form.html",
-                      _form_context(request, notification, notification.values))
+                      _form_context(request, notification, autosave.with_autosave(notification.values, kept), None,
+                                    extra, restored=kept is not None))
 
     action = request.POST.get("action", "save")
     accept = request.POST.get("accept", "")
@@ -172,6 +182,7 @@ def notification_form(request, uuid):
             row, accepted, dismissed, problems = emr_changes.notification_emr_decide(
                 notification, request.user, values, lock_version, accept=decision[0], dismiss=decision[1],
                 request=request)
+            autosave.autosave_discard(row, request.user)
             for text in problems:
                 messages.error(request, text)
             if accepted:
@@ -192,6 +203,7 @@ def notification_form(request, uuid):
                                       "HER-SYSへは送信されません。")]
                 return render(request, "notifications/form.html",
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)
             messages.success(request, "確定しました。HER-SYSへ送信します。")
             return redirect("notifications:status", uuid=row.uuid)
         if action == "withdraw":
@@ -221,11 +233,26 @@ def notification_form(request, uuid):
     except services.WorkflowError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
+    autosave.autosave_discard(row, request.user)
     if evaluation.errors:
         messages.warning(request, f"下書きを保存しました。確認が必要な項目が{len(evaluation.errors)}件あります。")
     else:
         messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+@staff_required
+@require_POST
+def notification_autosave(request, uuid):
+    """Autosave as one types (debounced by the page): what differs from the notification is kept for this person
+    until they save; nothing of the notification changes."""
+    notification = selectors.notification_get(request.user, uuid)
+    values, _ = parse_form_input(notification.definition.definition, _post_lists(request))
+    names = {k.split("::", 1)[0] for k in request.POST}
+    kept = autosave.autosave_store(notification, request.user, values, posted_names=names)
+    return JsonResponse({"kept": len(kept.values) if kept else 0,
+                         "saved_at": timezone.localtime(kept.saved_at).strftime("%H:%M") if kept else None,
+                         "idle_seconds": settings.SESSION_IDLE_SECONDS})
 
 
 @staff_required
