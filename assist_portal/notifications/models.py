@@ -68,6 +68,8 @@ class Notification(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     purged_at = models.DateTimeField(null=True, blank=True)
+    # Q&A 5: first reported with the minimum items only; the rest follows as an update (続報待ち until then).
+    follow_up_pending = models.BooleanField("続報待ち", default=False)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -86,9 +88,14 @@ class NotificationRevision(models.Model):
         UPDATE = "amended", "修正"
         WITHDRAWAL = "stopped", "取下げ"
 
+    class Scope(models.TextChoices):
+        FULL = "full", "全項目"
+        MINIMUM = "minimum", "最小限の項目（Q&A 5、続報あり）"
+
     notification = models.ForeignKey(Notification, on_delete=models.PROTECT, related_name="revisions")
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.FULL)
     definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
     values = EncryptedJSONField(default=dict)
     confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

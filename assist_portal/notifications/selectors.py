@@ -91,7 +91,8 @@ def delivery_status(notification: Notification) -> dict:
         "attempts": delivery.attempts,
         "error": delivery.last_error,
         "revision": revision.number,
-        "kind": revision.get_kind_display(),
+        "kind": revision.get_kind_display() + ("・最小限の項目（Q&A 5、続報あり）"
+                                               if getattr(revision, "scope", "full") == "minimum" else ""),
         "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "retrying" else None,
     }
 

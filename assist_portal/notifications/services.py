@@ -483,6 +483,7 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         row.revision += 1
         row.status = Notification.Status.CONFIRMED
         row.has_unsent_changes = False
+        row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
         row.save()
         revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
                                              user=user)
@@ -491,7 +492,8 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
     return row, evaluation, delivery
 
 
-def _revision_write(row: Notification, *, kind: str, definition, values: dict, user):
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user,
+                    scope: str = NotificationRevision.Scope.FULL):
     """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
     The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
     try:
@@ -503,7 +505,7 @@ def _revision_write(row: Notification, *, kind: str, definition, values: dict, u
     delivery = delivery_create(payload=payload, hospital=row.hospital, stream=str(row.uuid), sequence=row.revision)
     revision = NotificationRevision.objects.create(
         notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
-        payload=payload, delivery=delivery,
+        payload=payload, delivery=delivery, scope=scope,
     )
     return revision, delivery
 

@@ -23,7 +23,7 @@ from formengine.render import change_notice
 from mapping import formats
 from vocabulary import ids
 
-from . import autosave, emr_changes, selectors, services
+from . import autosave, emr_changes, minimum, selectors, services
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -192,6 +192,23 @@ def notification_form(request, uuid):
             if dismissed:
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
+        if action == "confirm_minimum":
+            row, evaluation, delivery, missing = minimum.notification_confirm_minimum(
+                notification, request.user, values, lock_version, request)
+            if delivery is None:
+                msgs = [("error", "最小限の項目（Q&A 5）で確定できません。" + (
+                    f"未入力の最小限の項目：{'、'.join(missing)}。" if missing else "") + (
+                    f"確認が必要な項目が{len(evaluation.errors)}件あります。" if evaluation.errors else "") +
+                    "入力した内容は下書きとして保存しました。")]
+                if not evaluation.notifiable:
+                    msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
+                                      "HER-SYSへは送信されません。")]
+                return render(request, "notifications/form.html",
+                              _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)
+            messages.success(request, "最小限の項目で第1報を確定しました。HER-SYSへ送信します。"
+                                      "残りの項目が分かったら入力し、「修正を確定してHER-SYSへ送信」で続報を送ってください。")
+            return redirect("notifications:status", uuid=row.uuid)
         if action == "confirm":
             row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
                                                                       lock_version, request)
