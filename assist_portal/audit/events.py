@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     EXTRACT_REFUSED = "extract.refused"  # a raw extract from a hospital that has not switched raw pushes on
     LAUNCH_CONSUME = "launch.consume"
     LAUNCH_DENIED = "launch.denied"
+    LAUNCH_CASE_CHOICE = "launch.case_choice"  # Q&A 7: a person chose the same case or a new one at an EMR launch
     NOTIFICATION_LIST = "notification.list"
     NOTIFICATION_VIEW = "notification.view"
     NOTIFICATION_STATUS = "notification.status"

@@ -343,18 +343,43 @@ def launch(request, token):
     ``?form=`` — when that needs no choice; a hospital with several forms first gets 「届出様式」 with the default
     preselected (GET shows it, POST with the choice opens the notification; the URL is spent only then)."""
     form = (request.POST.get("form") if request.method == "POST" else request.GET.get("form")) or ""
+    case = request.POST.get("case", "") if request.method == "POST" else ""
     try:
         if request.method == "GET" and not form:
             hospital = services.launch_token_check(token, request.user, request)
             choices = form_choices(hospital)
             if len(choices) > 1:
                 return render(request, "notifications/launch_choose.html", {"choices": choices, "token": token})
-        notification = services.launch_token_consume(token, request.user, request, form=form or None)
+        if case not in ("same", "new"):
+            question = services.launch_case_question(token, request.user, request, form=form or None)
+            if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
+                return render(request, "notifications/launch_case.html",
+                              {**question, **_earlier_summary(question["earlier"]), "token": token,
+                               "reopen_days": settings.CASE_REOPEN_DAYS})
+        notification = services.launch_token_consume(token, request.user, request, form=form or None,
+                                                     case=case or None)
+        if case:
+            audit_record("launch.case_choice", request=request, obj=notification, choice=case,
+                         suggested=request.POST.get("suggested", "")[:8])
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
         return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
     return redirect("notifications:form", uuid=notification.uuid)
+
+
+def _earlier_summary(earlier) -> dict:
+    """What the case question shows of the earlier notification: when first reported, its class, its state."""
+    from .templatetags.ja_format import date_ja
+
+    items = {i["id"]: i for i in earlier.definition.definition.get("items", [])}
+    cls_item = items.get(ids.REPORT_DIAGNOSIS_CLASS) or {}
+    labels = {v.get("code"): v.get("label") for v in cls_item.get("values", []) or []}
+    first = earlier.revisions.order_by("number").first()
+    days = (timezone.now() - earlier.created_at).days
+    return {"earlier_class": labels.get((earlier.values or {}).get(ids.REPORT_DIAGNOSIS_CLASS), ""),
+            "earlier_reported": date_ja(timezone.localtime(first.confirmed_at)) if first else "",
+            "earlier_days": days, "earlier_status": earlier.get_status_display()}
 
 
 def form_choices(hospital) -> list[dict]:
