@@ -166,7 +166,8 @@ def delivery_status(notification: Notification) -> dict:
         "attempts": delivery.attempts,
         "error": delivery.last_error,
         "revision": revision.number,
-        "kind": revision.get_kind_display(),
+        "kind": revision.get_kind_display() + ("・最小限の項目（Q&A 5、続報あり）"
+                                               if getattr(revision, "scope", "full") == "minimum" else ""),
         "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "retrying" else None,
     }
 
@@ -329,6 +330,7 @@ class WorkState(StrEnum):
     SENDING = "sending"
     ACCEPTED = "accepted"
     ATTENTION = "attention"
+    FOLLOWUP = "followup"
 
 
 WORK_STATE_LABELS = {
@@ -337,9 +339,11 @@ WORK_STATE_LABELS = {
     WorkState.SENDING: "送信待ち・送信中",
     WorkState.ACCEPTED: "受理",
     WorkState.ATTENTION: "要対応",
+    WorkState.FOLLOWUP: "続報待ち",
 }
 #: The order of the tabs and counts in the navigation.
-WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.ACCEPTED]
+WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.FOLLOWUP,
+               WorkState.ACCEPTED]
 PENDING_DELIVERY = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.RETRYING)
 
 
@@ -389,6 +393,8 @@ def with_work_state(qs, now=None):
         When(Q(review_requested_at__isnull=False) & ~Q(status=Notification.Status.WITHDRAWN),
              then=Value(WorkState.REVIEW.value)),
         When(_attention_q(now), then=Value(WorkState.ATTENTION.value)),
+        # Q&A 5: confirmed with the minimum items; the rest is still to be sent as an update
+        When(follow_up_pending=True, then=Value(WorkState.FOLLOWUP.value)),
         When(editing, then=Value(WorkState.INPUT.value)),
         When(w_delivery_status__in=PENDING_DELIVERY, then=Value(WorkState.SENDING.value)),
         default=Value(WorkState.ACCEPTED.value), output_field=CharField()))
@@ -479,3 +485,10 @@ def fax_of(notification: Notification):
 
     return (FaxRecord.objects.select_related("revision", "recorded_by", "decided_by")
             .filter(revision__notification=notification, revision__number=notification.revision).first())
+
+
+def autosave_for(notification: Notification, user):
+    """The person's unsaved input on this notification (autosave), or None."""
+    from .models import AutosavedInput
+
+    return AutosavedInput.objects.filter(notification=notification, user=user).first()

@@ -162,9 +162,11 @@ def launch_token_check(token: str, user, request=None):
     return row.hospital
 
 
-def launch_token_consume(token: str, user, request=None, *, form: str | None = None) -> Notification:
+def launch_token_consume(token: str, user, request=None, *, form: str | None = None,
+                         case: str | None = None) -> Notification:
     """Check the launch token against the signed-in user; open (or create) the patient's notification of
-    `form` (None: the hospital's default form)."""
+    `form` (None: the hospital's default form). `case` (Q&A 7): "same" updates the patient's earlier notification,
+    "new" starts another (a reinfection, another episode); None follows CASE_REOPEN_DAYS."""
     jti = _launch_jti(token)
     with transaction.atomic():
         row, denied = _launch_row(jti, user)
@@ -174,11 +176,42 @@ def launch_token_consume(token: str, user, request=None, *, form: str | None = N
             row.used_at = timezone.now()
             row.used_by = user
             row.save(update_fields=["used_at", "used_by"])
-            notification = _open_from_extract(row.extract, user, definition)
+            notification = _open_from_extract(row.extract, user, definition, case=case)
     if denied:
         raise _launch_denied(row, user, request)
-    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form)
+    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form,
+                 case=case or "window")
     return notification
+
+
+def _earlier_case(hospital, patient_ref: str, form: str) -> Notification | None:
+    """The patient's newest confirmed notification of `form`, when no draft is open for that form (an open draft
+    is the case in progress: it is opened, nothing to ask; a withdrawn one cannot be updated)."""
+    mine = Notification.objects.filter(hospital=hospital, patient_ref=patient_ref, form=form)
+    if mine.filter(status=Notification.Status.DRAFT).exists():
+        return None
+    return mine.filter(status=Notification.Status.CONFIRMED).order_by("-created_at").first()
+
+
+def case_suggestion(earlier: Notification) -> str:
+    """What CASE_REOPEN_DAYS suggests: the same case while the earlier one is that recent, else a new case."""
+    same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
+    return "same" if earlier.created_at >= same_case_since else "new"
+
+
+def launch_case_question(token: str, user, request=None, *, form: str | None = None) -> dict | None:
+    """Q&A 7, asked before the launch URL is spent: does this EMR launch update the patient's earlier notification
+    or start a new case? None when there is no earlier notification of the form. {earlier, suggested}."""
+    jti = _launch_jti(token)
+    with transaction.atomic():
+        row, denied = _launch_row(jti, user)
+    if denied:
+        raise _launch_denied(row, user, request)
+    definition = _definition_to_open(row.hospital, form)
+    earlier = _earlier_case(row.hospital, row.patient_ref, definition.form)
+    if earlier is None:
+        return None
+    return {"earlier": earlier, "suggested": case_suggestion(earlier), "form": definition.form}
 
 
 def _definition_to_open(hospital, form: str | None) -> FormDefinition:
@@ -271,12 +304,17 @@ def notification_open_from_extract(extract: Extract, user, *, form: str | None =
         return _open_from_extract(extract, user, _definition_to_open(extract.hospital, form))
 
 
-def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> Notification:
+def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, case: str | None = None
+                       ) -> Notification:
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
+    reported = Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since)
+    if case == "same":  # the person said: this updates the earlier case, however long ago
+        reported = Q(status=Notification.Status.CONFIRMED)
+    elif case == "new":  # the person said: a new case (reinfection, another episode)
+        reported = Q(pk__in=[])
     existing = (Notification.objects.select_for_update()
                 .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, form=definition.form)
-                .filter(Q(status=Notification.Status.DRAFT)
-                        | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
+                .filter(Q(status=Notification.Status.DRAFT) | reported)
                 .order_by("-created_at").first())
     if existing is None:
         # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
@@ -556,6 +594,7 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
     row.revision = max(row.revision, held) + 1
     row.status = Notification.Status.CONFIRMED
     row.has_unsent_changes = False
+    row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
     _handoff_clear(row)
     row.returned_at, row.returned_by, row.returned_note = None, None, ""
     row.save()
@@ -775,7 +814,8 @@ def notification_start_manual(user, *, patient_ref: str, form: str | None = None
     return row
 
 
-def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None):
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None,
+                    scope: str = NotificationRevision.Scope.FULL):
     """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
     The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
     try:
@@ -788,7 +828,7 @@ def _revision_write(row: Notification, *, kind: str, definition, values: dict, u
     review = review or {}
     revision = NotificationRevision.objects.create(
         notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
-        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""),
+        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""), scope=scope,
     )
     return revision, delivery
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("notifications/<uuid:uuid>/", views.notification_form, name="form"),
     path("notifications/<uuid:uuid>/check", views.notification_check, name="check"),
     path("notifications/<uuid:uuid>/review/", views.notification_review, name="review"),
+    path("notifications/<uuid:uuid>/autosave", views.notification_autosave, name="autosave"),
     path("notifications/<uuid:uuid>/status/", views.notification_status_page, name="status"),
     path("notifications/<uuid:uuid>/status.json", views.notification_status_json, name="status-json"),
     path("notifications/<uuid:uuid>/fax/", views.notification_fax, name="fax"),

@@ -31,7 +31,7 @@ from formengine.render import change_notice
 from mapping import formats
 from vocabulary import ids
 
-from . import emr_changes, selectors, services
+from . import autosave, emr_changes, minimum, selectors, services
 from .paper import paper_form_for
 
 
@@ -79,7 +79,8 @@ def _conflict_context(request, exc, notification, extra=()):
     return ctx
 
 
-def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
+def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None,
+                  restored=False):
     defn = notification.definition.definition
     shown = present(defn, values, today=services.local_date(), provenance=notification.provenance,
                     evaluation=evaluation)
@@ -99,6 +100,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     emr_changes = selectors.emr_changes_presented(notification, values)
     delivery = selectors.delivery_status(notification)
     return {
+        "restored": restored,
+        "idle_seconds": settings.SESSION_IDLE_SECONDS,
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
         "class_report_dates": _class_report_dates(notification, items),
@@ -197,9 +200,15 @@ def notification_form(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     if request.method == "GET":
         notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
-        audit_record("notification.view", request=request, obj=notification)
+        kept = selectors.autosave_for(notification, request.user)
+        audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
+        extra = []
+        if kept is not None:
+            extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
+                                     "復元しました。「下書き保存」で届出に反映されます。"))
         return render(request, "notifications/form.html",
-                      _form_context(request, notification, notification.values))
+                      _form_context(request, notification, autosave.with_autosave(notification.values, kept), None,
+                                    extra, restored=kept is not None))
 
     action = request.POST.get("action", "save")
     accept = request.POST.get("accept", "")
@@ -226,6 +235,7 @@ def notification_form(request, uuid):
             row, accepted, dismissed, problems = emr_changes.notification_emr_decide(
                 notification, request.user, values, lock_version, accept=decision[0], dismiss=decision[1],
                 request=request)
+            autosave.autosave_discard(row, request.user)
             for text in problems:
                 messages.error(request, text)
             if accepted:
@@ -235,6 +245,23 @@ def notification_form(request, uuid):
             if dismissed:
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
+        if action == "confirm_minimum":
+            row, evaluation, delivery, missing = minimum.notification_confirm_minimum(
+                notification, request.user, values, lock_version, request)
+            if delivery is None:
+                msgs = [("error", "最小限の項目（Q&A 5）で確定できません。" + (
+                    f"未入力の最小限の項目：{'、'.join(missing)}。" if missing else "") + (
+                    f"確認が必要な項目が{len(evaluation.errors)}件あります。" if evaluation.errors else "") +
+                    "入力した内容は下書きとして保存しました。")]
+                if not evaluation.notifiable:
+                    msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
+                                      "HER-SYSへは送信されません。")]
+                return render(request, "notifications/form.html",
+                              _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)
+            messages.success(request, "最小限の項目で第1報を確定しました。HER-SYSへ送信します。"
+                                      "残りの項目が分かったら入力し、「修正を確定してHER-SYSへ送信」で続報を送ってください。")
+            return redirect("notifications:status", uuid=row.uuid)
         if action == "confirm":  # validate first; if it passes, the review step shows what will be sent
             row, evaluation, ok = services.notification_review_open(notification, request.user, values,
                                                                     lock_version, request)
@@ -246,18 +273,21 @@ def notification_form(request, uuid):
                                       "HER-SYSへは送信されません。")]
                 return render(request, "notifications/form.html",
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)  # what was typed is saved as the draft now
             return redirect("notifications:review", uuid=row.uuid)
         if action == "handoff":
             physician_id = ascii_id(request.POST.get("handoff_physician", "") or "0") or None
             row, evaluation = services.notification_handoff(
                 notification, request.user, values, lock_version, physician_id=physician_id,
                 note=request.POST.get("handoff_note", ""), request=request)
+            autosave.autosave_discard(row, request.user)
             messages.success(request, "医師確認待ちにしました。" + (f"{row.review_physician}先生に依頼しました。"
                                                                if row.review_physician else ""))
             return redirect("notifications:list")
         if action == "return":
             row, evaluation = services.notification_return(notification, request.user, values, lock_version,
                                                            note=request.POST.get("return_note", ""), request=request)
+            autosave.autosave_discard(row, request.user)
             messages.success(request, "差し戻しました（入力中に戻りました）。")
             return redirect("notifications:list")
         if action == "withdraw":
@@ -287,6 +317,7 @@ def notification_form(request, uuid):
     except services.WorkflowError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
+    autosave.autosave_discard(row, request.user)
     if evaluation.errors:
         messages.warning(request, f"下書きを保存しました。確認が必要な項目が{len(evaluation.errors)}件あります。")
     else:
@@ -356,6 +387,20 @@ def notification_review(request, uuid):
         "otp_needed": not otp_verified_recently(request) or bool(errors and request.POST.get("otp_token")),
         "lock_version": notification.lock_version,
         "otp_minutes": f"{settings.OTP_RECHECK_MINUTES:g}"}, status=400 if errors else 200)
+
+
+@staff_required
+@require_POST
+def notification_autosave(request, uuid):
+    """Autosave as one types (debounced by the page): what differs from the notification is kept for this person
+    until they save; nothing of the notification changes."""
+    notification = selectors.notification_get(request.user, uuid)
+    values, _ = parse_form_input(notification.definition.definition, _post_lists(request))
+    names = {k.split("::", 1)[0] for k in request.POST}
+    kept = autosave.autosave_store(notification, request.user, values, posted_names=names)
+    return JsonResponse({"kept": len(kept.values) if kept else 0,
+                         "saved_at": timezone.localtime(kept.saved_at).strftime("%H:%M") if kept else None,
+                         "idle_seconds": settings.SESSION_IDLE_SECONDS})
 
 
 @staff_required
@@ -485,18 +530,43 @@ def launch(request, token):
     ``?form=`` — when that needs no choice; a hospital with several forms first gets 「届出様式」 with the default
     preselected (GET shows it, POST with the choice opens the notification; the URL is spent only then)."""
     form = (request.POST.get("form") if request.method == "POST" else request.GET.get("form")) or ""
+    case = request.POST.get("case", "") if request.method == "POST" else ""
     try:
         if request.method == "GET" and not form:
             hospital = services.launch_token_check(token, request.user, request)
             choices = form_choices(hospital)
             if len(choices) > 1:
                 return render(request, "notifications/launch_choose.html", {"choices": choices, "token": token})
-        notification = services.launch_token_consume(token, request.user, request, form=form or None)
+        if case not in ("same", "new"):
+            question = services.launch_case_question(token, request.user, request, form=form or None)
+            if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
+                return render(request, "notifications/launch_case.html",
+                              {**question, **_earlier_summary(question["earlier"]), "token": token,
+                               "reopen_days": settings.CASE_REOPEN_DAYS})
+        notification = services.launch_token_consume(token, request.user, request, form=form or None,
+                                                     case=case or None)
+        if case:
+            audit_record("launch.case_choice", request=request, obj=notification, choice=case,
+                         suggested=request.POST.get("suggested", "")[:8])
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
         return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
     return redirect("notifications:form", uuid=notification.uuid)
+
+
+def _earlier_summary(earlier) -> dict:
+    """What the case question shows of the earlier notification: when first reported, its class, its state."""
+    from .templatetags.ja_format import date_ja
+
+    items = {i["id"]: i for i in earlier.definition.definition.get("items", [])}
+    cls_item = items.get(ids.REPORT_DIAGNOSIS_CLASS) or {}
+    labels = {v.get("code"): v.get("label") for v in cls_item.get("values", []) or []}
+    first = earlier.revisions.order_by("number").first()
+    days = (timezone.now() - earlier.created_at).days
+    return {"earlier_class": labels.get((earlier.values or {}).get(ids.REPORT_DIAGNOSIS_CLASS), ""),
+            "earlier_reported": date_ja(timezone.localtime(first.confirmed_at)) if first else "",
+            "earlier_days": days, "earlier_status": earlier.get_status_display()}
 
 
 def form_choices(hospital) -> list[dict]:
