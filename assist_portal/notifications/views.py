@@ -260,7 +260,7 @@ def notification_form(request, uuid):
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
             autosave.autosave_discard(row, request.user)
             messages.success(request, "最小限の項目で第1報を確定しました。HER-SYSへ送信します。"
-                                      "残りの項目が分かったら入力し、「修正を確定してHER-SYSへ送信」で続報を送ってください。")
+                                      "残りの項目が分かったら入力し、「修正を確定する」から内容を確認して続報を送ってください。")
             return redirect("notifications:status", uuid=row.uuid)
         if action == "confirm":  # validate first; if it passes, the review step shows what will be sent
             row, evaluation, ok = services.notification_review_open(notification, request.user, values,

@@ -11,7 +11,7 @@ from django.urls import reverse
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_attempt
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -71,7 +71,7 @@ def test_minimum_first_accepted_then_completed_as_an_update(client, opened, phys
     # Later: the rest is known; the physician confirms the full set as an update of the same record.
     complete = {**values, "clinical.diagnosis_date": "2021-01-09"}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(url, form_post(opened, complete, "confirm"))
+        response = confirm_post(client, opened, form_post(opened, complete, "confirm"))
     assert response.status_code == 302, alerts(response)
     opened.refresh_from_db()
     assert not opened.follow_up_pending and opened.revision == 2
