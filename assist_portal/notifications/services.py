@@ -329,6 +329,11 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, ca
         # applied by itself. A launch long after the case was notified (CASE_REOPEN_DAYS, e.g. a reinfection)
         # starts a new notification.
         return _refresh_from_extract(existing, extract)
+    if case == "new":
+        # this extract is about the new case: what its push offered on the earlier notification is not for it
+        from .emr_changes import emr_changes_withdraw_for_new_case
+
+        emr_changes_withdraw_for_new_case(extract, form=definition.form)
     values, provenance = prefill_values(extract, extract.hospital, user, definition)
     _, _, suggestions = _emr_values(extract, definition)
     try:

@@ -234,7 +234,7 @@ def notification_form(request, uuid):
         if decision is not None:
             row, accepted, dismissed, problems = emr_changes.notification_emr_decide(
                 notification, request.user, values, lock_version, accept=decision[0], dismiss=decision[1],
-                request=request)
+                request=request, base=base)
             autosave.autosave_discard(row, request.user)
             for text in problems:
                 messages.error(request, text)
@@ -307,6 +307,19 @@ def notification_form(request, uuid):
     except services.EditConflict as exc:
         return render(request, "notifications/form.html", _conflict_context(request, exc, notification), status=409)
     except services.ConflictError as exc:
+        if action in ("confirm", "confirm_minimum") and base is not None:
+            # Confirmed only what the physician saw: what was saved meanwhile is merged into the draft (or the
+            # same-field question is asked), and the page asks to review and confirm again.
+            try:
+                row, _ = services.notification_save(notification, request.user, values, lock_version, request,
+                                                    base=base)
+            except services.EditConflict as conflict:
+                return render(request, "notifications/form.html", _conflict_context(request, conflict, notification),
+                              status=409)
+            note = ("他の利用者がこの届出を保存していたため、確定していません。その変更を取り込んで下書きとして保存しました。"
+                    "内容を確認してから、もう一度確定してください。")
+            return render(request, "notifications/form.html",
+                          _form_context(request, row, row.values, None, [("error", note)]), status=409)
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         if base is not None:
             ctx["base_token"] = base_token(base)  # a save from this page merges with what was saved meanwhile

@@ -34,7 +34,12 @@ def relaunch(client, push, fmt="fhir") -> str:
 
 def test_within_the_window_same_case_is_preselected_and_a_new_case_can_be_chosen(client, confirmed, push,
                                                                                    physician):
-    url = relaunch(client, push)
+    from tests.portal.test_emr_updates import bundle, newer_bundle, push_data
+
+    # The connector pushes a newer extract (another episode): offered on the earlier case until someone says
+    # it is a new case.
+    url = launch_path(push_data(client, "fhir", newer_bundle(bundle())).json()["launch_url"])
+    assert EmrChange.objects.filter(notification=confirmed, status="pending").exists()
     page = client.get(url)
     html = page.content.decode()
     assert page.status_code == 200 and "同じ症例の更新ですか、新しい症例ですか" in html
@@ -44,7 +49,9 @@ def test_within_the_window_same_case_is_preselected_and_a_new_case_can_be_chosen
     assert response.status_code == 302
     new = Notification.objects.exclude(pk=confirmed.pk).get()
     assert response["Location"].endswith(f"/notifications/{new.uuid}/") and new.status == "draft"
-    assert not EmrChange.objects.filter(notification=confirmed).exists()  # the earlier case is left alone
+    # the earlier case is left alone: what this extract offered there is withdrawn (superseded)
+    assert not EmrChange.objects.filter(notification=confirmed, status="pending").exists()
+    assert EmrChange.objects.filter(notification=confirmed, status="superseded").exists()
     event = AuditEvent.objects.get(action="launch.case_choice")
     assert event.detail == {"choice": "new", "suggested": "same"} and event.object_id == str(new.uuid)
     assert event.actor_username == physician.username

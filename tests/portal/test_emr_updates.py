@@ -325,3 +325,22 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     stored = sandbox.received()["notifications"]
     assert len(stored) == 1 and len(stored[0]["revisions"]) == 2
     assert stored[0]["bundle_identifier"] == str(n.uuid)
+
+
+def test_deciding_on_an_older_page_merges_with_what_was_saved_meanwhile(client, physician, clerk, published, login):
+    from django.test import Client
+
+    from tests.portal.conftest import verified_login
+    from tests.portal.test_concurrent_edits import page_form
+
+    published("2021-03")
+    n = open_from(client, "fhir", bundle(), physician, login)
+    push_data(client, "fhir", newer_bundle(bundle()))
+    stale = page_form(client, n)  # the physician's page, with the changes listed
+    other = verified_login(Client(), clerk)
+    assert other.post(form_url(n), {**page_form(other, n), "patient.occupation": "会社員"}).status_code == 302
+    birth = pending(n)["patient.birth_date"]
+    response = client.post(form_url(n), {**stale, "emr": f"accept:{birth.pk}", "emr_shown": str(birth.pk)})
+    assert response.status_code == 302
+    n.refresh_from_db()
+    assert n.values["patient.birth_date"] == "1942-07-22" and n.values["patient.occupation"] == "会社員"
