@@ -65,7 +65,7 @@ def test_minimum_first_accepted_then_completed_as_an_update(client, opened, phys
     page = client.get(url).content.decode()
     assert 'id="follow-up-pending"' in page and "最小限の項目・続報あり" in page
     assert "最小限の項目で第1報を確定（続報あり）" not in page  # the button: only for the first report
-    assert "続報待ち" in client.get(reverse("notifications:list")).content.decode()
+    assert opened.patient_ref in client.get(reverse("notifications:list") + "?state=followup").content.decode()
     assert "最小限の項目" in client.get(reverse("notifications:status-json", args=[opened.uuid])).json()["kind"]
 
     # Later: the rest is known; the physician confirms the full set as an update of the same record.
@@ -81,7 +81,7 @@ def test_minimum_first_accepted_then_completed_as_an_update(client, opened, phys
     assert second.status == "accepted" and second.receipt_id == accepted.receipt_id
     stored = sandbox.received()["notifications"]
     assert len(stored) == 1 and len(stored[0]["revisions"]) == 2
-    assert "続報待ち" not in client.get(reverse("notifications:list")).content.decode()
+    assert opened.patient_ref not in client.get(reverse("notifications:list") + "?state=followup").content.decode()
 
 
 def test_minimum_needs_every_priority_item_and_a_physician(client, opened, physician, clerk, login):

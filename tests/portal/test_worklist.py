@@ -321,3 +321,28 @@ def test_worklist_queries_do_not_grow_with_rows(client, cases, clerk, login, dja
         page = client.get(LIST + "?state=")
     assert len(rows_of(page)) == 5
     assert SearchToken.objects.filter(notification=cases["input"]).exists()
+
+
+def test_search_reindex_after_a_key_change(client, clerk, login, settings, hospital, published):
+    """`manage.py search_reindex`: after SEARCH_INDEX_KEY changes, the old tokens find nothing until the index is
+    rebuilt with the new key."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from assist_portal.notifications import services
+
+    published("2021-03")
+    row = services.notification_start_manual(clerk, patient_ref="P-REINDEX")
+    row.values = {**row.values, "patient.name": "検索　花子"}
+    row.save()
+    services.search_index_update(row)
+    login(client, clerk)
+    url = reverse("notifications:list") + "?state=&q=検索"
+    assert "P-REINDEX" in client.get(url).content.decode()
+    settings.SEARCH_INDEX_KEY = "another key"
+    assert "P-REINDEX" not in client.get(url).content.decode()
+    out = StringIO()
+    call_command("search_reindex", stdout=out)
+    assert "作り直しました" in out.getvalue()
+    assert "P-REINDEX" in client.get(url).content.decode()
