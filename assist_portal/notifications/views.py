@@ -246,6 +246,16 @@ def notification_form(request, uuid):
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
         if action == "confirm_minimum":
+            # like the review step's final click: a second factor proven within OTP_RECHECK_MINUTES, or now
+            if not otp_verified_recently(request):
+                token = request.POST.get("otp_token", "")
+                if not (token.strip() and otp_recheck(request, request.user, token)):
+                    text = (OTP_RECHECK_FAILURE if token.strip() else
+                            "最小限の項目で確定する前に、ワンタイムパスワードをもう一度入力してください"
+                            f"（最後の確認から{settings.OTP_RECHECK_MINUTES:g}分以上たっています）。")
+                    ctx = _form_context(request, notification, values, None, [("error", text)], lock_version)
+                    ctx["minimum_otp_needed"] = True
+                    return render(request, "notifications/form.html", ctx, status=400)
             row, evaluation, delivery, missing = minimum.notification_confirm_minimum(
                 notification, request.user, values, lock_version, request)
             if delivery is None:

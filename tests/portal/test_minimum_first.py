@@ -118,3 +118,37 @@ def test_the_destination_item_set_is_part_of_the_minimum(opened):
     evaluation = evaluate(defn, values, today=date(2021, 1, 10))
     assert "patient.sex" not in evaluation.missing_priority
     assert minimum_missing(definition, evaluation) == ["性別"]
+
+
+def test_a_minimum_first_report_needs_a_recent_second_factor(client, opened, physician, settings,
+                                                            django_capture_on_commit_callbacks):
+    """Like the review step's final click (issue 8): once OTP_RECHECK_MINUTES have passed since the second factor
+    was proven, the minimum confirmation asks for the code again, confirms nothing without it and keeps the input."""
+    import time
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.portal.conftest import current_totp
+
+    settings.OTP_RECHECK_MINUTES = 10
+    session = client.session
+    session["otp_verified_at"] = time.time() - 11 * 60
+    session.save()
+    url = reverse("notifications:form", args=[opened.uuid])
+    values = minimum_values(opened)
+    asked = client.post(url, {**form_post(opened, values, "confirm_minimum"), "patient.occupation": "会社員"})
+    html = asked.content.decode()
+    assert asked.status_code == 400 and "ワンタイムパスワードをもう一度入力" in html and 'id="minimum-otp"' in html
+    assert 'value="会社員"' in html  # what was typed is still on the page
+    opened.refresh_from_db()
+    assert opened.status == "draft" and not Delivery.objects.exists()
+    wrong = client.post(url, {**form_post(opened, values, "confirm_minimum"), "otp_token": "000000"
+                              if current_totp(TOTPDevice.objects.get(user=physician)) != "000000" else "111111"})
+    assert wrong.status_code == 400 and not Delivery.objects.exists()
+    TOTPDevice.objects.get(user=physician).throttle_reset()  # django-otp throttles after a wrong code
+    with django_capture_on_commit_callbacks(execute=False):
+        done = client.post(url, {**form_post(opened, values, "confirm_minimum"),
+                                 "otp_token": current_totp(TOTPDevice.objects.get(user=physician))})
+    assert done.status_code == 302, alerts(done)
+    opened.refresh_from_db()
+    assert opened.status == "confirmed" and opened.follow_up_pending
