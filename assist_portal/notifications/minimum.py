@@ -45,20 +45,15 @@ def notification_confirm_minimum(notification: Notification, user, values: dict,
     outbox row, and the notification marked 続報待ち — in one transaction. Returns (row, evaluation, delivery,
     missing labels); delivery None when refused (what was typed is kept as a draft)."""
     from .services import (
-        NotAllowed,
         WorkflowError,
         _apply_class_report_date,
         _apply_values,
-        _locked,
+        _locked_for_confirmation,
         _revision_write,
     )
 
-    if not user.is_physician or user.hospital_id != notification.hospital_id:
-        raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         if row.revision > 0:
             raise WorkflowError("最小限の項目での確定は第1報だけです。残りの項目は「修正を確定する」から確認して送ってください。")
         evaluation = _apply_values(row, values, user, "draft")  # completeness is the minimum set's, below

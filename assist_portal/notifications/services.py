@@ -567,17 +567,24 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
     return row, evaluation
 
 
+def _locked_for_confirmation(notification: Notification, user, lock_version: int) -> Notification:
+    """Inside a transaction: the row locked for a physician's confirmation of it (optimistic lock included);
+    refused for anyone else and once the notification is withdrawn."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    row = _locked(notification.pk, lock_version)
+    if row.status == Notification.Status.WITHDRAWN:
+        raise WorkflowError("取り下げた届出は確定できません。")
+    return row
+
+
 def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
     """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction.
 
     The service-level path (benchmarks, the API of other services); people confirm through the review step
     (`notification_review_open` → `notification_confirm_reviewed`)."""
-    if not user.is_physician or user.hospital_id != notification.hospital_id:
-        raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         return _confirm_locked(row, values, user, request)
 
 
@@ -625,12 +632,8 @@ class ReviewIncomplete(WorkflowError):
 def notification_review_open(notification: Notification, user, values: dict, lock_version: int, request=None):
     """確定 first validates: the posted values are saved as the draft and checked as a confirmation would be.
     Returns (row, evaluation, ok): ok → the review step may be shown; otherwise the errors go back to the form."""
-    if not user.is_physician or user.hospital_id != notification.hospital_id:
-        raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         evaluation = _apply_values(row, values, user, "confirm")
         ok = evaluation.ok_to_confirm and evaluation.notifiable
         row.save()
@@ -682,9 +685,7 @@ def notification_confirm_reviewed(notification: Notification, user, *, lock_vers
     if not second_factor_fresh:  # proven within OTP_RECHECK_MINUTES, or again on this very click
         raise ReviewIncomplete("確定の前にワンタイムパスワードをもう一度入力してください。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         review = notification_review(row, user)
         if review.digest != digest:
             raise ConflictError("確認画面を開いた後に届出の内容が変わりました。変更後の内容をもう一度確認してください。")
