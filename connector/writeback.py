@@ -45,8 +45,10 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _day(row: dict[str, Any]) -> str:
+    """The day of the change on the hospital's clock (the feed speaks UTC: 08:00 JST is the day before in UTC)."""
     try:
-        return datetime.fromisoformat(str(row.get("updated_at"))).strftime("%Y%m%d")
+        when = datetime.fromisoformat(str(row.get("updated_at")))
+        return (when.astimezone() if when.tzinfo else when).strftime("%Y%m%d")
     except ValueError:
         return datetime.now().strftime("%Y%m%d")
 
