@@ -7,8 +7,10 @@ With nothing set the product runs on the *embedded default*: SQLite and a filesy
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
     "rest_framework",
     "drf_spectacular",
     "assist_portal.accounts",
@@ -105,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "assist_portal.accounts.context_processors.portal",
+                "assist_portal.notifications.context_processors.worklist",
             ]
         },
     }
@@ -184,11 +188,37 @@ LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", "360
 LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
 LOGIN_BACKOFF_RESET_SECONDS = int(os.environ.get("LOGIN_BACKOFF_RESET_SECONDS", "86400"))
 OTP_TOTP_ISSUER = "HER-SYS登録補助"
+# Security keys and passkeys (WebAuthn, django-otp-webauthn) as a second factor beside TOTP, never instead of the
+# password (accounts.keys). The relying party is the host people open: PUBLIC_BASE_URL's, unless WEBAUTHN_RP_ID says
+# otherwise. Browsers refuse an IP address as relying party, so a local installation on 127.0.0.1 uses localhost.
+_public = urlsplit(PUBLIC_BASE_URL)
+_public_is_ip = bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", _public.hostname or ""))
+OTP_WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID") or ("localhost" if _public_is_ip else _public.hostname or "localhost")
+OTP_WEBAUTHN_RP_NAME = "HER-SYS登録補助"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in os.environ.get("WEBAUTHN_ALLOWED_ORIGINS", "").split(",")
+                                if o.strip()] or [
+    f"{_public.scheme}://localhost{':' + str(_public.port) if _public.port else ''}" if _public_is_ip
+    else PUBLIC_BASE_URL]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # always after the password (two factors, ADR 0006)
+OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = "django_otp_webauthn"
 # A launch for a patient whose case was notified less than this many days ago reopens that notification.
 CASE_REOPEN_DAYS = int(os.environ.get("CASE_REOPEN_DAYS", "90"))
 # Rotating a connector key: how long the old key keeps working beside the new one.
 CONNECTOR_KEY_OVERLAP_HOURS = float(os.environ.get("CONNECTOR_KEY_OVERLAP_HOURS", "24"))
 LAUNCH_TOKEN_TTL_SECONDS = int(os.environ.get("LAUNCH_TOKEN_TTL_SECONDS", "600"))
+# Worklist search over values encrypted at rest: a keyed HMAC index (notifications.search). Its own key, never the
+# Fernet keys above: the index alone (without this key) reveals nothing about names, kana or birth dates.
+SEARCH_INDEX_KEY = os.environ.get("SEARCH_INDEX_KEY") or _local_secret("search_index_key")
+WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "50"))
+# A confirmed revision not accepted by HER-SYS within this many minutes puts its case into 要対応.
+ACCEPTANCE_ALERT_MINUTES = float(os.environ.get("ACCEPTANCE_ALERT_MINUTES", "60"))
+# The final click of a confirmation needs a second factor verified within this many minutes (else asked again).
+OTP_RECHECK_MINUTES = float(os.environ.get("OTP_RECHECK_MINUTES", "10"))
+# Delivery problems (rejection, dead letter, no acceptance in time) are e-mailed to the confirming physician and,
+# when set, to this hospital-independent contact address as well (besides each hospital's own contact address).
+DELIVERY_ALERT_EMAIL = os.environ.get("DELIVERY_ALERT_EMAIL", "")
+# The Japanese TrueType font embedded in PDFs (Debian: fonts-ipaexfont-gothic).
+PDF_FONT_PATH = os.environ.get("PDF_FONT_PATH", "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
@@ -235,6 +265,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "30")),
     },
 }
+CELERY_BEAT_SCHEDULE["alert-overdue"] = {  # cases not accepted within ACCEPTANCE_ALERT_MINUTES: e-mail once
+    "task": "assist_portal.notifications.tasks.alert_overdue",
+    "schedule": float(os.environ.get("ACCEPTANCE_ALERT_CHECK_SECONDS", "300")),
+}
 CELERY_BEAT_SCHEDULE["purge-delivered"] = {
     "task": "assist_portal.notifications.tasks.purge_delivered",
     "schedule": 24 * 3600.0,
@@ -268,6 +302,9 @@ DELIVERY_LEASE_SECONDS = int(os.environ.get("DELIVERY_LEASE_SECONDS", "120"))
 DELIVERY_SWEEP_GRACE_SECONDS = float(os.environ.get("DELIVERY_SWEEP_GRACE_SECONDS", "30"))
 DELIVERY_BACKOFF_BASE = float(os.environ.get("DELIVERY_BACKOFF_BASE", "2"))
 DELIVERY_BACKOFF_CAP = float(os.environ.get("DELIVERY_BACKOFF_CAP", "300"))
+# A delivery pending this long is shown as delayed (not 送信中 / 送信待ち) and people are offered the fax; before that
+# advice, HER-SYS is asked once whether it already holds the revision (issue 12).
+DELIVERY_DELAYED_SECONDS = float(os.environ.get("DELIVERY_DELAYED_SECONDS", "600"))
 QUESTIONNAIRE_CANONICAL = "http://hersys-assist.jp/fhir/Questionnaire/hersys-covid19"
 
 LOGGING = {

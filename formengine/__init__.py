@@ -27,7 +27,7 @@ from .diff import Change, MigrationReport, diff_definitions, migrate_values
 from .engine import Evaluation, Message, evaluate
 from .errors import DefinitionError
 from .excel import from_excel_layout
-from .fhir import from_questionnaire, to_questionnaire, to_questionnaire_response
+from .fhir import from_questionnaire, to_questionnaire, to_questionnaire_response, values_from_questionnaire_response
 from .forminput import parse_form_input
 from .present import Presented, adopt_suggestion, present
 from .render import iter_fields, provenance_badge, render_model
@@ -59,5 +59,6 @@ __all__ = [
     "render_model",
     "to_questionnaire",
     "to_questionnaire_response",
+    "values_from_questionnaire_response",
     "validate_definition",
 ]

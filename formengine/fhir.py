@@ -702,3 +702,67 @@ def to_questionnaire_response(defn: dict[str, Any], values: dict[str, Any], *, q
     if content:
         qr["item"].append({"linkId": CONTENT, "text": "届出内容", "item": content})
     return qr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# QuestionnaireResponse → values (the inverse of to_questionnaire_response)
+
+
+def values_from_questionnaire_response(defn: dict[str, Any], qr: Any) -> dict[str, Any]:
+    """The flat item values a QuestionnaireResponse made by `to_questionnaire_response` carries, read through the
+    ``definition`` (``urn:hersys-assist:item:<id>``) of each answered item and the definition's item types:
+    enum codes, lists of codes, ISO dates, ints, ages ({value, unit}), strings; repeat-group rows as lists of
+    {row key: value}. Items the definition does not have are left out. Lenient: a QR of another shape gives what
+    can be read (used to bring a portal back in line with what the destination holds, e.g. after a restore)."""
+    items = items_by_id(defn)
+    groups = groups_by_id(defn)
+    out: dict[str, Any] = {}
+    stack = list(qr.get("item") or []) if isinstance(qr, dict) else []
+    while stack:
+        node = stack.pop(0)
+        if not isinstance(node, dict):
+            continue
+        ident = _item_id(node)
+        if ident in groups:
+            row = {}
+            for cell in node.get("item") or []:
+                cid = _item_id(cell) if isinstance(cell, dict) else None
+                if cid in items and items[cid].get("group") == ident:
+                    value = _value_of(items[cid], cell.get("answer"))
+                    if value is not None:
+                        row[row_key(items[cid])] = value
+            if row:
+                out.setdefault(ident, []).append(row)
+            continue
+        if ident in items and not items[ident].get("group"):
+            value = _value_of(items[ident], node.get("answer"))
+            if value is not None:
+                out[ident] = value
+        stack[0:0] = [n for n in node.get("item") or [] if isinstance(n, dict)]
+    return out
+
+
+def _item_id(node: dict[str, Any]) -> str | None:
+    definition = node.get("definition")
+    return definition[len(ITEM_PREFIX):] if isinstance(definition, str) and definition.startswith(ITEM_PREFIX) else None
+
+
+def _value_of(item: dict[str, Any], answers: Any) -> Any:
+    if not isinstance(answers, list) or not answers:
+        return None
+    values = []
+    for answer in answers:
+        if not isinstance(answer, dict):
+            continue
+        if "valueCoding" in answer and isinstance(answer["valueCoding"], dict):
+            values.append(answer["valueCoding"].get("code"))
+        elif "valueQuantity" in answer and isinstance(answer["valueQuantity"], dict):
+            q = answer["valueQuantity"]
+            unit = next((u for u, (code, _) in _AGE_UCUM.items() if code == q.get("code")), None)
+            values.append({"value": q.get("value"), "unit": unit} if unit else None)
+        else:
+            values.append(next((v for k, v in answer.items() if k.startswith("value")), None))
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return values if item.get("type") == "multi_enum" else values[0]

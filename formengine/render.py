@@ -29,22 +29,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from jpinput import address_mismatch, format_date_ja, format_date_ja_with_era, normalise_postal
 from vocabulary import ids
 
-from .conditions import Context, condition_literals, condition_refs, evaluate_condition
 from .definition import groups_by_id, row_key
 from .engine import COMPLETENESS, Evaluation, Message
 from .valuetypes import (
     AGE_UNIT_LABELS,
     DEFAULT_MAX_LENGTH,
-    INVALID,
     age_label,
-    check_value,
     options_of,
     parse_iso_date,
 )
@@ -54,7 +49,7 @@ PROVENANCE_KINDS = {
     "master": "医療機関マスタ",
     "computed": "自動計算",
     "typed": "入力",
-    "adopted": "候補を採用",
+    "adopted": "候補から採用",
     "none": "未入力",
 }
 _EMR_PREFIXES = ("ss-mix2", "ssmix2", "fhir", "csv", "dwh", "emr", "hl7")
@@ -73,7 +68,7 @@ _INPUT_HINTS: dict[str, dict[str, Any]] = {
 
 
 def provenance_badge(source: Any, has_value: bool, defn: dict[str, Any] | None = None) -> dict[str, str]:
-    """{kind: emr|master|computed|typed|none, label_ja, detail, detail_ja} for one value's provenance string.
+    """{kind: emr|master|computed|typed|adopted|none, label_ja, detail, detail_ja} for one value's provenance string.
     ``detail`` is the stored string (``ss-mix2:ADT-00 PID-5``); ``detail_ja`` says it in words for the people
     filling the form (「SS-MIX2 患者基本情報（ADT-00）の氏名（PID-5）」)."""
     if not has_value:
@@ -127,7 +122,7 @@ def provenance_in_words(source: str, defn: dict[str, Any] | None = None) -> str:
         where = {"ss-mix2": "SS-MIX2", "ssmix2": "SS-MIX2", "fhir": "FHIR", "csv": "DWH出力"}.get(head.lower(), head)
         if detail == "positive-test":
             where += "の陽性の検査結果"
-        return f"電子カルテの候補（{where or '電子カルテ'}）を{user}が採用"
+        return f"電子カルテの候補（{where}）を{user}が採用" if where else f"電子カルテの候補を{user}が採用"
     if prefix == "computed":
         if rest in _COMPUTED:
             return _COMPUTED[rest]
@@ -263,45 +258,6 @@ def _shown(messages: list[Message], stage: str, defn: dict[str, Any] | None) -> 
     return [m for m in messages if not (m.severity == "info" and m.rule_id in completeness)]
 
 
-@lru_cache(maxsize=1)
-def _pending_conditions() -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("pending_display_conditions.json").read_text("utf-8")
-    return json.loads(text).get("conditions", {})
-
-
-def _folded_until_applicable(defn: dict[str, Any], evaluation: Evaluation) -> dict[str, Any]:
-    """{item id: condition} of the pending display conditions (pending_display_conditions.json) that apply to this
-    definition — the item exists without a visible_when of its own, every item and code the condition names
-    exists — mapped to whether they hold for the current values (None: cannot tell, e.g. no age yet → False)."""
-    items = {i["id"]: i for i in defn.get("items", []) if isinstance(i, dict) and "id" in i}
-    out: dict[str, Any] = {}
-    for iid, cond in _pending_conditions().items():
-        item = items.get(iid)
-        if item is None or item.get("visible_when") is not None or item.get("group"):
-            continue
-        refs = set(condition_refs(cond))
-        if not refs or not refs <= set(items) or any(items[r].get("group") for r in refs):
-            continue
-        codes_ok = all(
-            items[ref]["type"] not in ("enum", "multi_enum")
-            or all(c in {code for code, _ in options_of(items[ref])} for c in (op_value if isinstance(op_value, list)
-                                                                             else [op_value]))
-            for ref, op, op_value in condition_literals(cond) if op in ("eq", "ne", "in", "includes"))
-        if not codes_ok:
-            continue
-        clean: dict[str, Any] = {}
-        for ref in refs:
-            raw = evaluation.values.get(ref)
-            if raw is None:
-                continue
-            checked, problem = check_value(items[ref], raw)
-            if problem is None and checked is not INVALID:
-                clean[ref] = checked
-        ctx = Context(clean, {}, {i: it["type"] for i, it in items.items()}, {}, None)
-        out[iid] = {"condition": cond, "holds": bool(evaluate_condition(cond, ctx))}
-    return out
-
-
 def _echoes(defn: dict[str, Any], evaluation: Evaluation) -> dict[tuple[str, int | None], list[Message]]:
     """Messages that concern two items sit under both. The engine anchors a date-order error on one of the two
     dates (「発病年月日」は「診断年月日」と同じ日かそれより前… under 診断年月日) and an age it cannot derive on the age;
@@ -347,7 +303,6 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
     # Where a "missing" link should jump: the field, or the repeat group's box.
     anchors = {item["id"]: ("group-" + item["group"]) if item.get("group") else "f-" + item["id"].replace(".", "-")
                for item in items}
-    folded = _folded_until_applicable(defn, evaluation)
     echoes = _echoes(defn, evaluation)
 
     def source_of(key: str) -> Any:
@@ -368,7 +323,7 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
                 continue
             iid = item["id"]
             value = values.get(iid)
-            visible = iid not in hidden and folded.get(iid, {}).get("holds", True)
+            visible = iid not in hidden
             field = _field(
                 item, value, name=iid, html_id="f-" + iid.replace(".", "-"),
                 source=source_of(iid), messages=evaluation.messages_for(iid, None) + echoes.get((iid, None), []),
@@ -376,10 +331,6 @@ def render_model(defn: dict[str, Any], evaluation: Evaluation, provenance: dict[
                 derived=iid in evaluation.derived,
                 highlight=visible and iid in missing_priority, visible=visible, defn=defn,
             )
-            if iid in folded:  # the page follows the same condition as one answers (UI only, see above)
-                field["visible_when"] = folded[iid]["condition"]
-                field["visible_when_json"] = json.dumps(folded[iid]["condition"], ensure_ascii=False)
-                field["hidden_with_value"] = False
             entries.append(field)
         has_errors = any(e.get("has_error") for e in entries)
         sections.append({"id": section["id"], "label": section["label"], "help": section.get("help", ""),

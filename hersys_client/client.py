@@ -14,13 +14,21 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from os import PathLike
 from typing import Any
 
 import httpx
 
-from .errors import HersysError, PermanentError, RetryableError, backoff_delay, parse_retry_after
+from .errors import (
+    HersysError,
+    IdempotencyKeyReused,
+    PermanentError,
+    RetryableError,
+    RevisionConflict,
+    backoff_delay,
+    parse_retry_after,
+)
 
 _RECEIPT_ID = re.compile(r"HS-\d{10}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as a header value must be
@@ -68,6 +76,57 @@ class Receipt:
             bundle_identifier=identifier,
             http_status=http_status,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRevision:
+    """One revision HER-SYS stored: under which idempotency key and with which content (sha256 of the canonical
+    body, the same hash `serialize_bundle` bytes have)."""
+
+    revision: int
+    questionnaire_status: str
+    idempotency_key: str
+    sha256: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What HER-SYS holds for one notification (by its stable Bundle.identifier)."""
+
+    bundle_identifier: str
+    receipt_id: str
+    report_date: date
+    status: str  # "accepted" | "withdrawn"
+    revision: int  # the newest stored
+    organization: str
+    revisions: tuple[HeldRevision, ...]
+
+    def held(self, revision: int) -> HeldRevision | None:
+        return next((r for r in self.revisions if r.revision == revision), None)
+
+    def receipt(self, revision: int | None = None) -> Receipt:
+        return Receipt(receipt_id=self.receipt_id, report_date=self.report_date, status=self.status,
+                       revision=self.revision if revision is None else revision,
+                       bundle_identifier=self.bundle_identifier)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Holding:
+        if not isinstance(data, dict) or not isinstance(data.get("revisions"), list):
+            raise ValueError("holding is not an object with revisions")
+        receipt = Receipt.from_json({k: data.get(k) for k in ("receipt_id", "report_date", "status", "revision",
+                                                              "bundle_identifier")}, 200)
+        revisions = []
+        for r in data["revisions"]:
+            if not isinstance(r, dict) or not isinstance(r.get("revision"), int):
+                raise ValueError("bad revision entry")
+            revisions.append(HeldRevision(revision=r["revision"],
+                                          questionnaire_status=str(r.get("questionnaire_status", "")),
+                                          idempotency_key=str(r.get("idempotency_key", "")),
+                                          sha256=str(r.get("sha256", "")), received_at=str(r.get("received_at", ""))))
+        return cls(bundle_identifier=receipt.bundle_identifier, receipt_id=receipt.receipt_id,
+                   report_date=receipt.report_date, status=receipt.status, revision=receipt.revision,
+                   organization=str(data.get("organization") or ""), revisions=tuple(revisions))
 
 
 class HersysClient:
@@ -142,6 +201,47 @@ class HersysClient:
         if not _RECEIPT_ID.fullmatch(receipt_id or ""):
             raise ValueError("receipt_id must look like HS-0123456789")
         return self._receipt(self._authorized("GET", f"/fhir/Bundle/{receipt_id}"))
+
+    def lookup(self, identifier: str) -> Holding | None:
+        """What HER-SYS holds for a notification, asked by its stable `Bundle.identifier` (None: nothing). Used to
+        reconcile: before giving up on a delivery, and after a restore from backup."""
+        if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > 200:
+            raise ValueError("identifier must be a non-empty string of at most 200 characters")
+        found = self._holdings(self._authorized("GET", "/fhir/Bundle", params={"identifier": identifier}))
+        return next((h for h in found if h.bundle_identifier == identifier), None)
+
+    def search(self, organization: str, since: datetime) -> list[Holding]:
+        """Every notification of one reporting facility (its Organization code) stored or changed since `since`."""
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        return self._holdings(self._authorized("GET", "/fhir/Bundle", params={
+            "organization": organization, "since": since.isoformat()}))
+
+    def document(self, receipt_id: str, revision: int) -> dict[str, Any]:
+        """The document Bundle HER-SYS stored for one revision."""
+        if not _RECEIPT_ID.fullmatch(receipt_id or ""):
+            raise ValueError("receipt_id must look like HS-0123456789")
+        response = self._authorized("GET", f"/fhir/Bundle/{receipt_id}/_history/{int(revision)}")
+        _raise_for_retryable(response)
+        if response.status_code != 200:
+            raise _permanent(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise RetryableError("HER-SYS の応答が読み取れませんでした。", status=200) from None
+        if not isinstance(data, dict):
+            raise RetryableError("HER-SYS の応答が読み取れませんでした。", status=200)
+        return data
+
+    def _holdings(self, response: httpx.Response) -> list[Holding]:
+        _raise_for_retryable(response)
+        if response.status_code != 200:
+            raise _permanent(response)
+        try:
+            data = response.json()
+            return [Holding.from_json(n) for n in data["notifications"]]
+        except (ValueError, KeyError, TypeError):
+            raise RetryableError("HER-SYS の照会応答が読み取れませんでした。", status=200) from None
 
     # -- token -----------------------------------------------------------------------------------------------------
     def _access_token(self, *, force: bool = False, stale: str | None = None) -> str:
@@ -243,8 +343,14 @@ def _permanent(response: httpx.Response) -> PermanentError:
     issues = _diagnostics(response)
     if code == 422:
         head = "HER-SYS が届出を受理しませんでした。内容を確認して修正してください。"
+    elif code == 409 and _key_reused(response):
+        return IdempotencyKeyReused(
+            "HER-SYS は送信を受け付けませんでした。同じ識別キーで以前に別の内容が送信されています"
+            "（HER-SYS は以前の内容を保持しています）。", status=code, issues=issues)
     elif code == 409:
-        head = "より新しい版の届出が既に HER-SYS に受理されています（版の競合）。"
+        return RevisionConflict(
+            "HER-SYS にはこの版以降の届出が既に登録されています（版の競合）。" + ("　" + "／".join(issues[:5]) if issues else ""),
+            status=code, issues=issues)
     elif code == 404:
         head = "HER-SYS に該当する届出が見つかりません。"
     elif code == 400:
@@ -255,6 +361,15 @@ def _permanent(response: httpx.Response) -> PermanentError:
         head = f"HER-SYS が要求を受け付けませんでした（HTTP {code}）。"
     message = head + ("　" + "／".join(issues[:5]) if issues else "")
     return PermanentError(message, status=code, issues=issues)
+
+
+def _key_reused(response: httpx.Response) -> bool:
+    try:
+        data = response.json()
+        return any(c.get("code") == "idempotency-key-reused" for i in data["issue"]
+                   for c in (i.get("details") or {}).get("coding", []))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def _diagnostics(response: httpx.Response) -> list[str]:
@@ -275,5 +390,5 @@ def _diagnostics(response: httpx.Response) -> list[str]:
     return out
 
 
-__all__ = ["HersysClient", "Receipt", "HersysError", "RetryableError", "PermanentError", "backoff_delay",
-           "serialize_bundle"]
+__all__ = ["HersysClient", "Receipt", "Holding", "HeldRevision", "HersysError", "RetryableError", "PermanentError",
+           "RevisionConflict", "IdempotencyKeyReused", "backoff_delay", "serialize_bundle"]

@@ -44,6 +44,16 @@ class PermanentError(HersysError):
         return f"PermanentError(status={self.status!r}, issues={self.issues!r}, {self.message_ja!r})"
 
 
+class RevisionConflict(PermanentError):
+    """409: HER-SYS already holds this revision number (or a newer one) of the notification under another key, i.e.
+    with other content. Replaying cannot help; ask HER-SYS what it holds (`HersysClient.lookup`)."""
+
+
+class IdempotencyKeyReused(PermanentError):
+    """409: this idempotency key was already used with a different body. HER-SYS keeps the first body; nothing
+    was stored. The sender's record and HER-SYS disagree and a person must look."""
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date. None if absent or unusable."""
     if value is None:

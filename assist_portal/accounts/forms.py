@@ -11,7 +11,7 @@ class LoginForm(forms.Form):
     # Optional so that a first sign-in (no authenticator registered yet) can reach the enrolment step; an account
     # with a registered authenticator is refused without its code (accounts.services.login_verify).
     otp_token = forms.CharField(label="ワンタイムパスワード（6桁）", max_length=12, required=False,
-                                help_text="初回ログイン（認証アプリ未登録）の場合は空欄のままにしてください。",
+                                help_text="初回ログイン（認証アプリ未登録）のとき、またはセキュリティキーを使うときは空欄のままにしてください。",
                                 widget=forms.TextInput(attrs=OTP_WIDGET_ATTRS))
 
 

@@ -16,6 +16,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from assist_portal.audit.services import audit_record
 
 from . import throttle
+from .keys import (  # the second factor's re-check, for a step that wants a recent one (the review before confirming)
+    VERIFIED_AT,
+    has_key,
+    second_factor_challenge,
+    second_factor_recent,
+    second_factor_verify,
+)
 from .models import User
 from .notices import account_notice
 
@@ -32,8 +39,20 @@ ENROL_SESSION_KEY = "accounts_enrol"
 ENROL_MAX_AGE_SECONDS = 10 * 60
 
 
+__all__ = ["second_factor_challenge", "second_factor_recent", "second_factor_verify"]
+
+
 class LoginRefused(Exception):
     pass
+
+
+class KeyStepRequired(Exception):
+    """Password right, no one-time code typed, and the account has a security key: the caller starts the key step
+    (`accounts.keys.key_sign_in_start`); the user is NOT signed in."""
+
+    def __init__(self, user: User):
+        super().__init__(user.username)
+        self.user = user
 
 
 class EnrolmentExpired(Exception):
@@ -65,7 +84,8 @@ def login_verify(request, username: str, password: str, otp_token: str) -> tuple
 
     Returns (user, device) when password and code are right. Returns (user, None) when the password is right and
     the account has no confirmed TOTP device yet: the caller must start the enrolment step (`enrol_start`), the
-    user is NOT logged in. An account with a confirmed device always needs its code.
+    user is NOT logged in. An account with a confirmed device always needs its code — or, with the code left
+    empty, one of its security keys: KeyStepRequired is raised for the key step.
     """
     source = throttle.Source.of(request, username)
     locked = throttle.is_locked(source)
@@ -87,6 +107,8 @@ def login_verify(request, username: str, password: str, otp_token: str) -> tuple
     if not devices:
         return user, None
     token = _digits(otp_token)
+    if not token and has_key(user):
+        raise KeyStepRequired(user)
     device = next((d for d in devices if d.verify_token(token)), None)
     if device is None:
         _register_failure(source, request, "otp", user)
@@ -95,12 +117,51 @@ def login_verify(request, username: str, password: str, otp_token: str) -> tuple
     return user, device
 
 
-def login_complete(request, user, device) -> None:
+def login_complete(request, user, device, *, method: str = "totp") -> None:
     from django.contrib.auth import login
 
     login(request, user)
     otp_login(request, device)
-    audit_record("login.success", request=request, user=user)
+    otp_mark_verified(request)
+    audit_record("login.success", request=request, user=user, method=method)
+
+
+# --- A recent second factor (the final click of a confirmation) --------------------------------------------------
+
+OTP_VERIFIED_AT_KEY = VERIFIED_AT  # one session key for TOTP and security keys (accounts.keys)
+OTP_RECHECK_FAILURE = "ワンタイムパスワードが正しくありません。認証アプリに表示されている現在の6桁を入力してください。"
+
+
+def otp_mark_verified(request, when: float | None = None) -> None:
+    """Remember when this session last proved the second factor (sign-in or a re-check)."""
+    request.session[OTP_VERIFIED_AT_KEY] = when if when is not None else time.time()
+
+
+def otp_verified_recently(request, minutes: float | None = None) -> bool:
+    """Whether the session proved the second factor within `minutes` (default OTP_RECHECK_MINUTES)."""
+    from django.conf import settings
+
+    minutes = settings.OTP_RECHECK_MINUTES if minutes is None else minutes
+    when = request.session.get(OTP_VERIFIED_AT_KEY)
+    return isinstance(when, (int, float)) and 0 <= time.time() - when <= minutes * 60
+
+
+def otp_recheck(request, user, token: str) -> bool:
+    """Check a fresh TOTP code of the signed-in user (django-otp refuses a code already used); audited both ways.
+    Wrong codes count towards the sign-in lockout of this account and address."""
+    source = throttle.Source.of(request, user.username)
+    if throttle.is_locked(source):
+        audit_record("otp.recheck_failure", request=request, user=user, reason="locked")
+        return False
+    devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
+    device = next((d for d in devices if d.verify_token(_digits(token))), None)
+    if device is None:
+        throttle.failure_register(source, user=user, request=request)
+        audit_record("otp.recheck_failure", request=request, user=user, reason="otp")
+        return False
+    otp_mark_verified(request)
+    audit_record("otp.recheck", request=request, user=user)
+    return True
 
 
 # --- First sign-in: TOTP enrolment ---------------------------------------------------------------------------

@@ -1,16 +1,22 @@
+import json
+
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from assist_portal.audit.services import audit_record
+from assist_portal.inputs import ascii_id
 
+from . import keys
 from .decorators import verified_required
 from .forms import EnrolForm, LoginForm, PortalPasswordChangeForm
 from .services import (
     EnrolmentExpired,
+    KeyStepRequired,
     LoginRefused,
     enrol_confirm,
     enrol_pending,
@@ -59,6 +65,9 @@ def login_view(request):
                                         form.cleaned_data["otp_token"])
         except LoginRefused as exc:
             error = str(exc)
+        except KeyStepRequired as step:  # no code typed, a security key registered: the key step
+            keys.key_sign_in_start(request, step.user, _safe_next(request))
+            return redirect("accounts:login_key")
         else:
             if device is None:  # right password, no authenticator registered yet: first sign-in enrolment
                 enrol_start(request, user, _safe_next(request))
@@ -123,3 +132,83 @@ def logout_view(request):
         audit_record("logout", request=request)
     logout(request)
     return redirect("accounts:login")
+
+
+# --- Security keys / passkeys (accounts.keys): the sign-in step, registration and removal ------------------------
+
+def _json_body(request) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _refused(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+@require_http_methods(["GET"])
+def login_key_view(request):
+    """Second step of a sign-in with a security key: the password was right; the page asks the key (static JS)."""
+    try:
+        user, _ = keys.key_sign_in_pending(request)
+    except keys.KeySignInExpired as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts:login")
+    return render(request, "accounts/login_key.html", {"key_user": user})
+
+
+@require_POST
+def login_key_begin(request):
+    try:
+        return JsonResponse(keys.key_sign_in_begin(request))
+    except keys.KeySignInExpired as exc:
+        return _refused(str(exc), 403)
+
+
+@require_POST
+def login_key_complete(request):
+    try:
+        user, next_url = keys.key_sign_in_complete(request, _json_body(request))
+    except keys.KeySignInExpired as exc:
+        return _refused(str(exc), 403)
+    except keys.KeyRefused as exc:
+        return _refused(str(exc))
+    target = _after_sign_in(user, next_url)["Location"]
+    return JsonResponse({"redirect": target})
+
+
+@verified_required()
+@require_http_methods(["GET", "POST"])
+def keys_view(request):
+    """The signed-in person's security keys: list, add (JS ceremony against the two endpoints below), remove."""
+    if request.method == "POST":
+        removed = keys.key_remove(request, ascii_id(request.POST.get("remove")))
+        if removed is None:
+            raise Http404
+        messages.success(request, f"セキュリティキー「{removed.name}」の登録を削除しました。")
+        return redirect("accounts:keys")
+    return render(request, "accounts/keys.html", {"keys": keys.keys_for_user(request.user),
+                                                  "name_max": keys.NAME_MAX})
+
+
+@verified_required()
+@require_POST
+def key_register_begin(request):
+    try:
+        return JsonResponse(keys.key_register_begin(request, name=_json_body(request).get("name") or ""))
+    except keys.KeyRefused as exc:
+        return _refused(str(exc))
+
+
+@verified_required()
+@require_POST
+def key_register_complete(request):
+    try:
+        device = keys.key_register_complete(request, _json_body(request))
+    except keys.KeyRefused as exc:
+        return _refused(str(exc))
+    messages.success(request, f"セキュリティキー「{device.name}」を登録しました。次回から、ワンタイムパスワードを空欄のまま"
+                              "ログインすると、このキーで確認できます。")
+    return JsonResponse({"redirect": reverse("accounts:keys")})

@@ -25,6 +25,7 @@ urlpatterns = [
     path("hospitals/<int:pk>/keys/", hospital_views.hospital_keys, name="hospital-keys"),
     path("deliveries/", views.delivery_monitor, name="deliveries"),
     path("deliveries/<int:pk>/redrive/", views.delivery_redrive_view, name="redrive"),
+    path("deliveries/<int:pk>/resume/", views.delivery_resume_view, name="resume"),
     path("audit.csv", audit_views.audit_export, name="audit-export"),
     path("effort/", effort_views.effort, name="effort"),
 ]

@@ -17,7 +17,8 @@ from assist_portal.accounts.admin_views import account_admin
 from assist_portal.accounts.decorators import admin_required
 from assist_portal.accounts.models import Hospital
 from assist_portal.delivery.models import Delivery
-from assist_portal.delivery.services import delivery_redrive
+from assist_portal.delivery.selectors import deliveries_for_monitor, pending_by_hospital
+from assist_portal.delivery.services import delivery_redrive, delivery_resume
 from assist_portal.formdefs import selectors, services
 from assist_portal.formdefs.catalogs import builtin_catalogs
 from assist_portal.formdefs.models import FormAssignment, FormDefinition
@@ -284,13 +285,23 @@ def definition_questionnaire(request, pk):
 @require_GET
 def delivery_monitor(request):
     status = request.GET.get("status", "")
-    qs = Delivery.objects.select_related("hospital")
     if status and status not in Delivery.Status.values:
         return bad_request(request, "送信状態の指定が正しくありません。")
-    if status:
-        qs = qs.filter(status=status)
     counts = [(s, label, Delivery.objects.filter(status=s).count()) for s, label in Delivery.Status.choices]
-    return render(request, "central/deliveries.html", {"deliveries": qs[:200], "status": status, "counts": counts})
+    return render(request, "central/deliveries.html", {
+        "deliveries": deliveries_for_monitor(status), "status": status, "counts": counts,
+        "by_hospital": pending_by_hospital()})
+
+
+@admin_required
+@require_POST
+def delivery_resume_view(request, pk):
+    delivery = get_object_or_404(Delivery, pk=pk)
+    if delivery_resume(delivery, request.user, request):
+        messages.success(request, f"送信 {delivery.pk} を今すぐ再送するよう指示しました。")
+    else:
+        messages.error(request, f"送信 {delivery.pk} は送信中か完了済みのため、再送の指示は不要です。")
+    return redirect("central:deliveries")
 
 
 @admin_required

@@ -48,8 +48,12 @@ class Delivery(models.Model):
         ACCEPTED = "accepted", "受理"
         REJECTED = "rejected", "差戻し"
         DEAD = "dead", "送信停止（要対応）"
+        # Held by people (e.g. the paper form was faxed): the worker never sends it until it is released (→ queued)
+        # or withheld for good (FAX only: final, never sent).
+        HELD = "held", "送信保留（FAX送付済み）"
+        WITHHELD = "withheld", "送信しない（FAXのみで完了）"
 
-    FINAL = (Status.ACCEPTED, Status.REJECTED)
+    FINAL = (Status.ACCEPTED, Status.REJECTED, Status.WITHHELD)
 
     payload = models.ForeignKey(Payload, on_delete=models.PROTECT, related_name="deliveries")
     # Ordering: within one stream (e.g. one notification), a delivery waits until every lower sequence is final.
@@ -67,6 +71,19 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     redriven_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation (issue 12): when the product last asked HER-SYS what it holds for this stream, what it heard
+    # (Check), and the newest revision HER-SYS reported holding (a later revision must be numbered above it).
+    hersys_checked_at = models.DateTimeField(null=True, blank=True)
+    hersys_check = models.CharField(max_length=12, blank=True)
+    hersys_revision = models.PositiveIntegerField(null=True, blank=True)
+
+    class Check(models.TextChoices):
+        ABSENT = "absent", "HER-SYSに未登録"
+        HELD = "held", "HER-SYSに登録済み"
+        OTHER = "other", "HER-SYSに別の内容が登録済み"
+        UNREACHABLE = "unreachable", "HER-SYSに照会できず"
+
+    PENDING = (Status.QUEUED, Status.RETRYING, Status.SENDING)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -80,6 +97,10 @@ class Attempt(models.Model):
         ACCEPTED = "accepted", "受理"
         RETRYABLE = "retryable", "一時的な失敗"
         PERMANENT = "permanent", "差戻し"
+        # The worker died (or lost its lease) mid-send: the outcome is unknown; the same key is sent again.
+        ABANDONED = "abandoned", "中断（ワーカー停止）"
+        # Not a send: HER-SYS was asked what it holds and already had exactly this revision.
+        RECONCILED = "reconciled", "照会で受理を確認"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
     number = models.PositiveIntegerField()

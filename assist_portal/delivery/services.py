@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from assist_portal.audit.events import AuditAction
@@ -23,13 +23,17 @@ from .models import Attempt, Delivery, Payload
 log = logging.getLogger(__name__)
 
 ALLOWED = {
-    Delivery.Status.QUEUED: {Delivery.Status.SENDING},
-    Delivery.Status.RETRYING: {Delivery.Status.SENDING},
+    # → accepted without a send: HER-SYS, asked, already holds exactly this revision (reconciliation).
+    # → held: recorded as sent by FAX; electronic delivery waits for a person's decision (never sent while held).
+    Delivery.Status.QUEUED: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
+    Delivery.Status.RETRYING: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
     Delivery.Status.SENDING: {Delivery.Status.ACCEPTED, Delivery.Status.REJECTED, Delivery.Status.RETRYING,
                               Delivery.Status.DEAD, Delivery.Status.SENDING},
-    Delivery.Status.DEAD: {Delivery.Status.QUEUED},
+    Delivery.Status.DEAD: {Delivery.Status.QUEUED, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
+    Delivery.Status.HELD: {Delivery.Status.QUEUED, Delivery.Status.WITHHELD},
     Delivery.Status.REJECTED: set(),
     Delivery.Status.ACCEPTED: set(),
+    Delivery.Status.WITHHELD: set(),
 }
 
 
@@ -38,7 +42,12 @@ OUTCOME_ACTIONS = {
     Attempt.Outcome.RETRYABLE: AuditAction.DELIVERY_RETRYABLE,
     Attempt.Outcome.PERMANENT: AuditAction.DELIVERY_PERMANENT,
     Attempt.Outcome.STARTED: AuditAction.DELIVERY_STARTED,
+    Attempt.Outcome.RECONCILED: AuditAction.DELIVERY_RECONCILED,
 }
+
+ABANDONED_MESSAGE = ("送信中にワーカーが停止したか応答がなくなりました（HER-SYSに届いたかは不明）。"
+                     "同じ識別キーで再送するため、二重に登録されることはありません。")
+RECONCILED_MESSAGE = "HER-SYSに照会し、この版が同じ内容で登録済みであることを確認しました（受付番号 {receipt}）。"
 
 
 class TransitionError(Exception):
@@ -136,8 +145,8 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = next(iter(Delivery.objects.raw(_claim_sql(), [delivery_id])), None)
-        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
-            return None
+        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD):
+            return None  # final, a dead letter, or held by people: never sent from here
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
             # Another worker holds the lease, or one died holding it (a redelivered task): look again when the
             # lease runs out instead of waiting for the sweeper.
@@ -150,6 +159,8 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
         # "pending" may have been read before the lock was granted: look again with a fresh statement.
         if delivery.earlier_pending and _earlier_sequence_pending(delivery):
             return None  # sent when the earlier one is accepted (see _record), or by the sweeper
+        if delivery.status == Delivery.Status.SENDING:  # the lease ran out: the previous attempt died
+            _attempts_abandon(Attempt.objects.filter(delivery_id=delivery.pk), now)
         delivery_transition(delivery, Delivery.Status.SENDING, attempts=delivery.attempts + 1,
                             lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
         # Attempts are only created under this row's lock: the count keeps counting across re-drives.
@@ -164,7 +175,7 @@ def _claim_sql() -> str:
     d, a, p, h = (m._meta.db_table for m in (Delivery, Attempt, Payload, hospital))
     final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""  # SQLite: IMMEDIATE txns
-    return (f"SELECT d.*, h.code AS hospital_code, p.content AS payload_token, "
+    return (f"SELECT d.*, h.code AS hospital_code, p.content AS payload_token, p.sha256 AS payload_sha256, "
             f"EXISTS (SELECT 1 FROM {d} e WHERE e.stream = d.stream AND e.sequence < d.sequence "
             f"AND e.status NOT IN ({final})) AS earlier_pending, "
             f"(SELECT count(*) FROM {a} t WHERE t.delivery_id = d.id) AS attempts_logged "
@@ -199,11 +210,61 @@ def _enqueue_next_in_stream(delivery: Delivery) -> None:
         transaction.on_commit(lambda: delivery_enqueue(following))
 
 
+def _attempts_abandon(attempts, now) -> int:
+    """Close attempts still `started` whose worker is gone (its lease ran out) as `abandoned`."""
+    return attempts.filter(outcome=Attempt.Outcome.STARTED).update(
+        outcome=Attempt.Outcome.ABANDONED, finished_at=now, message=ABANDONED_MESSAGE)
+
+
+def _hersys_holding(delivery: Delivery):
+    """Ask HER-SYS what it holds for this delivery's stream (the notification's Bundle.identifier). Returns
+    (check, holding): check is Delivery.Check.HELD when HER-SYS holds this very revision with this content, OTHER
+    when it holds this revision number or a later one with other content, ABSENT when it holds neither, UNREACHABLE
+    when it could not be asked. Never raises for HER-SYS trouble (it is a second opinion, not a send)."""
+    from hersys_client import HersysError
+
+    try:
+        holding = hersys_client().lookup(delivery.stream)
+    except (HersysError, ValueError):
+        log.info("delivery %s: HER-SYS could not be asked what it holds", delivery.pk, exc_info=True)
+        return Delivery.Check.UNREACHABLE, None
+    if holding is None:
+        return Delivery.Check.ABSENT, None
+    held = holding.held(delivery.sequence)
+    sha256 = _payload_sha256(delivery)
+    # The content decides (a legacy key `<uuid>:<revision>` may have carried other bytes); the key only when
+    # HER-SYS reports no hash.
+    same = (held.sha256 == sha256) if held is not None and held.sha256 and sha256 else (
+        held is not None and held.idempotency_key == delivery.idempotency_key)
+    if same:
+        return Delivery.Check.HELD, holding
+    if held is not None or holding.revision >= delivery.sequence:
+        return Delivery.Check.OTHER, holding
+    return Delivery.Check.ABSENT, holding
+
+
+def _payload_sha256(delivery: Delivery) -> str:
+    sha = getattr(delivery, "payload_sha256", None)
+    if sha is None:
+        sha = Payload.objects.filter(pk=delivery.payload_id).values_list("sha256", flat=True).first() or ""
+    return sha
+
+
+def other_content_message(holding, sequence: int) -> str:
+    """What a person is told when HER-SYS holds this revision number (or a later one) with other content."""
+    return (f"HER-SYSには、この届出の第{holding.revision}版までが別の内容で登録済みです（受付番号 {holding.receipt_id}）。"
+            f"この第{sequence}版の内容はHER-SYSに届いていません。古い内容のまま受理扱いにはしていません。"
+            "届出を開いて内容を確認し、もう一度確定してください（修正として送信されます）。"
+            "バックアップからの復元後であれば、運用担当が照合（manage.py reconcile）を行います。")
+
+
 def delivery_attempt(delivery_id: int) -> Delivery | None:
     """One try: claim, send the frozen payload (outside any transaction), record the outcome. Safe to run twice:
     the bytes are the same every time and the idempotency key makes HER-SYS answer a replay with the original
-    receipt."""
-    from hersys_client import PermanentError, RetryableError, backoff_delay
+    receipt. Before giving up (a dead letter), and when HER-SYS answers that it holds this revision with other
+    content (409), HER-SYS is asked what it holds: a revision it already has ends accepted with its receipt; one
+    it has with other content is stopped and shown to people, never replayed as the old values."""
+    from hersys_client import IdempotencyKeyReused, PermanentError, RetryableError, RevisionConflict, backoff_delay
 
     claimed = _claim(delivery_id)
     if claimed is None:
@@ -217,15 +278,41 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
         raise  # the database, not the data: the task retries, the lease and the sweeper cover the rest
     except Exception as exc:  # erased, never frozen or undecryptable: retrying cannot help, a person must look
         log.exception("delivery %s: payload could not be read", delivery_id)
+        check, holding = _hersys_holding(delivery)  # a dead-letter candidate: does HER-SYS have it already?
+        if check == Delivery.Check.HELD:
+            return _record(delivery, attempt, Attempt.Outcome.RECONCILED,
+                           RECONCILED_MESSAGE.format(receipt=holding.receipt_id), None,
+                           receipt=holding.receipt(delivery.sequence), check=(check, holding))
         return _record(delivery, attempt, Attempt.Outcome.PERMANENT,
                        f"送信データを読み出せませんでした（{type(exc).__name__}）。サポート窓口へ連絡してください。",
-                       None, dead=True)
+                       None, dead=True, check=(check, holding))
     try:
         receipt = hersys_client().submit_bytes(body, delivery.idempotency_key)
     except RetryableError as exc:
         delay = backoff_delay(delivery.attempts, retry_after=exc.retry_after, base=settings.DELIVERY_BACKOFF_BASE,
                               cap=settings.DELIVERY_BACKOFF_CAP)
-        return _record(delivery, attempt, Attempt.Outcome.RETRYABLE, str(exc), getattr(exc, "status", None), delay)
+        check = None
+        now = timezone.now()
+        if _budget_spent(delivery, now) or (_delayed(delivery, now) and delivery.hersys_checked_at is None):
+            # About to become a dead letter, or late enough that people are offered the fax: ask HER-SYS first.
+            check = _hersys_holding(delivery)
+            if check[0] == Delivery.Check.HELD:
+                return _record(delivery, attempt, Attempt.Outcome.RECONCILED,
+                               RECONCILED_MESSAGE.format(receipt=check[1].receipt_id), None,
+                               receipt=check[1].receipt(delivery.sequence), check=check)
+        return _record(delivery, attempt, Attempt.Outcome.RETRYABLE, str(exc), getattr(exc, "status", None), delay,
+                       check=check)
+    except (RevisionConflict, IdempotencyKeyReused) as exc:
+        # HER-SYS has this revision number (or this key) with other content, or is ahead: find out what it holds.
+        check, holding = _hersys_holding(delivery)
+        if check == Delivery.Check.HELD:  # ours after all (e.g. first sent under an older key format)
+            return _record(delivery, attempt, Attempt.Outcome.RECONCILED,
+                           RECONCILED_MESSAGE.format(receipt=holding.receipt_id), exc.status,
+                           receipt=holding.receipt(delivery.sequence), check=(check, holding))
+        message = exc.message_ja
+        if holding is not None:
+            message = other_content_message(holding, delivery.sequence)
+        return _record(delivery, attempt, Attempt.Outcome.PERMANENT, message, exc.status, check=(check, holding))
     except PermanentError as exc:
         return _record(delivery, attempt, Attempt.Outcome.PERMANENT, str(exc), getattr(exc, "status", None))
     except Exception as exc:  # unexpected: retried within the window, then a dead letter for people
@@ -236,9 +323,26 @@ def delivery_attempt(delivery_id: int) -> Delivery | None:
     return _record(delivery, attempt, Attempt.Outcome.ACCEPTED, "受理されました", 200, receipt=receipt)
 
 
+def _delayed(delivery: Delivery, now) -> bool:
+    """Pending long enough that people are told it is late and offered the fax (DELIVERY_DELAYED_SECONDS)."""
+    started = delivery.redriven_at or delivery.created_at
+    return (now - started).total_seconds() >= settings.DELIVERY_DELAYED_SECONDS
+
+
+def _check_fields(check, now) -> dict:
+    if check is None:
+        return {}
+    result, holding = check
+    fields = {"hersys_checked_at": now, "hersys_check": result}
+    if holding is not None:
+        fields["hersys_revision"] = holding.revision
+    return fields
+
+
 def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, http_status: int | None,
-            delay: float | None = None, receipt=None, dead: bool = False) -> Delivery:
+            delay: float | None = None, receipt=None, dead: bool = False, check=None) -> Delivery:
     now = timezone.now()
+    checked = _check_fields(check, now)
     with transaction.atomic():
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         row = next(iter(Delivery.objects.raw(f"SELECT * FROM {Delivery._meta.db_table} WHERE id = %s{lock}",
@@ -250,24 +354,46 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
                             attempt.pk])
         if row.status != Delivery.Status.SENDING:
             return row  # someone else finished it meanwhile (e.g. a sweeper-driven replay)
-        if outcome == Attempt.Outcome.ACCEPTED:
+        if outcome in (Attempt.Outcome.ACCEPTED, Attempt.Outcome.RECONCILED):
             delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
-                                report_date=receipt.report_date, last_error="", lease_until=None)
+                                report_date=receipt.report_date, last_error="", lease_until=None, **checked)
             _enqueue_next_in_stream(row)
         elif dead:
-            delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
+            delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None, **checked)
         elif outcome == Attempt.Outcome.PERMANENT:
-            delivery_transition(row, Delivery.Status.REJECTED, last_error=message, lease_until=None)
+            delivery_transition(row, Delivery.Status.REJECTED, last_error=message, lease_until=None, **checked)
         elif _budget_spent(row, now):
-            delivery_transition(row, Delivery.Status.DEAD, last_error=message, lease_until=None)
+            delivery_transition(row, Delivery.Status.DEAD, last_error=_dead_message(message, checked),
+                                lease_until=None, **checked)
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
-                                next_attempt_at=now + timedelta(seconds=delay or 0))
+                                next_attempt_at=now + timedelta(seconds=delay or 0), **checked)
     audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
+    if row.status in (Delivery.Status.REJECTED, Delivery.Status.DEAD):
+        _problem_announce(row)
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)
     return row
+
+
+def _dead_message(message: str, checked: dict) -> str:
+    """A dead letter never keeps a "will retry" message: it says what HER-SYS answered and that retries stopped."""
+    found = {Delivery.Check.ABSENT: "HER-SYSに照会し、この版が登録されていないことを確認しました。",
+             Delivery.Check.UNREACHABLE: "HER-SYSに照会できず、届いているかは確認できていません。",
+             Delivery.Check.OTHER: "HER-SYSには、この版の番号で別の内容が登録されています。"}.get(
+        checked.get("hersys_check"), "")
+    reason = message.replace("時間をおいて再送します。", "").strip()
+    return f"自動再送を終了しました（最後の応答: {reason}）。{found}"
+def _problem_announce(delivery: Delivery) -> None:
+    """Tell listeners (signals.delivery_problem) that people must act; a listener's failure never undoes or
+    repeats the delivery's outcome (it is committed already)."""
+    from .signals import delivery_problem
+
+    for receiver, result in delivery_problem.send_robust(sender=Delivery, delivery_id=delivery.pk,
+                                                         hospital_id=delivery.hospital_id, problem=delivery.status):
+        if isinstance(result, Exception):
+            log.error("delivery %s: problem listener %r failed: %r", delivery.pk, receiver, result)
 
 
 def _budget_spent(delivery: Delivery, now) -> bool:
@@ -280,18 +406,105 @@ def _budget_spent(delivery: Delivery, now) -> bool:
 
 
 def delivery_sweep(now=None) -> int:
-    """Re-enqueue deliveries whose task was lost: queued/retrying and due, or sending with an expired lease."""
+    """Re-enqueue deliveries whose task was lost: queued/retrying and due, or sending with an expired lease (whose
+    open attempts are closed as `abandoned`: their worker is gone). Deliveries late enough that people are offered
+    the fax get HER-SYS asked once whether it already holds them (`delivery_check`)."""
     now = now or timezone.now()
     grace = now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS)  # their own task is probably on its way
+    stale = list(Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
+                 .values_list("pk", flat=True)[:500])
+    if stale:
+        _attempts_abandon(Attempt.objects.filter(delivery_id__in=stale, delivery__status=Delivery.Status.SENDING,
+                                                 delivery__lease_until__lt=now), now)
     due = list(
         Delivery.objects.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.RETRYING],
                                 next_attempt_at__lte=grace).values_list("pk", flat=True)[:500]
-    ) + list(
-        Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now).values_list("pk", flat=True)[:500]
-    )
+    ) + stale
     for pk in due:
         delivery_enqueue(pk)
+    late = now - timedelta(seconds=settings.DELIVERY_DELAYED_SECONDS)
+    unchecked = (Delivery.objects.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.RETRYING],
+                                         hersys_checked_at__isnull=True)
+                 .filter(models.Q(redriven_at__isnull=True, created_at__lte=late) | models.Q(redriven_at__lte=late))
+                 .exclude(pk__in=due).values_list("pk", flat=True)[:200])
+    for pk in unchecked:
+        delivery_check_enqueue(pk)
     return len(due)
+
+
+def delivery_check_enqueue(delivery_id: int) -> None:
+    from .tasks import check_delivery
+
+    try:
+        check_delivery.apply_async(args=[delivery_id], expires=600)
+    except Exception:
+        log.warning("could not enqueue the HER-SYS check of delivery %s", delivery_id, exc_info=True)
+
+
+def delivery_check(delivery_id: int, now=None) -> Delivery | None:
+    """Ask HER-SYS whether it already holds a pending (or dead) delivery's revision, without sending anything:
+    held with this content → accepted with its receipt (a `reconciled` attempt); otherwise the answer is noted
+    (`hersys_check`), and the delivery goes on as before. Runs on the VPN side (it talks to HER-SYS)."""
+    row = Delivery.objects.filter(pk=delivery_id).first()
+    if row is None or row.status not in (Delivery.Status.QUEUED, Delivery.Status.RETRYING, Delivery.Status.DEAD):
+        return row
+    check, holding = _hersys_holding(row)
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = Delivery.objects.select_for_update().get(pk=delivery_id)
+        if row.status not in (Delivery.Status.QUEUED, Delivery.Status.RETRYING, Delivery.Status.DEAD):
+            return row  # a worker took it meanwhile: its own answer counts
+        fields = _check_fields((check, holding), now)
+        if check != Delivery.Check.HELD:
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.save(update_fields=list(fields))
+            return row
+        attempt = Attempt.objects.create(
+            delivery=row, number=Attempt.objects.filter(delivery=row).count() + 1, outcome=Attempt.Outcome.RECONCILED,
+            finished_at=now, worker=_WORKER or _worker_name(),
+            message=RECONCILED_MESSAGE.format(receipt=holding.receipt_id))
+        receipt = holding.receipt(row.sequence)
+        delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
+                            report_date=receipt.report_date, last_error="", lease_until=None, **fields)
+        _enqueue_next_in_stream(row)
+    audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
+                 http_status=None, status=row.status)
+    return row
+
+
+class HoldRefused(Exception):
+    """The delivery cannot be held now (already sent, in flight or final); the message is for people."""
+
+
+def delivery_hold(delivery_id: int) -> Delivery:
+    """Hold a delivery that has not reached HER-SYS (queued, retrying, dead letter): the worker never sends it
+    until `delivery_release`. Call inside the caller's transaction (the caller audits its own act)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    if row.status == Delivery.Status.HELD:
+        return row
+    if row.status == Delivery.Status.SENDING:
+        raise HoldRefused("いまHER-SYSへ送信中のため保留できません。少し待ってから送信状況を確認してください。")
+    if row.status not in ALLOWED or Delivery.Status.HELD not in ALLOWED[row.status]:
+        raise HoldRefused("この版はすでに送信が終わっているため保留できません。")
+    return delivery_transition(row, Delivery.Status.HELD, lease_until=None)
+
+
+def delivery_release(delivery_id: int) -> Delivery:
+    """Send a held delivery after all (queued again, enqueued after commit, with a fresh retry window)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.QUEUED, next_attempt_at=timezone.now(), redriven_at=timezone.now())
+    transaction.on_commit(lambda: delivery_enqueue(row.pk))
+    return row
+
+
+def delivery_withhold(delivery_id: int) -> Delivery:
+    """A held delivery is never sent (final): e.g. the notification was completed by FAX only."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.WITHHELD)
+    row_final = row
+    _enqueue_next_in_stream(row_final)  # a later revision of the stream no longer waits for this one
+    return row_final
 
 
 def delivery_redrive(delivery: Delivery, user, request=None) -> Delivery:
@@ -303,3 +516,59 @@ def delivery_redrive(delivery: Delivery, user, request=None) -> Delivery:
         audit_record("delivery.redrive", request=request, user=user, obj=row)
         transaction.on_commit(lambda: delivery_enqueue(row.pk))
     return row
+
+
+def delivery_stuck(delivery: Delivery, now=None) -> bool:
+    """A pending delivery nobody is working on: sending with its lease run out (the worker died), or due for longer
+    than the sweeper needs to notice (its task was lost and the sweeper is not running)."""
+    now = now or timezone.now()
+    if delivery.status == Delivery.Status.SENDING:
+        return delivery.lease_until is not None and delivery.lease_until < now
+    if delivery.status in (Delivery.Status.QUEUED, Delivery.Status.RETRYING):
+        return (now - delivery.next_attempt_at).total_seconds() > sweep_horizon_seconds()
+    return False
+
+
+def sweep_horizon_seconds() -> float:
+    """How long a due delivery may wait before the sweeper has surely re-enqueued it (one period plus the grace)."""
+    schedule = settings.CELERY_BEAT_SCHEDULE.get("sweep-deliveries", {}).get("schedule", 30)
+    return float(schedule) + settings.DELIVERY_SWEEP_GRACE_SECONDS
+
+
+def delivery_resume(delivery: Delivery, user, request=None) -> bool:
+    """A central admin's action on a stuck or waiting delivery: send it now. A dead worker's attempt is closed as
+    abandoned; a retry waiting for its backoff is made due now. Safe whatever happens meanwhile (the claim decides,
+    under its lease, and the idempotency key covers a send that did reach HER-SYS). False if it is not pending."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        if row.status not in (Delivery.Status.QUEUED, Delivery.Status.RETRYING, Delivery.Status.SENDING):
+            return False
+        if row.status == Delivery.Status.SENDING:
+            if row.lease_until is not None and row.lease_until > now:
+                return False  # a live attempt: leave it alone
+            _attempts_abandon(Attempt.objects.filter(delivery=row), now)
+        elif row.next_attempt_at > now:
+            row.next_attempt_at = now
+            row.save(update_fields=["next_attempt_at"])
+        audit_record(AuditAction.DELIVERY_RESUME, request=request, user=user, obj=row, status=row.status)
+        transaction.on_commit(lambda: delivery_enqueue(row.pk))
+    return True
+
+
+def delivery_record_held(*, payload: Payload, hospital, stream: str, sequence: int, receipt) -> Delivery:
+    """Reconciliation: an outbox row, already accepted, for a revision HER-SYS holds but the portal had forgotten
+    (a restore from backup). `payload` holds the bytes HER-SYS stored; nothing is sent. Call inside the caller's
+    transaction."""
+    now = timezone.now()
+    delivery = Delivery.objects.create(
+        payload=payload, hospital=hospital, stream=stream, sequence=sequence,
+        idempotency_key=idempotency_key(stream=stream, sequence=sequence, sha256=payload.sha256),
+        status=Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id, report_date=receipt.report_date,
+        hersys_checked_at=now, hersys_check=Delivery.Check.HELD, hersys_revision=receipt.revision, updated_at=now)
+    Attempt.objects.create(delivery=delivery, number=1, outcome=Attempt.Outcome.RECONCILED, finished_at=now,
+                           worker=_WORKER or _worker_name(),
+                           message=RECONCILED_MESSAGE.format(receipt=receipt.receipt_id))
+    audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=hospital.code, obj=delivery, attempt=1,
+                 status=delivery.status)
+    return delivery

@@ -17,3 +17,10 @@ def deliver(delivery_id: int) -> str | None:
 @shared_task(name="assist_portal.delivery.tasks.sweep_deliveries")
 def sweep_deliveries() -> int:
     return services.delivery_sweep()
+
+
+@shared_task(name="assist_portal.delivery.tasks.check_delivery", acks_late=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, retry_kwargs={"max_retries": 5})
+def check_delivery(delivery_id: int) -> str | None:
+    row = services.delivery_check(delivery_id)
+    return row.status if row is not None else None

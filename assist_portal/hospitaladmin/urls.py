@@ -8,4 +8,5 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("keys/", views.keys, name="keys"),
     path("raw-push/", views.raw_push, name="raw-push"),
+    path("effort/", views.effort, name="effort"),
 ]

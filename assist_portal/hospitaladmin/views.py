@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from assist_portal.accounts.admin_views import account_admin, connector_keys_post
 from assist_portal.accounts.connector_keys import keys_for_hospital
 from assist_portal.accounts.decorators import hospital_admin_required
+from assist_portal.notifications.effort import effort_report
 
 
 @hospital_admin_required
@@ -56,3 +57,13 @@ def raw_push(request):
     messages.success(request, "抽出データそのものの受信を許可しました。調査が終わったら必ず元に戻してください。"
                      if enabled == "1" else "抽出データそのものの受信を止めました（項目のみを受け付けます）。")
     return redirect("hospitaladmin:settings")
+
+
+@hospital_admin_required
+@require_GET
+def effort(request):
+    """The effort report of the administrator's own hospital, per month: the figures of /central/effort/, counts and
+    times only (no patient values, so nothing is audited)."""
+    hospital = request.user.hospital
+    return render(request, "hospitaladmin/effort.html", {"hospital": hospital,
+                                                         "rows": effort_report(hospital=hospital)})

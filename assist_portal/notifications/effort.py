@@ -4,8 +4,9 @@ to the physician's first confirmation; rejections; and the items most often type
 an EMR source for them (where the mapping should improve).
 
 Read from what is stored anyway: each notification's provenance (no patient data: a source per item id) and the
-first revision's time. "Adopted" is a typed value equal to the EMR's suggestion for that item (values and
-suggestions are compared in memory, never returned); once a notification is purged it counts as typed."""
+first revision's time. "Adopted" is exactly what a person chose with 「採用」: the save marks that item's provenance
+`adopted:<user>` (notifications.services), and it stays so until the value is changed by hand (then `typed`). A
+value typed by hand that happens to equal the suggestion is typed. Values are never read."""
 from __future__ import annotations
 
 import statistics
@@ -20,8 +21,11 @@ PREFILLED = ("ss-mix2", "ssmix2", "fhir", "csv", "dwh", "emr", "hl7", "master", 
 
 
 def _kind(source: Any) -> str:
+    """prefilled | adopted | typed, from one provenance string."""
     prefix = str(source).split(":", 1)[0].lower()
-    return "prefilled" if prefix in PREFILLED else "typed"
+    if prefix in PREFILLED:
+        return "prefilled"
+    return "adopted" if prefix == "adopted" else "typed"
 
 
 def _item_id(key: str) -> str:
@@ -53,17 +57,10 @@ def effort_report(*, hospital=None) -> list[dict[str, Any]]:
         b["minutes"].append((rev.confirmed_at - n.created_at).total_seconds() / 60)
         items = {i["id"]: i for i in n.definition.definition.get("items", [])}
         labels.update({iid: i.get("label", iid) for iid, i in items.items()})
-        suggestions = n.suggestions or {}
-        values = n.values or {}
         for key, source in (n.provenance or {}).items():
             kind = _kind(source)
-            if kind == "typed":
-                suggested = suggestions.get(key)
-                if isinstance(suggested, dict) and suggested.get("value") is not None \
-                        and values.get(key) == suggested.get("value"):
-                    kind = "adopted"
-                elif items.get(_item_id(key), {}).get("emr_source"):
-                    b["typed_with_source"][_item_id(key)] += 1
+            if kind == "typed" and items.get(_item_id(key), {}).get("emr_source"):
+                b["typed_with_source"][_item_id(key)] += 1
             b[kind] += 1
     from assist_portal.delivery.models import Delivery  # notifications → delivery is an allowed edge
 
@@ -75,7 +72,9 @@ def effort_report(*, hospital=None) -> list[dict[str, Any]]:
             delivery__status__in=(Delivery.Status.REJECTED, Delivery.Status.DEAD)).count()
         rows.append({
             "hospital_code": code, "hospital_name": b["hospital_name"], "month": month,
+            "month_label": f"{month[:4]}年{int(month[5:])}月",
             "notifications": b["notifications"], "items": total,
+            "prefilled_items": b["prefilled"], "adopted_items": b["adopted"], "typed_items": b["typed"],
             "prefilled_pct": round(100 * b["prefilled"] / total, 1) if total else 0.0,
             "adopted_pct": round(100 * b["adopted"] / total, 1) if total else 0.0,
             "typed_pct": round(100 * b["typed"] / total, 1) if total else 0.0,

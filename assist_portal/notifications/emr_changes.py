@@ -299,7 +299,8 @@ def notification_emr_decide(notification: Notification, user, values: dict | Non
     """The form page's 「反映」/「反映しない」 (one, or all shown): what the person typed on the page is saved first
     (as a draft save would), then the chosen changes are applied or dismissed — one transaction, optimistic lock.
     Returns (row, accepted, dismissed, problems)."""
-    from .services import NotAllowed, WorkflowError, _apply_values, _locked, _locked_merged
+    from .search import search_index_update
+    from .services import NotAllowed, WorkflowError, _apply_values, _locked, _locked_merged, _missing_priority
 
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
@@ -315,7 +316,9 @@ def notification_emr_decide(notification: Notification, user, values: dict | Non
         else:
             row.lock_version += 1
         accepted, dismissed, problems = emr_changes_decide(row, user, accept=accept, dismiss=dismiss)
+        row.missing_priority = _missing_priority(row.definition, row.values)
         row.save()
+        search_index_update(row)
         audit_record("emr_change.decide", request=request, user=user, obj=row, accepted=accepted,
                      dismissed=dismissed, refused=len(problems), status=row.status)
     return row, accepted, dismissed, problems

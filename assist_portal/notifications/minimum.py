@@ -60,7 +60,7 @@ def notification_confirm_minimum(notification: Notification, user, values: dict,
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は確定できません。")
         if row.revision > 0:
-            raise WorkflowError("最小限の項目での確定は第1報だけです。残りの項目は「修正を確定してHER-SYSへ送信」で送ってください。")
+            raise WorkflowError("最小限の項目での確定は第1報だけです。残りの項目は「修正を確定する」から確認して送ってください。")
         evaluation = _apply_values(row, values, user, "draft")  # completeness is the minimum set's, below
         missing = minimum_missing(row.definition, evaluation)
         if evaluation.errors or missing or not evaluation.notifiable:

@@ -68,6 +68,27 @@ class Notification(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     purged_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation with HER-SYS after a restore (manage.py reconcile, issue 12): the newest revision and receipt
+    # HER-SYS holds for this notification when the portal's own revisions do not reach it, and when that was found.
+    hersys_revision = models.PositiveIntegerField(null=True, blank=True)
+    hersys_receipt_id = models.CharField(max_length=40, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    # Hand-off (worklist state 医師確認待ち): a clerk asks a physician (optionally a named one) to check and confirm.
+    # Notes may mention the patient: encrypted like the values.
+    review_requested_at = models.DateTimeField(null=True, blank=True)
+    review_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.PROTECT, related_name="+")
+    review_physician = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+")
+    review_note = EncryptedJSONField(default=str, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
+    returned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    returned_note = EncryptedJSONField(default=str, blank=True)
+    # Item ids of the priority items (Q&A 5) still missing at the last save: ids only, shown on the worklist.
+    missing_priority = models.JSONField(default=list, blank=True)
     # Q&A 5: first reported with the minimum items only; the rest follows as an update (続報待ち until then).
     follow_up_pending = models.BooleanField("続報待ち", default=False)
 
@@ -98,13 +119,20 @@ class NotificationRevision(models.Model):
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.FULL)
     definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
     values = EncryptedJSONField(default=dict)
-    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # None only for a revision the portal had forgotten (a restore from backup) and took back from HER-SYS
+    # (manage.py reconcile): who confirmed it is in the audit log of that time, not in the restored database.
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     confirmed_at = models.DateTimeField(default=timezone.now)
     # The document exactly as sent (built once at confirmation, encrypted, hashed) and its outbox row. The links
     # point from notifications to delivery only: the outbox knows no notification (related_name="+").
     payload = models.OneToOneField("delivery.Payload", on_delete=models.PROTECT, related_name="+")
     delivery = models.OneToOneField("delivery.Delivery", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
+    # What the physician saw on the review step (items as displayed, explicit answers, the diff, when the second
+    # factor was proven) and the digest of the draft it confirmed; empty for service-level confirmations.
+    review = EncryptedJSONField(default=dict, blank=True)
+    reviewed_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["number"]
@@ -148,6 +176,50 @@ class EmrChange(models.Model):
     class Meta:
         ordering = ["detected_at", "id"]
         indexes = [models.Index(fields=["notification", "status"], name="emr_change_open")]
+class SearchToken(models.Model):
+    """The worklist's search index over values encrypted at rest (notifications.search): keyed HMACs of normalised
+    prefixes and exact values (patient ID, name, kana, birth date). Without SEARCH_INDEX_KEY a token says nothing."""
+
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.CASCADE, related_name="+")
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="search_tokens")
+    token = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["hospital", "token"], name="search_token_lookup")]
+        constraints = [models.UniqueConstraint(fields=["notification", "token"], name="one_search_token")]
+
+
+class DeliveryAlert(models.Model):
+    """One "people must act" notice per revision and problem (rejected, dead letter, not accepted in time): the
+    e-mail goes out once, however often the problem is reported."""
+
+    revision = models.ForeignKey(NotificationRevision, on_delete=models.CASCADE, related_name="alerts")
+    problem = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision", "problem"], name="one_alert_per_problem")]
+
+
+class FaxRecord(models.Model):
+    """「FAXで届出済みとして記録」: the paper form of a revision was faxed to a health centre. Electronic delivery of
+    that revision is held until someone decides: send it as well (agreed with the health centre) or FAX only."""
+
+    class Decision(models.TextChoices):
+        PENDING = "", "未定（電子送信は保留中）"
+        ELECTRONIC = "electronic", "電子送信も行う（保健所と調整済み）"
+        FAX_ONLY = "fax_only", "FAXのみで完了"
+
+    revision = models.OneToOneField(NotificationRevision, on_delete=models.PROTECT, related_name="fax")
+    sent_at = models.DateTimeField("FAX送付日時")
+    health_centre = models.CharField("送付先の保健所", max_length=100)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=12, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
 
 
 class AutosavedInput(models.Model):

@@ -1,7 +1,25 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
-from django.db.models import Max, Prefetch
+import re
+from datetime import timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
 from django.utils import timezone
@@ -9,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from assist_portal.delivery.models import Delivery
 
-from .models import Notification, NotificationRevision
+from .models import EmrChange, Notification, NotificationRevision, SearchToken
 
 
 class FeedCursorError(ValueError):
@@ -20,11 +38,6 @@ def notifications_for_user(user):
     if not user.is_hospital_staff:
         return Notification.objects.none()
     return Notification.objects.filter(hospital_id=user.hospital_id).select_related("definition")
-
-
-def notification_list_for_user(user):
-    """The list page: name and delivery status only (patient values are not decrypted for it)."""
-    return with_pending_emr_changes(_with_deliveries(notifications_for_user(user).defer(*LIST_DEFERRED)))
 
 
 def notification_get(user, uuid) -> Notification:
@@ -65,27 +78,89 @@ def with_last_activity(qs):
 
 
 GUIDANCE = {
-    "queued": "送信の順番を待っています。通常は数秒で送信されます。",
-    "sending": "HER-SYSへ送信しています。",
-    "retrying": "HER-SYSに一時的に接続できないため、自動で再送します。入力し直す必要はありません。",
     "accepted": "HER-SYSが受理しました。受付番号を控えてください。",
     "rejected": "HER-SYSが受け付けませんでした。理由を確認し、届出を開いて内容を修正してから、もう一度確定してください。",
-    "dead": "HER-SYSへの送信を繰り返しても届きませんでした。運用担当（中央管理者）が対応します。"
-            "急ぐ場合は紙の様式を印刷して保健所へFAXしてください。",
+    "held": "FAXで届出済みとして記録したため、HER-SYSへの電子送信は保留しています。保健所と調整のうえ、"
+            "「電子送信も行う」か「FAXのみで完了」を選んでください。",
+    "withheld": "FAXのみで届出を完了しました。この版はHER-SYSへは送信しません。",
 }
+FAX_ADVICE = "届出の期限に間に合わない場合は、紙の様式を印刷して保健所へFAXしてください。"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}時間{minutes % 60}分" if minutes >= 60 else f"{max(minutes, 1)}分"
+
+
+def delivery_wording(delivery: Delivery, now=None) -> dict:
+    """The one place that words a delivery for people (status page, list, feed), from its state and how long it
+    has been pending: 送信中 only while an attempt is live (its lease runs); after DELIVERY_DELAYED_SECONDS it says
+    the delivery is late and offers the fax — once HER-SYS was asked whether it already holds the revision (or
+    asking has been impossible for twice that long). Returns state, label, guidance, final, fax_offer, age.
+
+    `fax_action` is where the FAX offer links to record a fax (the workflow's FAX state, issue 8); None until then.
+    """
+    now = now or timezone.now()
+    status = delivery.status
+    started = delivery.redriven_at or delivery.created_at
+    age = max((now - started).total_seconds(), 0.0)
+    pending = status in Delivery.PENDING
+    live = status == Delivery.Status.SENDING and delivery.lease_until is not None and delivery.lease_until > now
+    delay = settings.DELIVERY_DELAYED_SECONDS
+    checked = delivery.hersys_check
+    out = {"state": status, "label": delivery.get_status_display(), "guidance": GUIDANCE.get(status, ""),
+           "final": status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD), "fax_offer": False,
+           "fax_action": None,
+           "age_seconds": round(age) if pending else None}
+    if pending and age >= delay and not live:
+        out["state"], out["label"] = "delayed", "送信遅延"
+        late = f"確定から{_minutes(age)}たっても、HER-SYSへの送信が完了していません。自動で再送を続けています。"
+        if checked == Delivery.Check.ABSENT:
+            out["guidance"] = late + "HER-SYSに照会し、まだ届いていないことを確認しました。" + FAX_ADVICE
+            out["fax_offer"] = True
+        elif checked == Delivery.Check.UNREACHABLE or age >= 2 * delay:
+            out["guidance"] = late + "HER-SYSに接続できず、届いているかを確認できていません。" + FAX_ADVICE
+            out["fax_offer"] = True
+        else:
+            out["guidance"] = late + "HER-SYSに届いているかを照会しています。しばらくお待ちください。"
+    elif status == Delivery.Status.SENDING and live:
+        out["guidance"] = "HER-SYSへ送信しています。"
+    elif status == Delivery.Status.SENDING:
+        out["state"], out["label"] = "interrupted", "再送待ち"
+        out["guidance"] = ("送信処理が途中で止まりました。まもなく自動で再送します"
+                           "（同じ識別キーで送るため、二重に登録されることはありません）。")
+    elif status == Delivery.Status.QUEUED:
+        out["guidance"] = ("送信の順番を待っています。通常は数秒で送信されます。" if age < 60 else
+                           f"送信の順番を{_minutes(age)}待っています。自動で送信します。入力し直す必要はありません。")
+    elif status == Delivery.Status.RETRYING:
+        when = timezone.localtime(delivery.next_attempt_at).strftime("%H:%M")
+        out["guidance"] = (f"HER-SYSに一時的に接続できないため、自動で再送します（次回 {when} 頃、これまで"
+                           f"{delivery.attempts}回試行）。入力し直す必要はありません。")
+    elif status == Delivery.Status.DEAD:
+        found = ("HER-SYSに照会し、届いていないことを確認しました。" if checked == Delivery.Check.ABSENT else
+                 "HER-SYSに届いているかは確認できていません。")
+        out["guidance"] = ("HER-SYSへの自動送信を打ち切りました。" + found + "運用担当（中央管理者）が対応します。"
+                           + FAX_ADVICE)
+        out["fax_offer"] = True
+    elif status == Delivery.Status.REJECTED and checked == Delivery.Check.OTHER:
+        out["guidance"] = ("HER-SYSには、この届出の同じ版が別の内容で登録されています。古い内容のまま受理扱いには"
+                           "していません。届出を開いて内容を確認し、もう一度確定してください（修正として送信されます）。")
+    return out
 
 
 def delivery_status(notification: Notification) -> dict:
-    """What the user sees live: queued → sent → accepted, or a clear rejection."""
+    """What the user sees live: queued → sent → accepted, or a clear rejection (worded by `delivery_wording`)."""
     revision = _newest_revision(notification)
     delivery = revision.delivery if revision is not None else None
     if delivery is None:
-        return {"status": "none", "label": "未送信", "final": False, "guidance": "まだ確定していません。"}
+        return {"status": "none", "state": "none", "label": "未送信", "final": False, "fax_offer": False,
+                "fax_action": None, "guidance": "まだ確定していません。"}
+    wording = delivery_wording(delivery)
+    if wording["fax_offer"]:  # the FAX state (issue 8): record the fax on the status page's FAX section
+        wording["fax_action"] = "#fax"
     return {
-        "guidance": GUIDANCE.get(delivery.status, ""),
+        **wording,
         "status": delivery.status,
-        "label": delivery.get_status_display(),
-        "final": delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD),
         "receipt_id": delivery.receipt_id,
         "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
         "attempts": delivery.attempts,
@@ -247,6 +322,169 @@ def conflicts_presented(notification: Notification, conflicts: list[dict]) -> li
         out.append({"item_id": c["item_id"], "label": label, "mine": show(c["mine"]), "theirs": show(c["theirs"]),
                     "base": show(c["base"]) if "base" in c and c.get("base") is not None else "（なし）"})
     return out
+# ---- the worklist ---------------------------------------------------------------------------------------------------
+
+class WorkState(StrEnum):
+    INPUT = "input"
+    REVIEW = "review"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    ATTENTION = "attention"
+    FOLLOWUP = "followup"
+
+
+WORK_STATE_LABELS = {
+    WorkState.INPUT: "入力中",
+    WorkState.REVIEW: "医師確認待ち",
+    WorkState.SENDING: "送信待ち・送信中",
+    WorkState.ACCEPTED: "受理",
+    WorkState.ATTENTION: "要対応",
+    WorkState.FOLLOWUP: "続報待ち",
+}
+#: The order of the tabs and counts in the navigation.
+WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.FOLLOWUP,
+               WorkState.ACCEPTED]
+PENDING_DELIVERY = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.RETRYING)
+
+
+def _newest_revision_field(field: str):
+    """The newest revision's `field` (e.g. its delivery's status), as a subquery (no rows fetched)."""
+    return Subquery(NotificationRevision.objects.filter(notification=OuterRef("pk"), number=OuterRef("revision"))
+                    .values(field)[:1])
+
+
+def attention_reasons(now=None) -> dict[str, tuple[str, Q]]:
+    """Why a case needs someone (要対応): reason code → (Japanese label, condition over the worklist's
+    annotations). The one place to add a reason (e.g. new EMR data): the state, the filter, the counts and the
+    banner all read it."""
+    now = now or timezone.now()
+    overdue_since = now - timedelta(minutes=settings.ACCEPTANCE_ALERT_MINUTES)
+    return {
+        "rejected": ("HER-SYSが差し戻し", Q(w_delivery_status=Delivery.Status.REJECTED)),
+        "dead": ("送信停止", Q(w_delivery_status=Delivery.Status.DEAD)),
+        "overdue": (f"{settings.ACCEPTANCE_ALERT_MINUTES:g}分以上受理されない",
+                    Q(w_delivery_status__in=PENDING_DELIVERY, w_delivery_created__lt=overdue_since)),
+        "emr": ("電子カルテに新しい情報", Q(w_emr_pending=True)),
+        "fax": ("FAX送付済み・電子送信の要否が未定", Q(w_delivery_status=Delivery.Status.HELD)),
+    }
+
+
+def _attention_q(now=None) -> Q:
+    q = Q(pk__in=[])
+    for _, condition in attention_reasons(now).values():
+        q |= condition
+    return q
+
+
+def with_work_state(qs, now=None):
+    """Annotate `work_state` (WorkState), computed in SQL from the notification and its newest delivery."""
+    qs = qs.annotate(w_delivery_status=_newest_revision_field("delivery__status"),
+                     w_delivery_created=_newest_revision_field("delivery__created_at"),
+                     w_receipt=_newest_revision_field("delivery__receipt_id"),
+                     w_emr_pending=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
+                                                                   status=EmrChange.Status.PENDING)))
+    reasons = attention_reasons(now)
+    qs = qs.annotate(**{f"attn_{code}": Case(When(condition, then=Value(True)), default=Value(False),
+                                             output_field=BooleanField())
+                        for code, (_, condition) in reasons.items()})
+    editing = (Q(status=Notification.Status.DRAFT)
+               | Q(status=Notification.Status.CONFIRMED, has_unsent_changes=True))
+    return qs.annotate(work_state=Case(
+        When(Q(review_requested_at__isnull=False) & ~Q(status=Notification.Status.WITHDRAWN),
+             then=Value(WorkState.REVIEW.value)),
+        When(_attention_q(now), then=Value(WorkState.ATTENTION.value)),
+        # Q&A 5: confirmed with the minimum items; the rest is still to be sent as an update
+        When(follow_up_pending=True, then=Value(WorkState.FOLLOWUP.value)),
+        When(editing, then=Value(WorkState.INPUT.value)),
+        When(w_delivery_status__in=PENDING_DELIVERY, then=Value(WorkState.SENDING.value)),
+        default=Value(WorkState.ACCEPTED.value), output_field=CharField()))
+
+
+def _search(qs, user, query: str):
+    from .search import query_tokens
+
+    tokens = query_tokens(user.hospital_id, query)
+    if not tokens:
+        return qs
+    return qs.filter(Exists(SearchToken.objects.filter(hospital_id=user.hospital_id, notification=OuterRef("pk"),
+                                                       token__in=tokens)))
+
+
+def _mine(qs, user):
+    """「自分の担当」: a physician's cases handed to them; a clerk's cases they opened, handed off or edited last."""
+    if user.is_physician:
+        return qs.filter(Q(review_physician=user) | Q(review_physician__isnull=True, review_requested_at__isnull=False,
+                                                       updated_by=user) | Q(created_by=user, revision=0))
+    return qs.filter(Q(created_by=user) | Q(review_requested_by=user) | Q(updated_by=user))
+
+
+def worklist(user, *, state: str | None = None, mine: bool = False, query: str = "", now=None):
+    """The hospital's cases with their work state, newest change first; filtered by state, 「自分の担当」 and a
+    search (patient ID, name, kana, birth date — through the keyed index, no row decrypted)."""
+    qs = with_work_state(with_pending_emr_changes(
+        notifications_for_user(user).defer(*LIST_DEFERRED, "review_note", "returned_note")
+        .select_related("updated_by", "review_physician", "review_requested_by")), now)
+    if state in set(WorkState):
+        qs = qs.filter(work_state=state)
+    if mine:
+        qs = _mine(qs, user)
+    if query:
+        qs = _search(qs, user, query)
+    return qs.order_by("-updated_at", "-id")
+
+
+def worklist_counts(user, now=None) -> dict[str, int]:
+    """How many cases of the user's hospital are in each state (one query), for the navigation."""
+    counts = {s.value: 0 for s in WORK_STATES}
+    rows = (with_work_state(notifications_for_user(user).order_by(), now).values("work_state")
+            .annotate(n=Count("pk")))
+    for row in rows:
+        counts[row["work_state"]] = row["n"]
+    return counts
+
+
+def default_work_state(user) -> str:
+    """Each role lands on its own queue: a physician on 医師確認待ち, a clerk on 入力中."""
+    return WorkState.REVIEW.value if user.is_physician else WorkState.INPUT.value
+
+
+def attention_of(row, now=None) -> list[str]:
+    """The labels of the reasons that put one worklist row into 要対応 (read from its `attn_*` annotations)."""
+    return [label for code, (label, _) in attention_reasons(now).items() if getattr(row, f"attn_{code}", False)]
+
+
+def hospital_physicians(hospital_id: int):
+    """The physicians a draft can be handed to (active accounts of the same hospital)."""
+    from assist_portal.accounts.models import User
+
+    return User.objects.filter(hospital_id=hospital_id, role=User.Role.PHYSICIAN, is_active=True).order_by(
+        "display_name", "username")
+
+
+_ITEM_ID_IN_TEXT = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+
+
+def rejection_items(notification: Notification, delivery: dict) -> list[dict]:
+    """The items a rejection names (HER-SYS cites item ids in its diagnostics), each with its label and the id of
+    its field on the form, so the page links straight to them. Empty unless the newest delivery was rejected."""
+    if delivery.get("status") != Delivery.Status.REJECTED:
+        return []
+    items = {i["id"]: i for i in notification.definition.definition.get("items", []) if isinstance(i, dict)}
+    out, seen = [], set()
+    for item_id in _ITEM_ID_IN_TEXT.findall(delivery.get("error") or ""):
+        if item_id in items and item_id not in seen:
+            seen.add(item_id)
+            out.append({"id": item_id, "label": items[item_id].get("label", item_id),
+                        "html_id": "f-" + item_id.replace(".", "-")})
+    return out
+
+
+def fax_of(notification: Notification):
+    """The FAX record of the newest revision (None when none was recorded)."""
+    from .models import FaxRecord
+
+    return (FaxRecord.objects.select_related("revision", "recorded_by", "decided_by")
+            .filter(revision__notification=notification, revision__number=notification.revision).first())
 
 
 def autosave_for(notification: Notification, user):

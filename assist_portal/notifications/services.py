@@ -9,13 +9,20 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 import mapping
 from assist_portal.audit.services import audit_record
 from assist_portal.delivery.models import Delivery
-from assist_portal.delivery.services import delivery_create, payloads_purge
+from assist_portal.delivery.services import (
+    HoldRefused,
+    delivery_create,
+    delivery_hold,
+    delivery_release,
+    delivery_withhold,
+    payloads_purge,
+)
 from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import definition_emr_items, definition_for_hospital, hospital_forms
 from formengine import evaluate
@@ -23,7 +30,9 @@ from formengine.valuetypes import check_value
 from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
-from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .models import Extract, FaxRecord, LaunchToken, Notification, NotificationRevision
+from .reconcile import reconciled_for_extract
+from .search import search_index_update
 from .selectors import with_last_activity
 
 LAUNCH_SALT = "assist_portal.launch"
@@ -307,6 +316,13 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, ca
                 .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, form=definition.form)
                 .filter(Q(status=Notification.Status.DRAFT) | reported)
                 .order_by("-created_at").first())
+    if existing is None:
+        # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
+        # the patient id: this launch adopts it (same name, birth date and sex) instead of filing a second one.
+        existing = reconciled_for_extract(extract, definition.form)
+        if existing is not None:
+            existing.patient_ref = extract.patient_ref
+            existing.save(update_fields=["patient_ref"])
     if existing is not None:
         # One notification per case and form: a later EMR launch opens it (changes become an update, never a
         # duplicate — Q&A 3, 7). What the new extract says differently is offered as pending EMR changes, never
@@ -322,11 +338,14 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, ca
     _, _, suggestions = _emr_values(extract, definition)
     try:
         with transaction.atomic():
-            return Notification.objects.create(
+            row = Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
                 form=definition.form, values=values, provenance=provenance, suggestions=suggestions,
-                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user,
+                display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user, created_by=user,
+                missing_priority=_missing_priority(definition, values),
             )
+            search_index_update(row)
+            return row
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(
             Notification.objects.select_for_update().get(hospital=extract.hospital, patient_ref=extract.patient_ref,
@@ -339,6 +358,32 @@ def _refresh_from_extract(existing: Notification, extract: Extract) -> Notificat
 
     emr_changes_detect(existing, extract)
     return existing
+
+
+def _missing_priority(definition: FormDefinition, values: dict) -> list[str]:
+    """The priority items (Q&A 5) a draft still lacks, for the worklist (ids only)."""
+    return list(evaluate(definition.definition, values, today=local_date()).missing_priority)
+
+
+def changed_items(old: dict, new: dict) -> list[str]:
+    """Which items differ between two value sets, for the audit log: item ids (a repeat group's cells as
+    ``tests[0].method``), never values."""
+    out = []
+    for key in sorted(set(old or {}) | set(new or {})):
+        a, b = (old or {}).get(key), (new or {}).get(key)
+        if a == b:
+            continue
+        if isinstance(a, list) or isinstance(b, list):
+            rows_a = a if isinstance(a, list) else []
+            rows_b = b if isinstance(b, list) else []
+            if all(isinstance(r, dict) for r in [*rows_a, *rows_b]):
+                for i in range(max(len(rows_a), len(rows_b))):
+                    ra = rows_a[i] if i < len(rows_a) else {}
+                    rb = rows_b[i] if i < len(rows_b) else {}
+                    out += [f"{key}[{i}].{f}" for f in sorted(set(ra) | set(rb)) if ra.get(f) != rb.get(f)]
+                continue
+        out.append(key)
+    return out
 
 
 def _merge_provenance(notification: Notification, new_values: dict, user) -> dict:
@@ -441,11 +486,39 @@ def _locked(notification_id: int, lock_version: int) -> Notification:
     return row
 
 
-def _apply_values(row: Notification, values: dict, user, stage: str):
+def _adopted_matches(value, code) -> bool:
+    """Whether the saved value still holds the suggested code (a multi-choice item holds it among others)."""
+    return code in value if isinstance(value, list) and not isinstance(code, list) else value == code
+
+
+def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], user) -> None:
+    """Items whose EMR suggestion the person chose with 「採用」 in this save: provenance `adopted:<user>:<source>` (what the
+    effort report counts as adopted from suggestions, exactly — a value typed by hand that happens to equal the
+    suggestion stays `typed`). Only an item with a suggestion whose code the saved value holds."""
+    for item_id in adopted:
+        suggestion = (row.suggestions or {}).get(item_id)
+        if not isinstance(suggestion, dict):
+            continue
+        code = suggestion.get("value")
+        # adopted:<user>:<source> — the extract's format, or the suggestion's own source
+        mark = f"adopted:{user.username}:" + str(suggestion.get("source")
+                                                 or (row.extract.format if row.extract_id else "emr"))[:120]
+        if isinstance(code, list):  # a list suggestion (e.g. resolved risk factors) is adopted one code at a time
+            held = values.get(item_id) or []
+            if any(c in held for c in code):
+                row.provenance[item_id] = mark
+        elif code is not None and _adopted_matches(values.get(item_id), code):
+            row.provenance[item_id] = mark
+
+
+def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tuple[str, ...] = ()):
     """Evaluate `values` against the row's definition and write them with provenance (row is locked)."""
     evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
                           stage=stage)
+    row.changed_items = changed_items(row.values, evaluation.values)  # for the audit (ids only)
+    row.missing_priority = list(evaluation.missing_priority)
     row.provenance = _merge_provenance(row, evaluation.values, user)
+    _mark_adopted(row, evaluation.values, adopted, user)
     row.provenance.update(evaluation.derived)  # derived and pre-filled values stay "computed", not "typed"
     row.values = evaluation.values
     row.display_name = evaluation.values.get(ids.PATIENT_NAME, "")
@@ -474,41 +547,84 @@ def _apply_class_report_date(row: Notification, values: dict) -> None:
 
 
 def notification_save(notification: Notification, user, values: dict, lock_version: int, request=None, *,
-                      adopted: str | None = None, base: dict | None = None,
+                      adopted: tuple[str, ...] = (), base: dict | None = None,
                       resolved: dict[str, str] | None = None):
     """Save a draft (or edits of a confirmed notification). Optimistic locking: never overwrite silently — a save
     based on an older version is merged with what was saved meanwhile (`base`: the values the page was loaded
     with); the same field changed on both sides raises EditConflict until the person chooses (`resolved`).
-    `adopted`: the item whose EMR suggestion the person adopted with 「採用」 (recorded as adopted from its source)."""
+    `adopted`: the items whose EMR suggestion the person chose with 「採用」 (recorded as adopted from its source)."""
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
     with transaction.atomic():
         row, values = _locked_merged(notification.pk, lock_version, values, base, resolved)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
-        evaluation = _apply_values(row, values, user, "draft")
-        if adopted:
-            _record_adoption(row, adopted, user)
+        evaluation = _apply_values(row, values, user, "draft", adopted)
         row.save()
-    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version)
+        search_index_update(row)
+    audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                 changed=row.changed_items, **({"adopted": list(adopted)} if adopted else {}))
     return row, evaluation
 
 
-def _record_adoption(row: Notification, item_id: str, user) -> None:
-    """Provenance of a suggestion a person adopted: `adopted:<user>:<source>` (the extract's format, or the
-    suggestion's own source) — kept only while the value is the suggested one."""
-    suggestion = (row.suggestions or {}).get(item_id)
-    if not isinstance(suggestion, dict):
-        return
-    value = row.values.get(item_id)
-    code = suggestion.get("value")
-    if value == code or (isinstance(value, list) and code in value):
-        source = str(suggestion.get("source") or (row.extract.format if row.extract_id else "emr"))[:120]
-        row.provenance[item_id] = f"adopted:{user.username}:{source}"
-
-
 def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
-    """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction."""
+    """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction.
+
+    The service-level path (benchmarks, the API of other services); people confirm through the review step
+    (`notification_review_open` → `notification_confirm_reviewed`)."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は確定できません。")
+        return _confirm_locked(row, values, user, request)
+
+
+def _confirm_locked(row: Notification, values: dict, user, request, review_record: dict | None = None):
+    evaluation = _apply_values(row, values, user, "confirm")
+    if not evaluation.ok_to_confirm or not evaluation.notifiable:
+        row.save()  # what was typed is kept as a draft
+        search_index_update(row)
+        audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     confirm_refused=True, errors=len(evaluation.errors), changed=row.changed_items)
+        return row, evaluation, None
+    # HER-SYS may hold more revisions than the portal remembers (a restore from backup): number above them,
+    # so the new values go as an update and are never answered with the old ones.
+    held = hersys_revision_held(row)
+    kind = (NotificationRevision.Kind.NEW if row.revision == 0 and held == 0
+            else NotificationRevision.Kind.UPDATE)
+    _apply_class_report_date(row, evaluation.values)
+    previous = row.revisions.order_by("-number").first()
+    row.revision = max(row.revision, held) + 1
+    row.status = Notification.Status.CONFIRMED
+    row.has_unsent_changes = False
+    row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
+    _handoff_clear(row)
+    row.returned_at, row.returned_by, row.returned_note = None, None, ""
+    row.save()
+    search_index_update(row)
+    revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
+                                         user=user, review=review_record)
+    extra = {}
+    if review_record is not None:
+        extra = {"reviewed_sha256": revision.reviewed_sha256, "answers": review_record.get("answers", {}),
+                 "physician_changed": review_record.get("physician_changed", False)}
+    audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
+                 kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256,
+                 changed=row.changed_items,
+                 changed_since_last_revision=changed_items(previous.values if previous else {}, evaluation.values),
+                 **extra)
+    return row, evaluation, delivery
+
+
+class ReviewIncomplete(WorkflowError):
+    """The review step lacks an explicit answer (an empty medical item, a different physician, a second factor)."""
+
+
+def notification_review_open(notification: Notification, user, values: dict, lock_version: int, request=None):
+    """確定 first validates: the posted values are saved as the draft and checked as a confirmation would be.
+    Returns (row, evaluation, ok): ok → the review step may be shown; otherwise the errors go back to the form."""
     if not user.is_physician or user.hospital_id != notification.hospital_id:
         raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
@@ -516,26 +632,194 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は確定できません。")
         evaluation = _apply_values(row, values, user, "confirm")
-        if not evaluation.ok_to_confirm or not evaluation.notifiable:
-            row.save()  # what was typed is kept as a draft
-            audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
-                         confirm_refused=True, errors=len(evaluation.errors))
-            return row, evaluation, None
-        kind = NotificationRevision.Kind.NEW if row.revision == 0 else NotificationRevision.Kind.UPDATE
-        _apply_class_report_date(row, evaluation.values)
-        row.revision += 1
-        row.status = Notification.Status.CONFIRMED
-        row.has_unsent_changes = False
-        row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
+        ok = evaluation.ok_to_confirm and evaluation.notifiable
         row.save()
-        revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
-                                             user=user)
-        audit_record("notification.confirm", request=request, user=user, obj=row, revision=revision.number,
-                     kind=kind, definition_hash=row.definition.content_hash, payload_sha256=revision.payload.sha256)
-    return row, evaluation, delivery
+        search_index_update(row)
+        audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, review=ok, **({} if ok else {"confirm_refused": True,
+                                                                             "errors": len(evaluation.errors)}))
+    return row, evaluation, ok
 
 
-def _revision_write(row: Notification, *, kind: str, definition, values: dict, user,
+def notification_review(notification: Notification, user):
+    """The review of the stored draft as `user` would confirm it (see notifications.review)."""
+    from .review import review_build
+
+    previous = notification.revisions.order_by("-number").select_related("definition").first()
+    return review_build(notification, notification.values, user, today=local_date(), previous=previous,
+                        emr_suggestions=notification.suggestions or {})
+
+
+def review_problems(review, answers: dict[str, str], change_physician: bool) -> list[str]:
+    """What the review step still lacks, in Japanese: an explicit answer for each empty medical-judgement item
+    (不明 / 該当なし, or adopting the EMR's suggestion) and, when the form names another physician, the change."""
+    from .review import ANSWER_ADOPT, ANSWER_NOT_APPLICABLE, ANSWER_UNKNOWN
+
+    out = []
+    for need in review.needs_answer:
+        allowed = {ANSWER_UNKNOWN, ANSWER_NOT_APPLICABLE} | ({ANSWER_ADOPT} if need["suggested_code"] else set())
+        if answers.get(need["id"]) not in allowed:
+            out.append(f"「{need['label']}」が未入力です。入力するか、「不明」または「該当なし」を選んでください。")
+    if review.physician_differs and not change_physician:
+        out.append(f"届出の医師（{review.physician_in_form or '未入力'}）と確定する医師（{review.physician_confirming}）が"
+                   "異なります。届出の医師を変更するか、届出の医師本人が確定してください。")
+    return out
+
+
+def notification_confirm_reviewed(notification: Notification, user, *, lock_version: int, digest: str,
+                                  answers: dict[str, str], change_physician: bool, second_factor_fresh: bool,
+                                  second_factor_at: float | None = None, request=None):
+    """The final click of the review step: confirms exactly what was reviewed (`digest`), once every empty
+    medical-judgement item has an explicit answer, the form's physician is the confirming one (or was changed
+    explicitly here) and the second factor was proven within OTP_RECHECK_MINUTES. The revision keeps what the
+    physician saw (items as displayed, the answers, the digest)."""
+    from formengine import adopt_suggestion
+
+    from .review import ANSWER_ADOPT
+
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    if not second_factor_fresh:  # proven within OTP_RECHECK_MINUTES, or again on this very click
+        raise ReviewIncomplete("確定の前にワンタイムパスワードをもう一度入力してください。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は確定できません。")
+        review = notification_review(row, user)
+        if review.digest != digest:
+            raise ConflictError("確認画面を開いた後に届出の内容が変わりました。変更後の内容をもう一度確認してください。")
+        problems = review_problems(review, answers, change_physician)
+        if problems:
+            raise ReviewIncomplete(" ".join(problems))
+        given = {need["id"]: answers[need["id"]] for need in review.needs_answer}
+        values = dict(row.values)
+        for item_id, answer in given.items():
+            if answer == ANSWER_ADOPT:
+                need = next(n for n in review.needs_answer if n["id"] == item_id)
+                values, _ = adopt_suggestion(row.definition.definition, values, f"{item_id}|{need['suggested_code']}")
+        if review.physician_differs:
+            values[ids.REPORT_PHYSICIAN_NAME] = review.physician_confirming
+        record = {"digest": review.digest, "answers": given, "physician_changed": review.physician_differs,
+                  "physician_in_form": review.physician_in_form, "second_factor_at": second_factor_at,
+                  "shown": review.shown(), "diff": review.diff}
+        return _confirm_locked(row, values, user, request, review_record=record)
+
+
+def hersys_revision_held(row: Notification) -> int:
+    """The newest revision HER-SYS reported holding for this notification (0: none known beyond the portal's):
+    from reconciliation (`hersys_revision` on the notification, set by `manage.py reconcile`) and from what a
+    delivery's check or conflict heard."""
+    from_deliveries = (Delivery.objects.filter(stream=str(row.uuid), hersys_revision__isnull=False)
+                       .aggregate(m=Max("hersys_revision"))["m"])
+    return max(row.hersys_revision or 0, from_deliveries or 0)
+
+
+NOTE_MAX = 1000
+
+
+def _note(text) -> str:
+    text = (text or "").strip() if isinstance(text, str) else ""
+    if len(text) > NOTE_MAX:
+        raise WorkflowError(f"メモは{NOTE_MAX}文字以内で入力してください（現在{len(text)}文字）。入力内容は画面に残しています。")
+    return text
+
+
+def _handoff_clear(row: Notification) -> None:
+    row.review_requested_at = None
+    row.review_requested_by = None
+    row.review_physician = None
+    row.review_note = ""
+
+
+def notification_handoff(notification: Notification, user, values: dict, lock_version: int, *, physician_id=None,
+                         note: str = "", request=None):
+    """A clerk (or physician) saves the draft and hands it to 医師確認待ち, optionally to a named physician of the
+    same hospital, with an optional note. Audited (the note itself is not: it may name the patient)."""
+    note = _note(note)
+    physician = None
+    if physician_id:
+        from assist_portal.accounts.models import User
+
+        physician = User.objects.filter(pk=physician_id, hospital_id=notification.hospital_id,
+                                        role=User.Role.PHYSICIAN, is_active=True).first()
+        if physician is None:
+            raise WorkflowError("依頼先の医師が見つかりません。一覧から選び直してください。")
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を編集する権限がありません。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.status == Notification.Status.WITHDRAWN:
+            raise WorkflowError("取り下げた届出は依頼できません。")
+        evaluation = _apply_values(row, values, user, "draft")
+        row.review_requested_at = timezone.now()
+        row.review_requested_by = user
+        row.review_physician = physician
+        row.review_note = note
+        row.returned_at, row.returned_by, row.returned_note = None, None, ""
+        row.save()
+        search_index_update(row)
+        audit_record("notification.handoff", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, physician=physician.username if physician else "",
+                     with_note=bool(note))
+    return row, evaluation
+
+
+def notification_return(notification: Notification, user, values: dict, lock_version: int, *, note: str = "",
+                        request=None):
+    """A physician returns a handed-off draft to 入力中 with a note (what is missing or wrong). Audited."""
+    note = _note(note)
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("差し戻しできるのは医師のみです。")
+    with transaction.atomic():
+        row = _locked(notification.pk, lock_version)
+        if row.review_requested_at is None:
+            raise WorkflowError("この届出は医師確認待ちではありません。")
+        evaluation = _apply_values(row, values, user, "draft")
+        _handoff_clear(row)
+        row.returned_at, row.returned_by, row.returned_note = timezone.now(), user, note
+        row.save()
+        search_index_update(row)
+        audit_record("notification.return", request=request, user=user, obj=row, lock_version=row.lock_version,
+                     changed=row.changed_items, with_note=bool(note))
+    return row, evaluation
+
+
+PATIENT_REF_MAX = 64
+
+
+def notification_start_manual(user, *, patient_ref: str, form: str | None = None, request=None) -> Notification:
+    """Without an EMR extract (a clinic without an EMR, an EMR outage): a notification opened by hand, with the
+    same form, roles and delivery. Only the hospital master and today's date are filled; everything a person types
+    carries 入力 provenance. An open draft of the same patient and form is opened instead of a second one."""
+    if not user.is_hospital_staff:
+        raise NotAllowed("届出を作成する権限がありません。")
+    patient_ref = (patient_ref or "").strip()
+    if not patient_ref:
+        raise WorkflowError("患者IDを入力してください。")
+    if len(patient_ref) > PATIENT_REF_MAX or any(not ch.isprintable() for ch in patient_ref):
+        raise WorkflowError(f"患者IDは{PATIENT_REF_MAX}文字以内の文字で入力してください。")
+    hospital = user.hospital
+    with transaction.atomic():
+        definition = _definition_to_open(hospital, form)
+        existing = (Notification.objects.select_for_update()
+                    .filter(hospital=hospital, patient_ref=patient_ref, form=definition.form,
+                            status=Notification.Status.DRAFT).first())
+        if existing is not None:
+            created = False
+            row = existing
+        else:
+            values, provenance = prefill_values(None, hospital, user, definition)
+            row = Notification.objects.create(
+                hospital=hospital, patient_ref=patient_ref, definition=definition, form=definition.form,
+                values=values, provenance=provenance, display_name="", updated_by=user, created_by=user,
+                missing_priority=_missing_priority(definition, values))
+            search_index_update(row)
+            created = True
+    audit_record("notification.start_manual", request=request, user=user, obj=row, form=row.form, created=created)
+    return row
+
+
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None,
                     scope: str = NotificationRevision.Scope.FULL):
     """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
     The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
@@ -546,9 +830,10 @@ def _revision_write(row: Notification, *, kind: str, definition, values: dict, u
         raise WorkflowError("HER-SYSへ送る文書を作成できませんでした。確定は行われていません。"
                             f"サポート窓口へ連絡してください（{exc}）。") from exc
     delivery = delivery_create(payload=payload, hospital=row.hospital, stream=str(row.uuid), sequence=row.revision)
+    review = review or {}
     revision = NotificationRevision.objects.create(
         notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
-        payload=payload, delivery=delivery, scope=scope,
+        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""), scope=scope,
     )
     return revision, delivery
 
@@ -592,6 +877,7 @@ def notification_migrate_if_needed(notification: Notification) -> Notification:
         values, report = migrate_values(row.definition.definition, current.definition, row.values)
         old_version = row.definition.version
         row.values = values
+        row.missing_priority = _missing_priority(current, values)
         labels = {item["id"]: item["label"] for item in current.definition.get("items", [])}
         row.migration_report = {"from": old_version, "to": current.version, "report": _jsonable(report),
                                 "missing_labels": [labels.get(i, i) for i in report.missing_required]}
@@ -654,7 +940,71 @@ def notifications_purge(older_than_days: int, now=None) -> int:
                                                           purged_at=now)
             NotificationRevision.objects.filter(notification=row).update(values={})
             payloads_purge(payload_ids=[r.payload_id for r in revisions], now=now)
+            row.values = {}
+            search_index_update(row)  # the erased name, kana and birth date can no longer be found
             Extract.objects.filter(hospital=row.hospital, patient_ref=row.patient_ref).delete()
         audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
         purged += 1
     return purged
+
+
+# ---- FAX is a state -------------------------------------------------------------------------------------------------
+
+def notification_fax_record(notification: Notification, user, *, sent_at, health_centre: str, request=None):
+    """「FAXで届出済みとして記録」 for the newest confirmed revision: when, to which health centre, by whom. Its
+    electronic delivery, if it has not reached HER-SYS, is held (never sent) until someone decides
+    (`notification_fax_decide`): a later automatic retry must not duplicate what the health centre typed from
+    the fax. Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    health_centre = (health_centre or "").strip()
+    if not health_centre or len(health_centre) > 100 or any(ord(ch) < 32 for ch in health_centre):
+        raise WorkflowError("送付先の保健所名を100文字以内で入力してください。")
+    if sent_at is None:
+        raise WorkflowError("FAXを送った日時を入力してください（例: 2021-01-10 14:30）。")
+    if sent_at > timezone.now() + timedelta(minutes=5):
+        raise WorkflowError("FAXを送った日時が未来になっています。")
+    with transaction.atomic():
+        row = Notification.objects.select_for_update().get(pk=notification.pk)
+        revision = row.revisions.select_related("delivery").order_by("-number").first()
+        if revision is None:
+            raise WorkflowError("FAXの記録は確定後に行います。先に医師が確定してください（送信は保留にできます）。")
+        if FaxRecord.objects.filter(revision=revision).exists():
+            raise WorkflowError(f"第{revision.number}版のFAX送付はすでに記録されています。")
+        held = False
+        if revision.delivery_id is not None and revision.delivery.status not in (Delivery.Status.ACCEPTED,):
+            try:
+                delivery_hold(revision.delivery_id)
+                held = True
+            except HoldRefused as exc:
+                raise WorkflowError(str(exc)) from exc
+        record = FaxRecord.objects.create(revision=revision, sent_at=sent_at, health_centre=health_centre,
+                                          recorded_by=user,
+                                          decision="" if held else FaxRecord.Decision.ELECTRONIC)
+        audit_record("notification.fax_record", request=request, user=user, obj=row, revision=revision.number,
+                     held=held)
+    return record
+
+
+def notification_fax_decide(notification: Notification, user, *, decision: str, request=None):
+    """After a FAX: 「電子送信も行う（保健所と調整済み）」 releases the held delivery, 「FAXのみで完了」 withholds it for
+    good (it never reaches HER-SYS). Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    if decision not in (FaxRecord.Decision.ELECTRONIC, FaxRecord.Decision.FAX_ONLY):
+        raise WorkflowError("「電子送信も行う」か「FAXのみで完了」を選んでください。")
+    with transaction.atomic():
+        record = (FaxRecord.objects.select_for_update().select_related("revision")
+                  .filter(revision__notification=notification, decision="").order_by("-revision__number").first())
+        if record is None:
+            raise WorkflowError("電子送信の要否を選ぶ記録がありません（すでに選択済みです）。")
+        if record.revision.delivery_id is not None:
+            if decision == FaxRecord.Decision.ELECTRONIC:
+                delivery_release(record.revision.delivery_id)
+            else:
+                delivery_withhold(record.revision.delivery_id)
+        record.decision, record.decided_by, record.decided_at = decision, user, timezone.now()
+        record.save(update_fields=["decision", "decided_by", "decided_at"])
+        audit_record("notification.fax_decide", request=request, user=user, obj=notification,
+                     revision=record.revision.number, decision=decision)
+    return record

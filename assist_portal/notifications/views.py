@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -17,13 +18,21 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
+from assist_portal.accounts.services import (
+    OTP_RECHECK_FAILURE,
+    OTP_VERIFIED_AT_KEY,
+    otp_recheck,
+    otp_verified_recently,
+)
 from assist_portal.audit.services import audit_record
+from assist_portal.inputs import ascii_id
 from formengine import adopt_suggestion, iter_fields, parse_form_input, present
 from formengine.render import change_notice
 from mapping import formats
 from vocabulary import ids
 
 from . import autosave, emr_changes, minimum, selectors, services
+from .paper import paper_form_for
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -89,6 +98,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     ]
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
+    delivery = selectors.delivery_status(notification)
     return {
         "restored": restored,
         "idle_seconds": settings.SESSION_IDLE_SECONDS,
@@ -103,9 +113,11 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "suggestions": evaluation.suggestions,
         "extra_messages": list(extra_messages),
         "lock_version": lock_version if lock_version is not None else notification.lock_version,
-        "delivery": selectors.delivery_status(notification),
+        "delivery": delivery,
+        "rejected_items": selectors.rejection_items(notification, delivery),
         "revisions": list(notification.revisions.all()),
         "can_confirm": request.user.is_physician,
+        "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
     }
 
 
@@ -136,10 +148,50 @@ def _emr_decision(request, shown: list[int]) -> tuple[list[int], list[int]] | No
 @staff_required
 @require_GET
 def notification_list(request):
-    rows = selectors.notification_list_for_user(request.user)[:200]
-    audit_record("notification.list", request=request)
-    items = [{"n": row, "delivery": selectors.delivery_status(row)} for row in rows]
-    return render(request, "notifications/list.html", {"rows": items})
+    """The worklist: each role lands on its own queue (physician 医師確認待ち, clerk 入力中); filters by state and
+    「自分の担当」; search by patient ID, name, kana or birth date through the keyed index; pages."""
+    state = request.GET.get("state")
+    if state is None:
+        state = selectors.default_work_state(request.user)
+    if state not in {s.value for s in selectors.WorkState}:
+        state = ""  # すべて
+    mine = request.GET.get("mine") == "1"
+    query = request.GET.get("q", "")
+    if "\x00" in query or len(query) > 100:
+        return HttpResponseBadRequest("検索語が正しくありません（100文字以内）。")
+    rows = selectors.worklist(request.user, state=state or None, mine=mine, query=query.strip())
+    page = Paginator(rows, settings.WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    audit_record("notification.list", request=request, state=state, mine=mine, searched=bool(query))
+    labels = {}
+    items = []
+    for row in page.object_list:
+        if row.definition_id not in labels:
+            labels[row.definition_id] = {i["id"]: i.get("label", i["id"]) for i in
+                                         row.definition.definition.get("items", [])}
+        items.append({"n": row, "state": row.work_state,
+                      "state_label": selectors.WORK_STATE_LABELS[selectors.WorkState(row.work_state)],
+                      "attention": selectors.attention_of(row),
+                      "missing": [labels[row.definition_id].get(i, i) for i in row.missing_priority or []]})
+    query_base = urlencode({k: v for k, v in (("state", state), ("mine", "1" if mine else ""), ("q", query)) if v})
+    return render(request, "notifications/list.html", {
+        "rows": items, "page": page, "state": state, "mine": mine, "query": query, "query_base": query_base,
+        "states": [{"value": s.value, "label": selectors.WORK_STATE_LABELS[s]} for s in selectors.WORK_STATES],
+        "choices": form_choices(request.user.hospital)})
+
+
+@staff_required
+@require_POST
+def notification_start(request):
+    """Start a notification by hand (no EMR extract): patient ID and form; the same form, roles and delivery."""
+    try:
+        notification = services.notification_start_manual(request.user, patient_ref=request.POST.get("patient_id", ""),
+                                                           form=request.POST.get("form") or None, request=request)
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("notifications:list") + "?state=")
+    return redirect("notifications:form", uuid=notification.uuid)
 
 
 @staff_required
@@ -167,9 +219,10 @@ def notification_form(request, uuid):
     shown = [int(v) for v in request.POST.getlist("emr_shown") if v.isdigit() and len(v) < 19]
     post = {k: v for k, v in _post_lists(request).items() if k not in ("emr", "emr_shown")}
     values, parse_errors = parse_form_input(notification.definition.definition, post)
-    adopted = None
+    adopted: tuple[str, ...] = ()
     if accept and not parse_errors:
-        values, adopted = adopt_suggestion(notification.definition.definition, values, accept)
+        values, adopted_item = adopt_suggestion(notification.definition.definition, values, accept)
+        adopted = (adopted_item,) if adopted_item else ()
         action = "save"
     decision = _emr_decision(request, shown)
     base = _posted_base(request)
@@ -193,6 +246,16 @@ def notification_form(request, uuid):
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
         if action == "confirm_minimum":
+            # like the review step's final click: a second factor proven within OTP_RECHECK_MINUTES, or now
+            if not otp_verified_recently(request):
+                token = request.POST.get("otp_token", "")
+                if not (token.strip() and otp_recheck(request, request.user, token)):
+                    text = (OTP_RECHECK_FAILURE if token.strip() else
+                            "最小限の項目で確定する前に、ワンタイムパスワードをもう一度入力してください"
+                            f"（最後の確認から{settings.OTP_RECHECK_MINUTES:g}分以上たっています）。")
+                    ctx = _form_context(request, notification, values, None, [("error", text)], lock_version)
+                    ctx["minimum_otp_needed"] = True
+                    return render(request, "notifications/form.html", ctx, status=400)
             row, evaluation, delivery, missing = minimum.notification_confirm_minimum(
                 notification, request.user, values, lock_version, request)
             if delivery is None:
@@ -207,12 +270,12 @@ def notification_form(request, uuid):
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
             autosave.autosave_discard(row, request.user)
             messages.success(request, "最小限の項目で第1報を確定しました。HER-SYSへ送信します。"
-                                      "残りの項目が分かったら入力し、「修正を確定してHER-SYSへ送信」で続報を送ってください。")
+                                      "残りの項目が分かったら入力し、「修正を確定する」から内容を確認して続報を送ってください。")
             return redirect("notifications:status", uuid=row.uuid)
-        if action == "confirm":
-            row, evaluation, delivery = services.notification_confirm(notification, request.user, values,
-                                                                      lock_version, request)
-            if delivery is None:
+        if action == "confirm":  # validate first; if it passes, the review step shows what will be sent
+            row, evaluation, ok = services.notification_review_open(notification, request.user, values,
+                                                                    lock_version, request)
+            if not ok:
                 msgs = [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります"
                                   "（一覧から各項目へ移動できます）。入力した内容は下書きとして保存しました。")]
                 if not evaluation.notifiable:
@@ -220,9 +283,23 @@ def notification_form(request, uuid):
                                       "HER-SYSへは送信されません。")]
                 return render(request, "notifications/form.html",
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)  # what was typed is saved as the draft now
+            return redirect("notifications:review", uuid=row.uuid)
+        if action == "handoff":
+            physician_id = ascii_id(request.POST.get("handoff_physician", "") or "0") or None
+            row, evaluation = services.notification_handoff(
+                notification, request.user, values, lock_version, physician_id=physician_id,
+                note=request.POST.get("handoff_note", ""), request=request)
             autosave.autosave_discard(row, request.user)
-            messages.success(request, "確定しました。HER-SYSへ送信します。")
-            return redirect("notifications:status", uuid=row.uuid)
+            messages.success(request, "医師確認待ちにしました。" + (f"{row.review_physician}先生に依頼しました。"
+                                                               if row.review_physician else ""))
+            return redirect("notifications:list")
+        if action == "return":
+            row, evaluation = services.notification_return(notification, request.user, values, lock_version,
+                                                           note=request.POST.get("return_note", ""), request=request)
+            autosave.autosave_discard(row, request.user)
+            messages.success(request, "差し戻しました（入力中に戻りました）。")
+            return redirect("notifications:list")
         if action == "withdraw":
             row, _ = services.notification_withdraw(notification, request.user, lock_version, request)
             messages.success(request, "取下げを受け付けました。HER-SYSへ送信します。")
@@ -269,6 +346,70 @@ def notification_form(request, uuid):
     else:
         messages.success(request, "下書きを保存しました。")
     return redirect("notifications:form", uuid=row.uuid)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def notification_review(request, uuid):
+    """The review step of 確定: exactly what will be sent; explicit answers for empty medical items; the physician;
+    a recent second factor (asked for here when the last one is older than OTP_RECHECK_MINUTES)."""
+    notification = selectors.notification_get(request.user, uuid)
+    if not request.user.is_physician:
+        raise PermissionDenied("確定できるのは医師のみです。")
+    review = services.notification_review(notification, request.user)
+    if not review.evaluation.ok_to_confirm or not review.evaluation.notifiable:
+        messages.error(request, "確定できない項目があります。入力画面で確認してください。")
+        return redirect("notifications:form", uuid=notification.uuid)
+    errors = []
+    if request.method == "POST":
+        answers = {n["id"]: request.POST.get(n["field"], "") for n in review.needs_answer}
+        if request.POST.get("answer_rest") == "unknown":  # 「残りをすべて不明」: the items listed without an answer
+            answers = {k: v or "unknown" for k, v in answers.items()}
+        change_physician = request.POST.get("change_physician") == "1"
+        errors = services.review_problems(review, answers, change_physician)
+        fresh = otp_verified_recently(request)
+        if not fresh:
+            token = request.POST.get("otp_token", "")
+            if not token.strip():
+                errors.append("確定の前にワンタイムパスワードをもう一度入力してください"
+                              f"（最後の確認から{settings.OTP_RECHECK_MINUTES:g}分以上たっています）。")
+            elif otp_recheck(request, request.user, token):
+                fresh = True
+            else:
+                errors.append(OTP_RECHECK_FAILURE)
+        if not errors:
+            try:
+                lock_version = int(request.POST.get("lock_version", "0"))
+            except ValueError:
+                return HttpResponseBadRequest("不正な要求です。")
+            try:
+                row, evaluation, delivery = services.notification_confirm_reviewed(
+                    notification, request.user, lock_version=lock_version, digest=request.POST.get("digest", ""),
+                    answers=answers, change_physician=change_physician, second_factor_fresh=fresh,
+                    second_factor_at=request.session.get(OTP_VERIFIED_AT_KEY), request=request)
+            except services.ConflictError as exc:
+                messages.error(request, str(exc))
+                return redirect("notifications:review", uuid=notification.uuid)
+            except services.NotAllowed as exc:
+                raise PermissionDenied(str(exc))
+            except services.WorkflowError as exc:
+                errors.append(str(exc))
+            else:
+                if delivery is None:
+                    return render(request, "notifications/form.html", _form_context(
+                        request, row, row.values, evaluation,
+                        [("error", f"確定できません。確認が必要な項目が{len(evaluation.errors)}件あります。")]),
+                        status=400)
+                messages.success(request, "確定しました。HER-SYSへ送信します。")
+                return redirect("notifications:status", uuid=row.uuid)
+    audit_record("notification.review", request=request, obj=notification)
+    return render(request, "notifications/review.html", {
+        "notification": notification, "review": review, "errors": errors,
+        "needs": [{**n, "answer": request.POST.get(n["field"], "")} for n in review.needs_answer],
+        "change_physician": request.POST.get("change_physician") == "1",
+        "otp_needed": not otp_verified_recently(request) or bool(errors and request.POST.get("otp_token")),
+        "lock_version": notification.lock_version,
+        "otp_minutes": f"{settings.OTP_RECHECK_MINUTES:g}"}, status=400 if errors else 200)
 
 
 @staff_required
@@ -327,8 +468,45 @@ def _texts(errors) -> list[str]:
 def notification_status_page(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.status", request=request, obj=notification)
+    delivery = selectors.delivery_status(notification)
     return render(request, "notifications/status.html",
-                  {"notification": notification, "delivery": selectors.delivery_status(notification)})
+                  {"notification": notification, "delivery": delivery,
+                   "rejected_items": selectors.rejection_items(notification, delivery),
+                   "fax": selectors.fax_of(notification),
+                   "now_local": timezone.localtime().strftime("%Y-%m-%dT%H:%M")})
+
+
+@staff_required
+@require_POST
+def notification_fax(request, uuid):
+    """「FAXで届出済みとして記録」 and, after it, 「電子送信も行う（保健所と調整済み）」 or 「FAXのみで完了」."""
+    from django.utils.dateparse import parse_datetime
+
+    notification = selectors.notification_get(request.user, uuid)
+    action = request.POST.get("action", "")
+    try:
+        if action == "record":
+            raw = request.POST.get("sent_at", "").strip()
+            try:
+                sent_at = parse_datetime(raw) if raw and "\x00" not in raw else None
+            except ValueError:
+                sent_at = None
+            if sent_at is not None and timezone.is_naive(sent_at):
+                sent_at = timezone.make_aware(sent_at)
+            services.notification_fax_record(notification, request.user, sent_at=sent_at,
+                                             health_centre=request.POST.get("health_centre", ""), request=request)
+            messages.success(request, "FAXで届出済みとして記録しました。HER-SYSへの電子送信は保留しています。")
+        elif action in ("electronic", "fax_only"):
+            services.notification_fax_decide(notification, request.user, decision=action, request=request)
+            messages.success(request, "電子送信を再開しました。" if action == "electronic"
+                             else "FAXのみで完了しました。HER-SYSへは送信しません。")
+        else:
+            return HttpResponseBadRequest("不正な要求です。")
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+    return redirect("notifications:status", uuid=notification.uuid)
 
 
 @staff_required
@@ -344,9 +522,28 @@ def notification_print(request, uuid):
     """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.print", request=request, obj=notification)
-    shown = present(notification.definition.definition, notification.values, today=services.local_date(),
-                    provenance=notification.provenance)
-    return render(request, "notifications/print.html", {"notification": notification, "form": shown.model})
+    return render(request, "notifications/print.html",
+                  {"notification": notification, "paper": paper_form_for(notification, services.local_date())})
+
+
+@staff_required
+@require_GET
+def notification_pdf(request, uuid):
+    """The paper form as a PDF (Japanese font embedded) for the hospital's staff: the newest confirmed revision
+    with its receipt, or the draft marked 未確定."""
+    from django.http import HttpResponse
+
+    from .pdf import paper_pdf
+
+    notification = selectors.notification_get(request.user, uuid)
+    if notification.purged_at:
+        raise Http404("保存期間を過ぎたため、この届出の内容は消去済みです。")
+    paper = paper_form_for(notification, services.local_date())
+    audit_record("notification.print", request=request, obj=notification, format="pdf",
+                 revision=paper["footer"].get("revision", 0))
+    response = HttpResponse(paper_pdf(paper), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="hassei-todoke-{notification.uuid}.pdf"'
+    return response
 
 
 @staff_required

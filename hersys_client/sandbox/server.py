@@ -23,14 +23,14 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .store import KEY_REUSED_JA, Conflict, Rejected, SandboxStore
-from .validation import DEFAULT_ACCEPTED_VERSIONS, Issue, bundle_key, operation_outcome, validate_bundle
+from .store import Conflict, KeyReused, Rejected, SandboxStore
+from .validation import DEFAULT_ACCEPTED_VERSIONS, Issue, operation_outcome, validate_bundle
 
 log = logging.getLogger("hersys_client.sandbox")
 
@@ -187,6 +187,18 @@ class _Respond(Exception):
         self.content_type = content_type
 
 
+_HISTORY = re.compile(r"/fhir/Bundle/(HS-[0-9]{10})/_history/([0-9]{1,9})")
+#: OperationOutcome details code of a reused idempotency key (the client tells it from a version conflict by it).
+KEY_REUSED_CODE = "idempotency-key-reused"
+
+
+def _key_reused(message: str) -> _Respond:
+    body = operation_outcome([Issue("conflict", message)])
+    body["issue"][0]["details"] = {"coding": [{"system": "urn:hersys-assist:issue", "code": KEY_REUSED_CODE}],
+                                   "text": message}
+    return _Respond(409, body, content_type=FHIR_JSON)
+
+
 def _outcome(status: int, code: str, diagnostics: str, **kw: Any) -> _Respond:
     return _Respond(status, operation_outcome([Issue(code, diagnostics)]), content_type=FHIR_JSON, **kw)
 
@@ -254,9 +266,21 @@ class Handler(BaseHTTPRequestHandler):
             self._latency()
             self._faults()
             self._authenticate()
-            if path == "/fhir/Bundle":
+            if path == "/fhir/Bundle" and method == "GET":
+                try:
+                    query = parse_qs(url.query, keep_blank_values=True, max_num_fields=20)
+                except ValueError:
+                    raise _outcome(400, "structure", "検索条件が多すぎます。") from None
+                self._search(query)
+            elif path == "/fhir/Bundle":
                 self._require(method, "POST")
                 self._submit(body)
+            elif m := _HISTORY.fullmatch(path):
+                self._require(method, "GET")
+                document = self.app.store.document(m.group(1), int(m.group(2)))
+                if document is None:
+                    raise _outcome(404, "not-found", "指定された受付番号・版の届出はありません。")
+                self._send(200, document, content_type=FHIR_JSON)
             else:
                 self._require(method, "GET")
                 receipt_id = path[len("/fhir/Bundle/"):]
@@ -362,12 +386,12 @@ class Handler(BaseHTTPRequestHandler):
         if not key or len(key) > 200 or not key.isascii() or not key.isprintable():
             raise _outcome(400, "required", "Idempotency-Key ヘッダ（1〜200文字の ASCII）が必要です。")
         bundle = self._json(body)
-        stored = self.app.store.replay(key)
+        try:
+            stored = self.app.store.replay(key, bundle)
+        except KeyReused as exc:
+            raise _key_reused(str(exc)) from None
         if stored is not None:  # before validation: a replay answers as the first time, whatever changed since
-            identifier, revision, answer = stored
-            if bundle_key(bundle) != (identifier, revision):
-                raise _outcome(422, "conflict", KEY_REUSED_JA)
-            self._send(answer.http_status, answer.body, {"Idempotent-Replayed": "true"}, content_type=FHIR_JSON)
+            self._send(stored.http_status, stored.body, {"Idempotent-Replayed": "true"}, content_type=FHIR_JSON)
             return
         submission, issues = validate_bundle(bundle, self.app.faults().accepted_versions)
         if submission is None:
@@ -377,6 +401,8 @@ class Handler(BaseHTTPRequestHandler):
                 key=key, identifier=submission.identifier, revision=submission.revision,
                 qr_status=submission.qr_status, bundle=bundle, today=date.today(),
             )
+        except KeyReused as exc:
+            raise _key_reused(str(exc)) from None
         except Conflict as exc:
             raise _outcome(409, "conflict", exc.message_ja) from None
         except Rejected as exc:
@@ -385,6 +411,31 @@ class Handler(BaseHTTPRequestHandler):
         if answer.replayed:
             headers["Idempotent-Replayed"] = "true"
         self._send(answer.http_status, answer.body, headers, content_type=FHIR_JSON)
+
+    def _search(self, query: dict[str, list[str]]) -> None:
+        """What HER-SYS holds: by the notification's stable identifier (`?identifier=<Bundle.identifier.value>`,
+        or `system|value`), or everything of one facility changed since a moment (`?organization=<code>&since=
+        <ISO 8601>`): {"total": n, "notifications": [...]} (empty when nothing is held)."""
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1].strip() if values else None
+
+        identifier, organization, since = one("identifier"), one("organization"), one("since")
+        if identifier and "|" in identifier:
+            identifier = identifier.rsplit("|", 1)[1]
+        if not identifier and not organization:
+            raise _outcome(400, "required", "identifier か organization のどちらかを指定してください。")
+        if since is not None:
+            try:
+                when = datetime.fromisoformat(since)
+            except ValueError:
+                raise _outcome(400, "value", "since は ISO 8601 の日時で指定してください。") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            since = when.astimezone(UTC).isoformat(timespec="milliseconds")
+        found = self.app.store.holdings(identifier=identifier or None, organization=organization or None,
+                                        since=since)
+        self._send(200, {"total": len(found), "notifications": found}, content_type=FHIR_JSON)
 
     def _control(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
         if not self.app.control_allowed(self.client_address[0]):

@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .validation import bundle_key
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notification (
     bundle_identifier TEXT PRIMARY KEY,
@@ -25,7 +27,8 @@ CREATE TABLE IF NOT EXISTS notification (
     report_date       TEXT NOT NULL,
     status            TEXT NOT NULL,
     revision          INTEGER NOT NULL,
-    updated_at        TEXT NOT NULL
+    updated_at        TEXT NOT NULL,
+    organization      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS revision (
     bundle_identifier    TEXT NOT NULL REFERENCES notification(bundle_identifier),
@@ -41,7 +44,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     bundle_identifier TEXT NOT NULL,
     revision          INTEGER NOT NULL,
     http_status       INTEGER NOT NULL,
-    answer            TEXT NOT NULL
+    answer            TEXT NOT NULL,
+    sha256            TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS request (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,9 +55,33 @@ CREATE TABLE IF NOT EXISTS request (
     body            BLOB NOT NULL
 );
 """
+# Columns added after the first release: a database made by an older sandbox gets them on open.
+_ADDED_COLUMNS = (("notification", "organization", "TEXT NOT NULL DEFAULT ''"),
+                  ("idempotency", "sha256", "TEXT NOT NULL DEFAULT ''"))
 
 
-KEY_REUSED_JA = "この Idempotency-Key は別の届出（または別の版）で使用済みです。"
+KEY_REUSED_JA = ("この Idempotency-Key は別の内容の送信で使用済みです。同じキーで送れるのは最初と同じ内容だけです"
+                 "（HER-SYS は最初の内容を保持しています）。")
+
+
+def content_sha256(bundle: Any) -> str:
+    """The hash of a Bundle's canonical JSON (sorted keys, no whitespace, UTF-8): what a sender that freezes its
+    bytes canonically (hersys_client.serialize_bundle) hashes too, whatever the whitespace of the request."""
+    return hashlib.sha256(json.dumps(bundle, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+                          .encode("utf-8")).hexdigest()
+
+
+def organization_code(bundle: Any) -> str:
+    """The reporting facility's code (Organization.identifier[0].value), read leniently; '' if absent."""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Organization":
+            idents = resource.get("identifier")
+            first = idents[0] if isinstance(idents, list) and idents and isinstance(idents[0], dict) else {}
+            value = first.get("value")
+            return value[:100] if isinstance(value, str) else ""
+    return ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,10 @@ class Conflict(Exception):
     def __init__(self, message_ja: str) -> None:
         super().__init__(message_ja)
         self.message_ja = message_ja
+
+
+class KeyReused(Exception):
+    """An idempotency key already used for a different body (→ 409, like Stripe's idempotency error)."""
 
 
 class Rejected(Exception):
@@ -87,20 +119,27 @@ class SandboxStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def replay(self, key: str) -> tuple[str, int, Answer] | None:
-        """(bundle identifier, revision, original answer) stored for an idempotency key, if any."""
+    def replay(self, key: str, bundle: Any) -> Answer | None:
+        """The original answer stored for an idempotency key, if any. Raises KeyReused when `bundle` is not the
+        body first sent under it (keys stored before hashes were kept: not the same identifier and revision)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT bundle_identifier, revision, http_status, answer FROM idempotency WHERE key = ?", (key,)
+                "SELECT bundle_identifier, revision, http_status, answer, sha256 FROM idempotency WHERE key = ?",
+                (key,),
             ).fetchone()
         if row is None:
             return None
-        return row[0], row[1], Answer(200, json.loads(row[3]), replayed=True)
+        _check_same_body(row[0], row[1], row[4], bundle)
+        return Answer(200, json.loads(row[3]), replayed=True)
 
     def accept(
         self, *, key: str, identifier: str, revision: int, qr_status: str, bundle: dict[str, Any], today: date
@@ -127,11 +166,10 @@ class SandboxStore:
     ) -> Answer:
         db = self._db
         row = db.execute(  # a concurrent request with the same key may have won the race
-            "SELECT bundle_identifier, revision, answer FROM idempotency WHERE key = ?", (key,)
+            "SELECT bundle_identifier, revision, answer, sha256 FROM idempotency WHERE key = ?", (key,)
         ).fetchone()
         if row is not None:
-            if (row[0], row[1]) != (identifier, revision):
-                raise Rejected(KEY_REUSED_JA)
+            _check_same_body(row[0], row[1], row[3], bundle)
             return Answer(200, json.loads(row[2]), replayed=True)
         status = "withdrawn" if qr_status == "stopped" else "accepted"
         current = db.execute(
@@ -143,8 +181,8 @@ class SandboxStore:
             receipt_id = self._new_receipt_id()
             report_date = today.isoformat()
             db.execute(
-                "INSERT INTO notification VALUES (?, ?, ?, ?, ?, ?)",
-                (identifier, receipt_id, report_date, status, revision, now),
+                "INSERT INTO notification VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (identifier, receipt_id, report_date, status, revision, now, organization_code(bundle)),
             )
             http_status = 201
         else:
@@ -170,8 +208,8 @@ class SandboxStore:
             "bundle_identifier": identifier,
         }
         db.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
-            (key, identifier, revision, http_status, json.dumps(body, ensure_ascii=False)),
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+            (key, identifier, revision, http_status, json.dumps(body, ensure_ascii=False), content_sha256(bundle)),
         )
         return Answer(http_status, body)
 
@@ -192,6 +230,54 @@ class SandboxStore:
             return None
         keys = ("receipt_id", "report_date", "status", "revision", "bundle_identifier")
         return dict(zip(keys, row, strict=True))
+
+    def holdings(self, *, identifier: str | None = None, organization: str | None = None,
+                 since: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """What HER-SYS holds (GET /fhir/Bundle?identifier=… or ?organization=…&since=…): per notification its
+        receipt and current revision, and per stored revision its idempotency key and the sha256 of its canonical
+        body, so a sender can tell its own revision from another one with the same number."""
+        where, args = [], []
+        if identifier is not None:
+            where.append("n.bundle_identifier = ?")
+            args.append(identifier)
+        if organization is not None:
+            where.append("n.organization = ?")
+            args.append(organization)
+        if since is not None:
+            where.append("n.updated_at >= ?")
+            args.append(since)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        with self._lock:
+            notes = self._db.execute(
+                "SELECT n.bundle_identifier, n.receipt_id, n.report_date, n.status, n.revision, n.organization, "
+                f"n.updated_at FROM notification n {clause} ORDER BY n.updated_at, n.rowid LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            out = []
+            for ident, receipt_id, report_date, status, revision, organization_, updated_at in notes:
+                revs = self._db.execute(
+                    "SELECT r.revision, r.questionnaire_status, r.idempotency_key, r.received_at, "
+                    "COALESCE(i.sha256, '') FROM revision r LEFT JOIN idempotency i ON i.key = r.idempotency_key "
+                    "WHERE r.bundle_identifier = ? ORDER BY r.revision",
+                    (ident,),
+                ).fetchall()
+                out.append({
+                    "bundle_identifier": ident, "receipt_id": receipt_id, "report_date": report_date,
+                    "status": status, "revision": revision, "organization": organization_, "updated_at": updated_at,
+                    "revisions": [{"revision": r, "questionnaire_status": q, "idempotency_key": k,
+                                   "received_at": at, "sha256": sha} for r, q, k, at, sha in revs],
+                })
+        return out
+
+    def document(self, receipt_id: str, revision: int) -> dict[str, Any] | None:
+        """The Bundle stored for one revision of a notification (GET /fhir/Bundle/<receipt>/_history/<n>)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT r.bundle FROM revision r JOIN notification n ON n.bundle_identifier = r.bundle_identifier "
+                "WHERE n.receipt_id = ? AND r.revision = ?",
+                (receipt_id, revision),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def received(self, *, include_bundles: bool = True, bundle_identifier: str | None = None) -> dict[str, Any]:
         """Everything stored, for tests and benchmarks (GET /_sandbox/received)."""
@@ -267,3 +353,10 @@ class SandboxStore:
             for table in ("request", "idempotency", "revision", "notification"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._db.execute("COMMIT")
+
+
+def _check_same_body(identifier: str, revision: int, sha256: str, bundle: Any) -> None:
+    if sha256 and sha256 != content_sha256(bundle):
+        raise KeyReused(KEY_REUSED_JA)
+    if not sha256 and bundle_key(bundle) != (identifier, revision):
+        raise KeyReused(KEY_REUSED_JA)

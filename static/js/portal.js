@@ -60,6 +60,8 @@
       each(box.querySelectorAll(".steps li"), function (li, i) {
         li.className = i < idx || s.status === "accepted" ? "done" : (i === idx ? "current" : "");
       });
+      var fax = document.getElementById("fax-offer");
+      if (fax) { fax.hidden = !s.fax_offer; }
       if (s.final) { document.getElementById("status-hint").textContent = ""; }
       return s.final;
     };

@@ -21,10 +21,12 @@ ALLOWED = {
     "formdefs": {"audit", "formengine", "vocabulary"},
     "delivery": {"assist_portal.crypto", "audit", "hersys_client"},
     "health": {"delivery"},  # /healthz, /readyz, worker heartbeats: reads the outbox's age, nothing else
-    "notifications": {"assist_portal.crypto", "accounts", "audit", "formdefs", "delivery", "formengine",
-                      "vocabulary", "jpinput", "mapping", "hersys_client"},
+    # assist_portal.inputs: strict parsing of the physician id a draft is handed to (the worklist hand-off)
+    "notifications": {"assist_portal.crypto", "assist_portal.inputs", "accounts", "audit", "formdefs", "delivery",
+                      "formengine", "vocabulary", "jpinput", "mapping", "hersys_client"},
     "api": {"assist_portal.inputs", "accounts", "audit", "notifications", "vocabulary", "mapping"},
-    "hospitaladmin": {"accounts", "audit"},
+    # hospitaladmin → notifications: the hospital's own effort report (notifications.effort: counts, no values)
+    "hospitaladmin": {"accounts", "audit", "notifications"},
     "central": {"assist_portal.inputs", "accounts", "audit", "formdefs", "notifications", "delivery", "formengine", "vocabulary", "mapping",
                 "hersys_client"},
     "vocabulary": set(),

@@ -40,6 +40,26 @@ PORTAL_FIXTURES = (celery_worker_factory, central_admin, hospital, login, make_u
 
 FHIR_SAMPLE = DEMO_SAMPLES / "fhir" / "1100000002.json"
 
+#: How many notifications the scaled chaos runs confirm: small in `make test`, >= 200 in `make chaos` (CHAOS_N=200).
+CHAOS_N = int(os.environ.get("CHAOS_N", "30"))
+#: Every run's tally, printed again in the terminal summary (`chaos: confirmed=N accepted=N lost=0 duplicated=0`).
+CHAOS_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if CHAOS_LINES:
+        terminalreporter.section("chaos (counted from the sandbox's own records)")
+        for line in CHAOS_LINES:
+            terminalreporter.write_line(line)
+
+
+def chaos_line(confirmed: int, accepted: int, lost: int, duplicated: int) -> str:
+    line = f"chaos: confirmed={confirmed} accepted={accepted} lost={lost} duplicated={duplicated}"
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    CHAOS_LINES.append(f"{line}  [{test}]")
+    print(line, flush=True)
+    return line
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -289,13 +309,35 @@ class Chaos:
             out.setdefault(a.delivery_id, []).append((a.number, a.outcome, a.http_status, a.message[:40]))
         return out
 
-    def assert_exactly_once(self, ids, total: int | None = None) -> list[dict]:
+    def tally(self, ids=None, *, expected: set[tuple[str, int]] | None = None) -> dict:
+        """Count from the sandbox's own records: of the revisions confirmed (the deliveries `ids`, or `expected`
+        (stream, sequence) pairs), how many HER-SYS holds (accepted), how many it does not (lost), and how many
+        extra filings it holds (notifications nobody confirmed, or a revision accepted under a second key).
+        Prints and records the `chaos:` line."""
+        from assist_portal.delivery.models import Delivery
+
+        if expected is None:
+            expected = set(Delivery.objects.filter(pk__in=ids).values_list("stream", "sequence"))
+        received = self.sandbox.received(include_bundles=False)
+        stored = {(n["bundle_identifier"], r["revision"]) for n in received["notifications"] for r in n["revisions"]}
+        streams = {s for s, _ in expected}
+        accepted = len(expected & stored)
+        strangers = sum(1 for n in received["notifications"] if n["bundle_identifier"] not in streams)
+        duplicated = strangers + max(0, received["idempotency_keys"] - len(stored))
+        counts = {"confirmed": len(expected), "accepted": accepted, "lost": len(expected) - accepted,
+                  "duplicated": duplicated}
+        chaos_line(**counts)
+        return counts
+
+    def assert_exactly_once(self, ids, total: int | None = None, tally: bool = True) -> list[dict]:
         """Every delivery accepted, and the sandbox holds exactly one notification with exactly one revision for
         each, under the delivery's idempotency key and with the receipt the outbox recorded; every try under that
         key carried the delivery's frozen bytes. `total` is how many
         notifications the sandbox must hold overall (default: exactly these)."""
         from assist_portal.delivery.models import Delivery
 
+        if total is None and tally:
+            self.tally(ids)
         rows = list(Delivery.objects.filter(pk__in=ids).select_related("payload"))
         assert len(rows) == len(ids)
         assert {r.status for r in rows} == {Delivery.Status.ACCEPTED}, self.statuses(ids)

@@ -62,7 +62,7 @@ def test_worker_db_sessions_terminated_mid_send(chaos):
     chaos.assert_exactly_once(warm + ids)
     for pk in hit:
         first = Attempt.objects.filter(delivery_id=pk).order_by("id").first()
-        assert first.outcome == Attempt.Outcome.STARTED and first.finished_at is None  # its answer was never saved
+        assert first.outcome == Attempt.Outcome.ABANDONED and first.finished_at is not None  # its answer was never saved
     # The same (surviving) worker did the later work: no process needed restarting.
     assert worker.proc.poll() is None
 

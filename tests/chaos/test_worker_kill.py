@@ -63,7 +63,7 @@ def test_worker_sigkilled_mid_send_then_new_worker_and_beat_sweeper(chaos):
     for pk in killed:
         attempts = list(Attempt.objects.filter(delivery_id=pk).order_by("id"))
         first, *later = attempts
-        assert first.outcome == Attempt.Outcome.STARTED and first.finished_at is None  # died mid-send
+        assert first.outcome == Attempt.Outcome.ABANDONED and first.finished_at is not None  # died mid-send
         assert later and later[-1].outcome == Attempt.Outcome.ACCEPTED
         assert first.worker != later[-1].worker
         # The lease held: nobody resent while the first worker might still have been alive.
@@ -101,6 +101,6 @@ def test_pool_process_killed_task_redelivered_lease_prevents_double_send(chaos):
     chaos.wait_status(ids, Delivery.Status.ACCEPTED, timeout=30, sweep=True)
     chaos.assert_exactly_once(warm + ids)
     first, *later = Attempt.objects.filter(delivery_id=ids[0]).order_by("id")
-    assert first.outcome == Attempt.Outcome.STARTED and first.finished_at is None
+    assert first.outcome == Attempt.Outcome.ABANDONED and first.finished_at is not None
     assert [a.outcome for a in later] == [Attempt.Outcome.ACCEPTED]
     assert (later[0].started_at - first.started_at).total_seconds() >= LEASE - 0.05  # never inside the lease

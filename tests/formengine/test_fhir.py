@@ -224,3 +224,25 @@ def test_from_questionnaire_on_tampered_input_raises_only_definition_error(seed,
     except DefinitionError:
         return
     assert validate_definition(defn) == []
+
+
+def test_values_read_back_from_a_questionnaire_response(version):
+    """The inverse (reconciliation after a restore reads what HER-SYS holds back into values): every value the QR
+    carries comes back as it was, repeat rows included; unknown items and garbage are skipped, never raised."""
+    from formengine import values_from_questionnaire_response
+
+    defn = builtin_definition(version)
+    values = evaluate(defn, base_values(version) | {"clinical.symptoms": ["fever", "cough"]}, today=TODAY,
+                      stage="confirm").values
+    qr = to_questionnaire_response(defn, values, questionnaire_canonical=f"{URL}|{version}", status="completed")
+    back = values_from_questionnaire_response(defn, qr)
+    answered = {i["definition"][len(ITEM_PREFIX):] for i in _walk(qr["item"]) if "answer" in i}
+    assert back == {k: v for k, v in values.items() if k in answered or k == "tests"}
+    assert back["clinical.symptoms"] == ["fever", "cough"] and back["patient.age"] == values["patient.age"]
+    assert back["tests"] == values["tests"]
+    assert to_questionnaire_response(defn, back, questionnaire_canonical=f"{URL}|{version}",
+                                     status="completed") == qr
+    junk = {"item": [{"definition": ITEM_PREFIX + "no.such.item", "answer": [{"valueString": "x"}]}, "garbage",
+                     {"definition": ITEM_PREFIX + "patient.name", "answer": "not a list"}]}
+    assert values_from_questionnaire_response(defn, junk) == {}
+    assert values_from_questionnaire_response(defn, None) == {}

@@ -71,6 +71,10 @@ def test_provenance_badges():
     assert _field(model, "tests-0-method")["provenance"]["kind"] == "emr"
     assert _field(model, "patient.occupation")["provenance"]["kind"] == "none"
     assert provenance_badge("weird", True)["kind"] == "typed"
+    assert provenance_badge("adopted:dr1", True) == {  # an EMR suggestion chosen with 「採用」
+        "kind": "adopted", "label_ja": "候補から採用", "detail": "adopted:dr1",
+        "detail_ja": "電子カルテの候補をdr1が採用"}
+    assert provenance_badge("adopted:dr1:ss-mix2", True)["detail_ja"] == "電子カルテの候補（SS-MIX2）をdr1が採用"
 
 
 def test_tests_group_has_four_slots_filled_first():

@@ -96,10 +96,21 @@ def test_items_that_do_not_apply_are_folded_until_they_do():
     dead = render(base_values("2022-09") | {"report.diagnosis_class": "dead_confirmed"})
     assert field(dead, "clinical.death_date")["visible"]
     typed = render(base_values("2022-09") | {"patient.guardian_name": "見本　一郎"})
-    assert field(typed, "patient.guardian_name")["visible"]  # a value is never hidden
-    # Folding is the page's business only: the engine still checks and sends what is there.
-    assert "patient.guardian_name" not in evaluate(builtin_definition("2022-09"), base_values("2022-09"),
-                                                   today=TODAY).hidden
+    assert field(typed, "patient.guardian_name")["visible"]  # a value is never hidden …
+    assert field(typed, "patient.guardian_name")["hidden_with_value"]  # … but it is said that it is not sent
+    # The conditions are the catalogs' own (a form is data): the engine applies them like any other.
+    for version, adult_age in (("2021-03", 20), ("2022-09", 18)):  # 民法: majority at 20 until 2022-03-31
+        defn = builtin_definition(version)
+        conditions = {i["id"]: i.get("visible_when") for i in defn["items"]}
+        assert conditions["patient.guardian_name"] == conditions["patient.guardian_address"] == {
+            "item": "patient.age", "lt": adult_age}
+        assert conditions["clinical.death_date"] == {"item": "report.diagnosis_class",
+                                                     "in": ["dead_confirmed", "dead_suspected"]}
+        assert {"patient.guardian_name", "clinical.death_date"} <= set(
+            evaluate(defn, base_values(version), today=TODAY).hidden)
+    nineteen = render(base_values("2021-03") | {"patient.birth_date": "2003-06-01"}, version="2021-03")
+    assert field(nineteen, "patient.guardian_name")["visible"]  # 19: a minor under the 2021-03 form
+    assert not field(render(base_values("2022-09") | {"patient.birth_date": "2003-06-01"}), "patient.guardian_name")["visible"]
 
 
 def test_a_definitions_own_display_condition_wins():

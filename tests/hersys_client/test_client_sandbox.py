@@ -12,7 +12,7 @@ from datetime import date
 import httpx
 import pytest
 
-from hersys_client import HersysClient, HersysError, PermanentError, RetryableError
+from hersys_client import HersysClient, HersysError, IdempotencyKeyReused, PermanentError, RetryableError
 from hersys_client.devpki import ensure_dev_pki
 from hersys_client.sandbox.testing import SandboxHandle
 
@@ -136,9 +136,9 @@ def test_replay_answers_as_before_even_after_the_accepted_versions_changed(sandb
 
 def test_same_key_for_another_notification_is_rejected(sandbox: SandboxHandle, client: HersysClient) -> None:
     client.submit(make_bundle("a"), "shared-key")
-    with pytest.raises(PermanentError) as exc:
+    with pytest.raises(IdempotencyKeyReused) as exc:
         client.submit(make_bundle("b"), "shared-key")
-    assert exc.value.status == 422 and "Idempotency-Key" in exc.value.message_ja
+    assert exc.value.status == 409 and "別の内容" in exc.value.message_ja
     assert sandbox.received()["count"] == 1
 
 

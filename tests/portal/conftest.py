@@ -40,6 +40,12 @@ def current_totp(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
 
 
+def next_totp(device: TOTPDevice) -> str:
+    """The code of the next 30-second step: accepted now (django-otp's tolerance is one step) although the current
+    code was just used to sign in (a used code is refused) — a re-check right after sign-in without waiting."""
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0 - device.step, digits=device.digits):0{device.digits}d}"
+
+
 @pytest.fixture
 def make_user(db):
     from assist_portal.accounts.models import User
@@ -79,6 +85,7 @@ def verified_login(client, user):
     device = TOTPDevice.objects.filter(user=user).first()
     session = client.session
     session["otp_device_id"] = device.persistent_id
+    session["otp_verified_at"] = time.time()  # as a sign-in with password + TOTP just now would
     session.save()
     return client
 
@@ -244,3 +251,30 @@ def celery_worker_factory(sandbox, transactional_db, tmp_path):
     for worker in workers:
         worker.stop()
     app.control.purge()
+
+
+def confirm_post(client, notification, data: dict, *, answer: str = "unknown", change_physician: bool = True,
+                 otp_device=None):
+    """Post 確定 the way a physician does now: the form's 確定 (validation) → the review step → the final click,
+    answering every empty medical-judgement item with `answer` (不明 by default), changing the form's physician to
+    the confirming one when they differ, and giving a fresh TOTP code when the review asks for one. Returns the
+    last response: the form page again (400) when validation failed, else the final click's answer (302 to the
+    status page when confirmed)."""
+    from django.urls import reverse
+
+    response = client.post(reverse("notifications:form", args=[notification.uuid]), data)
+    review_url = reverse("notifications:review", args=[notification.uuid])
+    if response.status_code != 302 or response["Location"] != review_url:
+        return response
+    page = client.get(review_url)
+    assert page.status_code == 200, page.content.decode()[:2000]
+    review = page.context["review"]
+    post = {"lock_version": page.context["lock_version"], "digest": review.digest, "action": "confirm"}
+    for need in review.needs_answer:
+        post[need["field"]] = answer
+    if review.physician_differs and change_physician:
+        post["change_physician"] = "1"
+    if page.context["otp_needed"]:
+        device = otp_device or TOTPDevice.objects.get(user=page.context["user"])
+        post["otp_token"] = current_totp(device)
+    return client.post(review_url, post)

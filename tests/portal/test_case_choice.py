@@ -4,12 +4,11 @@ person's, it overrides the window either way, and it is audited."""
 from __future__ import annotations
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 
 from assist_portal.audit.models import AuditEvent
 from assist_portal.notifications.models import EmrChange, Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +22,7 @@ def confirmed(client, physician, published, push, login, django_capture_on_commi
     client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
     n = Notification.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
-        assert client.post(reverse("notifications:form", args=[n.uuid]),
-                           form_post(n, filled_values(n), "confirm")).status_code == 302
+        assert confirm_post(client, n, form_post(n, filled_values(n), "confirm")).status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed"
     return n

@@ -28,19 +28,19 @@ def test_a_display_condition_and_a_rule_without_writing_json(live_server, centra
         expect(rules).to_contain_text("「発病年月日」 ≦ 「診断（検案）年月日」 ≦ 「報告年月日」（同じ日も可）")
         expect(rules).to_contain_text("「入院の有無」が「有」のとき、「発生届の対象（届出対象区分）」に「入院を要する者」を候補として示す")
 
-        page.goto(base + "items/clinical.death_date/")
+        page.goto(base + "items/clinical.symptoms/")
         readback = page.locator("#condition-in-words")
         expect(readback).to_have_text("常に表示")
         page.click("text=条件を追加")
         page.select_option("[aria-label='表示条件：条件1の項目']", "report.diagnosis_class")
         page.select_option("[aria-label='表示条件：条件1の比べ方']", "eq")
-        page.select_option("[aria-label='表示条件：条件1の値']", "dead_confirmed")
+        page.select_option("[aria-label='表示条件：条件1の値']", "confirmed_patient")
         page.click("text=条件を追加")
         page.select_option("[aria-label='表示条件：条件2の項目']", "report.diagnosis_class")
-        page.select_option("[aria-label='表示条件：条件2の値']", "dead_suspected")
+        page.select_option("[aria-label='表示条件：条件2の値']", "suspected_patient")
         page.select_option("[aria-label='表示条件：条件の組み合わせ']", "or")
-        expect(readback).to_have_text("「診断（検案）した者（死体）の類型（診断分類）」が「感染症死亡者の死体」 または "
-                                      "「診断（検案）した者（死体）の類型（診断分類）」が「感染症死亡疑い者の死体」のとき表示")
+        expect(readback).to_have_text("「診断（検案）した者（死体）の類型（診断分類）」が「患者（確定例）」 または "
+                                      "「診断（検案）した者（死体）の類型（診断分類）」が「疑似症患者」のとき表示")
         page.click("button:has-text('検証して保存')")
         page.wait_for_url(base)
 
@@ -53,9 +53,9 @@ def test_a_display_condition_and_a_rule_without_writing_json(live_server, centra
         expect(rules).to_contain_text("「入院の有無」が「有」のとき、「入院年月日」は必須。［エラー（確定できない）］")
 
     defn = FormDefinition.objects.get(pk=draft.pk).definition
-    death = next(i for i in defn["items"] if i["id"] == "clinical.death_date")
-    assert death["visible_when"] == {"or": [{"item": "report.diagnosis_class", "eq": "dead_confirmed"},
-                                            {"item": "report.diagnosis_class", "eq": "dead_suspected"}]}
+    symptoms = next(i for i in defn["items"] if i["id"] == "clinical.symptoms")
+    assert symptoms["visible_when"] == {"or": [{"item": "report.diagnosis_class", "eq": "confirmed_patient"},
+                                               {"item": "report.diagnosis_class", "eq": "suspected_patient"}]}
     rule = next(r for r in defn["rules"] if r["id"] == "custom.1")
     assert rule["kind"] == "required_if" and rule["severity"] == "error"
     assert rule["params"] == {"when": {"item": "care.hospitalized", "eq": "yes"}, "items": ["care.admission_date"]}

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from assist_portal.notifications.models import Notification
 from tests.portal.browser import chromium, open_page, sign_in
-from tests.portal.conftest import launch_path, push_extract, verified_login
+from tests.portal.conftest import confirm_post, launch_path, push_extract, verified_login
 
 PATIENT = "1100000002"
 
@@ -178,7 +178,7 @@ def test_a_confirmation_on_an_older_page_merges_confirms_nothing_and_the_next_co
     assert draft.values["patient.occupation"] == "会社員"  # the other change kept
     assert draft.values["report.diagnosis_class"] == "confirmed_patient"  # and the physician's input saved
     with django_capture_on_commit_callbacks(execute=False):
-        again = b.post(url, {**page_form(b, draft), "action": "confirm"})
+        again = confirm_post(b, draft, {**page_form(b, draft), "action": "confirm"})  # through the review step
     assert again.status_code == 302, re.findall(r"<a href=\"#f-[^\"]*\">([^<]*)</a>", again.content.decode())
     draft.refresh_from_db()
     assert draft.status == "confirmed" and draft.revisions.get().values["patient.occupation"] == "会社員"

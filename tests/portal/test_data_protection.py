@@ -12,7 +12,7 @@ from assist_portal.audit.models import AuditEvent
 from assist_portal.delivery.models import Delivery
 from assist_portal.notifications.models import Notification
 from assist_portal.notifications.services import notifications_purge
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
@@ -50,7 +50,7 @@ def test_tasks_carry_ids_only_and_audit_holds_no_patient_data(client, physician,
     n = Notification.objects.get()
     assert client.get(reverse("notifications:form", args=[n.uuid])).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("notifications:form", args=[n.uuid]), form_post(n, filled_values(n), "confirm"))
+        confirm_post(client, n, form_post(n, filled_values(n), "confirm"))
     assert sent == [([Delivery.objects.get().pk], None)]
     n.refresh_from_db()
     dump = json.dumps([e.detail for e in AuditEvent.objects.all()] +

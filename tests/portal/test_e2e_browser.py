@@ -9,7 +9,7 @@ import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.conftest import SHARED
-from tests.portal.conftest import PASSWORD, current_totp, push_extract
+from tests.portal.conftest import PASSWORD, current_totp, next_totp, push_extract
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 CHROMIUM = "/usr/bin/chromium"
@@ -46,6 +46,7 @@ def sign_in(page, user, device):
 def test_whole_flow_in_chromium(live_server, settings, hospital, physician, clerk, published,
                                 celery_worker_factory, sandbox):
     settings.PUBLIC_BASE_URL = live_server.url
+    settings.OTP_RECHECK_MINUTES = 0  # the sign-in's second factor is already too old for the final click
     key = json.loads((SHARED / "emr-samples" / "answer-key.json").read_text(encoding="utf-8"))[PATIENT]
     published("2021-03")
     celery_worker_factory()
@@ -98,23 +99,49 @@ def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key)
     page.click("button[name=action][value=save]")
     page.wait_for_selector("text=下書きを保存しました")
     assert page.input_value("[name='patient.occupation']") == "会社員"
+    # ... and hands it to the physician with a note (医師確認待ち).
+    page.select_option("#handoff-physician", label=str(physician))
+    page.fill("#handoff-note-input", "職業と渡航歴を入力しました。ICU等をご確認ください")
+    page.click("button[name=action][value=handoff]")
+    page.wait_for_selector("text=医師確認待ちにしました")
     page.click("text=ログアウト")
     ctx.close()
 
-    # 3. The physician signs in, opens the draft, completes the medical items and confirms.
+    # 3. The physician signs in and lands on 医師確認待ち, finds the case there, opens it and confirms on the review
+    #    step: the empty medical items need an explicit answer; the second factor is asked again (the window has
+    #    passed: OTP_RECHECK_MINUTES is 0 here).
     ctx = browser.new_context(locale="ja-JP")
     page = ctx.new_page()
-    page.goto(base_url + "/notifications/")
+    page.goto(base_url + "/")
     sign_in(page, physician, devices[physician.username])
     page.wait_for_url("**/notifications/")
-    page.click("text=開く")
+    assert page.get_attribute(".state-tabs a[data-state=review]", "aria-current") == "page"
+    row = page.locator("tr[data-state=review]")
+    assert row.count() == 1 and key["patient.name"] in row.inner_text()
+    row.locator("a").first.click()
+    page.wait_for_url("**/notifications/*/")
+    assert "ICU等をご確認ください" in page.inner_text("#handoff-note")
     page.select_option("[name='report.diagnosis_class']", "confirmed_patient")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("button[name=action][value=confirm]")
+    page.wait_for_url("**/review/")
+    assert "1942年7月21日" in page.inner_text("main")  # as a person reads it
+    icu = page.locator("fieldset.review-answer#answer-care\\.icu")
+    assert icu.count() == 1
+    page.click("#final-confirm")  # nothing answered yet: refused, with the reason
+    page.wait_for_selector("#review-errors")
+    assert "「不明」または「該当なし」" in page.inner_text("#review-errors")
+    for fieldset in page.locator("fieldset.review-answer").all():
+        fieldset.locator("input[value=unknown]").check()
+    if page.locator("[name=change_physician]").count():
+        page.check("[name=change_physician]")
+    page.fill("#otp-token", next_totp(devices[physician.username]))
+    page.click("#final-confirm")
     page.wait_for_url("**/status/")
     page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
     receipt = page.inner_text("#receipt-id")
     assert receipt.startswith("HS-")
+    page.goto(base_url + "/notifications/?state=accepted")
+    assert receipt in page.inner_text("tr[data-state=accepted]")
     ctx.close()
     return receipt
 
@@ -176,11 +203,21 @@ def drive_second_form(browser, launch_url, physician, device) -> str:
     page.check("[name='ehec.verotoxin'][value=vt2]")
     page.fill("[name='clinical.onset_date']", "2021-01-06")
     page.fill("[name='clinical.diagnosis_date']", "2021-01-09")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("button[name=action][value=confirm]")
+    confirm_on_review(page)
     page.wait_for_url("**/status/")
     page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
     receipt = page.inner_text("#receipt-id")
     assert receipt.startswith("HS-")
     ctx.close()
     return receipt
+
+
+def confirm_on_review(page) -> None:
+    """On the review step: answer every empty medical item with 不明, take over as the form's physician, confirm."""
+    page.wait_for_url("**/review/")
+    for fieldset in page.locator("fieldset.review-answer").all():
+        fieldset.locator("input[value=unknown]").check()
+    if page.locator("[name=change_physician]").count():
+        page.check("[name=change_physician]")
+    page.click("#final-confirm")

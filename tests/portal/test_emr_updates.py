@@ -17,7 +17,7 @@ from django.urls import reverse
 from assist_portal.audit.models import AuditEvent
 from assist_portal.notifications.models import EmrChange, Notification
 from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import form_post
 
 pytestmark = pytest.mark.django_db
@@ -176,8 +176,9 @@ def test_newer_extract_is_offered_as_changes_never_applied_and_typed_values_stay
 
     # The worklist shows the case as needing attention; the form lists every change with both values.
     login(client, physician)
-    listing = client.get(reverse("notifications:list")).content.decode()
+    listing = client.get(reverse("notifications:list") + "?state=attention").content.decode()
     assert f"要対応：電子カルテの新しい情報 {len(offered)}件" in listing
+    assert 'id="attention-banner"' in listing  # every user of the hospital sees that a case needs someone
     html = client.get(form_url(n)).content.decode()
     assert 'id="emr-changes"' in html
     for text in ("1942年7月21日", "1942年7月22日", "検査の追加", "検査の取消", "2021年1月10日"):
@@ -284,7 +285,7 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     values = {**scalar_values(n), "report.diagnosis_class": "suspected_patient", "report.report_date": "2021-01-09",
               "clinical.diagnosis_date": "2021-01-09", "patient.residence_address": n.values["patient.address"], "tests": n.values["tests"]}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(form_url(n), form_post(n, values, "confirm"))
+        response = confirm_post(client, n, form_post(n, values, "confirm"))
     assert response.status_code == 302, page_errors(response)
     first = delivery_attempt(Delivery.objects.get().pk)
     assert first.status == "accepted"
@@ -312,13 +313,13 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     assert n.values["report.diagnosis_class"] == "confirmed_patient"
     assert n.provenance["report.diagnosis_class"] == f"adopted:{physician.username}:fhir:positive-test"
     assert n.values["tests"][0]["result"] == "positive"
-    assert "修正を確定してHER-SYSへ送信" in client.get(form_url(n)).content.decode()
+    assert "修正を確定する（送信内容の確認へ）" in client.get(form_url(n)).content.decode()
 
     # 2021-01-11: the physician confirms the amendment; HER-SYS takes it as an update of the same record.
     monkeypatch.setattr(services, "local_date", lambda: date(2021, 1, 11))
     values = {**scalar_values(n), "tests": n.values["tests"]}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(form_url(n), form_post(n, values, "confirm"))
+        response = confirm_post(client, n, form_post(n, values, "confirm"))
     assert response.status_code == 302, page_errors(response)
     n.refresh_from_db()
     update = n.revisions.get(number=2)

@@ -7,7 +7,7 @@ from assist_portal.delivery.services import delivery_attempt
 from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import definition_for_hospital
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -42,8 +42,7 @@ def test_switch_h0001_to_2022_09_only_by_publishing(client, hospital, other_hosp
     login(client, physician)
     confirmed = open_draft(client, push, "9400000001")
     with django_capture_on_commit_callbacks(execute=False):
-        r = client.post(reverse("notifications:form", args=[confirmed.uuid]),
-                        form_post(confirmed, filled_values(confirmed), "confirm"))
+        r = confirm_post(client, confirmed, form_post(confirmed, filled_values(confirmed), "confirm"))
     assert r.status_code == 302, r.content.decode()[:2000]
     # A draft in flight under 2021-03.
     draft = open_draft(client, push, ELDERLY)
@@ -77,7 +76,7 @@ def test_switch_h0001_to_2022_09_only_by_publishing(client, hospital, other_hosp
     with django_capture_on_commit_callbacks(execute=False):
         values = filled_values(draft)
         values["report.notification_target"] = ["age65_plus", "hospitalization_required"]
-        r = client.post(reverse("notifications:form", args=[draft.uuid]), form_post(draft, values, "confirm"))
+        r = confirm_post(client, draft, form_post(draft, values, "confirm"))
     assert r.status_code == 302, r.content.decode()[:3000]
     delivery = draft.revisions.get().delivery
     assert delivery_attempt(delivery.pk).status == "accepted"
@@ -99,7 +98,7 @@ def test_case_in_none_of_the_four_groups_is_not_notifiable(client, hospital, phy
     values["care.hospitalized"] = "no"
     values.pop("care.admission_date", None)
     values["report.notification_target"] = ""
-    r = client.post(reverse("notifications:form", args=[notification.uuid]), form_post(notification, values, "confirm"))
+    r = confirm_post(client, notification, form_post(notification, values, "confirm"))
     assert r.status_code == 400
     assert "対象外" in r.content.decode()
     assert Delivery.objects.count() == 0

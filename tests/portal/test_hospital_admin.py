@@ -82,14 +82,6 @@ def test_a_reset_by_a_central_admin_that_cannot_be_mailed_changes_nothing(client
     assert created.status_code == 400 and not User.objects.filter(username="someone").exists()
 
 
-class FailingBackend:
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def send_messages(self, messages):
-        raise OSError("smtp down")
-
-
 @pytest.mark.parametrize("role", ["physician", "clerk"])
 def test_central_admin_cannot_create_an_account_that_reads_patient_values(client, central_admin, hospital, login,
                                                                           role):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_attempt
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -65,13 +65,13 @@ def test_minimum_first_accepted_then_completed_as_an_update(client, opened, phys
     page = client.get(url).content.decode()
     assert 'id="follow-up-pending"' in page and "最小限の項目・続報あり" in page
     assert "最小限の項目で第1報を確定（続報あり）" not in page  # the button: only for the first report
-    assert "続報待ち" in client.get(reverse("notifications:list")).content.decode()
+    assert opened.patient_ref in client.get(reverse("notifications:list") + "?state=followup").content.decode()
     assert "最小限の項目" in client.get(reverse("notifications:status-json", args=[opened.uuid])).json()["kind"]
 
     # Later: the rest is known; the physician confirms the full set as an update of the same record.
     complete = {**values, "clinical.diagnosis_date": "2021-01-09"}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(url, form_post(opened, complete, "confirm"))
+        response = confirm_post(client, opened, form_post(opened, complete, "confirm"))
     assert response.status_code == 302, alerts(response)
     opened.refresh_from_db()
     assert not opened.follow_up_pending and opened.revision == 2
@@ -81,7 +81,7 @@ def test_minimum_first_accepted_then_completed_as_an_update(client, opened, phys
     assert second.status == "accepted" and second.receipt_id == accepted.receipt_id
     stored = sandbox.received()["notifications"]
     assert len(stored) == 1 and len(stored[0]["revisions"]) == 2
-    assert "続報待ち" not in client.get(reverse("notifications:list")).content.decode()
+    assert opened.patient_ref not in client.get(reverse("notifications:list") + "?state=followup").content.decode()
 
 
 def test_minimum_needs_every_priority_item_and_a_physician(client, opened, physician, clerk, login):
@@ -118,3 +118,37 @@ def test_the_destination_item_set_is_part_of_the_minimum(opened):
     evaluation = evaluate(defn, values, today=date(2021, 1, 10))
     assert "patient.sex" not in evaluation.missing_priority
     assert minimum_missing(definition, evaluation) == ["性別"]
+
+
+def test_a_minimum_first_report_needs_a_recent_second_factor(client, opened, physician, settings,
+                                                            django_capture_on_commit_callbacks):
+    """Like the review step's final click (issue 8): once OTP_RECHECK_MINUTES have passed since the second factor
+    was proven, the minimum confirmation asks for the code again, confirms nothing without it and keeps the input."""
+    import time
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.portal.conftest import current_totp
+
+    settings.OTP_RECHECK_MINUTES = 10
+    session = client.session
+    session["otp_verified_at"] = time.time() - 11 * 60
+    session.save()
+    url = reverse("notifications:form", args=[opened.uuid])
+    values = minimum_values(opened)
+    asked = client.post(url, {**form_post(opened, values, "confirm_minimum"), "patient.occupation": "会社員"})
+    html = asked.content.decode()
+    assert asked.status_code == 400 and "ワンタイムパスワードをもう一度入力" in html and 'id="minimum-otp"' in html
+    assert 'value="会社員"' in html  # what was typed is still on the page
+    opened.refresh_from_db()
+    assert opened.status == "draft" and not Delivery.objects.exists()
+    wrong = client.post(url, {**form_post(opened, values, "confirm_minimum"), "otp_token": "000000"
+                              if current_totp(TOTPDevice.objects.get(user=physician)) != "000000" else "111111"})
+    assert wrong.status_code == 400 and not Delivery.objects.exists()
+    TOTPDevice.objects.get(user=physician).throttle_reset()  # django-otp throttles after a wrong code
+    with django_capture_on_commit_callbacks(execute=False):
+        done = client.post(url, {**form_post(opened, values, "confirm_minimum"),
+                                 "otp_token": current_totp(TOTPDevice.objects.get(user=physician))})
+    assert done.status_code == 302, alerts(done)
+    opened.refresh_from_db()
+    assert opened.status == "confirmed" and opened.follow_up_pending

@@ -11,7 +11,7 @@ from assist_portal.delivery.services import delivery_attempt
 from assist_portal.notifications import services as nsvc
 from assist_portal.notifications.models import Notification
 from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = [pytest.mark.django_db]
@@ -91,7 +91,7 @@ def test_emr_button_after_confirmation_opens_the_same_notification(client, hospi
     client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
     n = Notification.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
-        client.post(reverse("notifications:form", args=[n.uuid]), form_post(n, filled_values(n), "confirm"))
+        confirm_post(client, n, form_post(n, filled_values(n), "confirm"))
     # Q&A 7: the button asks whether this is the same case, preselecting what CASE_REOPEN_DAYS suggests.
     url = launch_path(push(client, PATIENT).json()["launch_url"])
     asked = client.get(url).content.decode()
@@ -173,7 +173,7 @@ def test_refused_confirmation_is_audited(client, hospital, physician, published,
     values = filled_values(n)
     values["report.diagnosis_class"] = ""
     before = AuditEvent.objects.filter(action="notification.save").count()
-    assert client.post(reverse("notifications:form", args=[n.uuid]), form_post(n, values, "confirm")).status_code == 400
+    assert confirm_post(client, n, form_post(n, values, "confirm")).status_code == 400
     assert AuditEvent.objects.filter(action="notification.save").count() == before + 1
 
 

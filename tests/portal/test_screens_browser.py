@@ -20,7 +20,8 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PATIENT = "1100000002"
 NARROW = (PHONE, {"width": 360, "height": 780})
 #: The main screens photographed for docs/screenshots (the others are checked, not photographed).
-PHOTOGRAPHED = {"login", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
+PHOTOGRAPHED = {"login", "keys", "login-key", "hospital-effort", "worklist", "form", "form-errors", "review", "status",
+                "print", "central-definitions", "central-item"}
 
 
 def axe_source() -> str:
@@ -109,11 +110,18 @@ def test_hospital_screens_fit_every_width_and_pass_axe(live_server, staff_setup,
             page.wait_for_url("**/notifications/*/")
             page.fill("[name='patient.phone']", "123")
             page.fill("[name='clinical.onset_date']", "R3.1.20")  # after the diagnosis date
-            page.once("dialog", lambda d: d.accept())
             page.click("button[name=action][value=confirm]")
             page.wait_for_selector("#error-summary")
             assert page.evaluate("document.activeElement.id") == "error-summary"  # focus lands on the summary
             screens.each_width(page, "form-errors")
+            # fixed: the review step of the confirmation (what will be sent, the answers it needs)
+            page.fill("[name='patient.phone']", "03-1234-5678")
+            page.fill("[name='clinical.onset_date']", "")
+            page.select_option("[name='report.diagnosis_class']", "confirmed_patient")
+            page.click("button[name=action][value=confirm]")
+            page.wait_for_url("**/review/")
+            screens.each_width(page, "review")
+            screens.visit(page, "worklist-review", "/notifications/?state=review")
     screens.assert_clean()
 
 
@@ -162,6 +170,59 @@ def test_central_screens_fit_every_width_and_pass_axe(live_server, settings, hos
             page.goto(live_server.url + "/central/definitions/")
             sign_in(page, central_admin, device)
             page.wait_for_url("**/central/definitions/")
+            for name, path in pages.items():
+                screens.visit(page, name, path)
+    screens.assert_clean()
+
+
+def test_security_key_screens(live_server, settings, clerk, login):
+    """The keys page (with a key) and the sign-in's key step (after a failed exchange, showing its error)."""
+    from tests.portal.soft_authenticator import SoftKey
+
+    settings.OTP_WEBAUTHN_RP_ID = "localhost"
+    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [live_server.url]
+    http = login(Client(), clerk)
+    begin = http.post("/accounts/keys/register/begin/", data=json.dumps({"name": "職員証のキー"}),
+                      content_type="application/json").json()
+    done = http.post("/accounts/keys/register/complete/", content_type="application/json",
+                     data=json.dumps(SoftKey(origin=live_server.url).create(begin)))
+    assert done.status_code == 200
+    device = TOTPDevice.objects.get(user=clerk)
+    with chromium() as browser:
+        screens = Screens(browser, live_server.url)
+        with open_page(browser, bypass_csp=True) as page:
+            page.goto(live_server.url + "/accounts/keys/")
+            sign_in(page, clerk, device)
+            page.wait_for_url("**/accounts/keys/")
+            assert "職員証のキー" in page.inner_text("#key-list")
+            screens.each_width(page, "keys")
+            page.click("text=ログアウト")
+            page.route("**/accounts/login/key/begin/", lambda route: route.abort())  # the exchange fails once
+            page.fill("#id_username", clerk.username)
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/accounts/login/key/")
+            page.wait_for_selector("#key-error:has-text('通信に失敗しました')")
+            screens.each_width(page, "login-key")
+    screens.assert_clean()
+
+
+def test_hospital_admin_screens_fit_every_width_and_pass_axe(live_server, hospital, clerk, physician, hospital_admin,
+                                                             published, login):
+    from tests.portal.test_effort_report import _confirmed
+
+    published("2021-03")
+    _confirmed(Client(), login, push_extract, clerk, physician, "2200000007", adopt=True)  # a row in the report
+    device = TOTPDevice.objects.get(user=hospital_admin)
+    pages = {"hospital-staff": "/hospital/staff/", "hospital-settings": "/hospital/settings/",
+             "hospital-effort": "/hospital/effort/"}
+    with chromium() as browser:
+        screens = Screens(browser, live_server.url)
+        with open_page(browser, bypass_csp=True) as page:
+            page.goto(live_server.url + "/hospital/effort/")
+            sign_in(page, hospital_admin, device)
+            page.wait_for_url("**/hospital/effort/")
+            assert page.locator("#effort-table tbody tr").count() == 1
             for name, path in pages.items():
                 screens.visit(page, name, path)
     screens.assert_clean()

@@ -19,7 +19,7 @@ from assist_portal.formdefs.selectors import (
     hospital_default_form,
 )
 from assist_portal.notifications.models import LaunchToken, Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import form_post
 
 pytestmark = [pytest.mark.django_db]
@@ -132,8 +132,7 @@ def test_admin_publishes_ehec_for_h0001_and_a_notification_of_it_is_accepted(
     assert notification.values["ehec.o_serogroup"] == "O157"
     login(client, physician)
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(reverse("notifications:form", args=[notification.uuid]),
-                               form_post(notification, ehec_values(notification), "confirm"))
+        response = confirm_post(client, notification, form_post(notification, ehec_values(notification), "confirm"))
     assert response.status_code == 302, [line for line in response.content.decode().splitlines()
                                          if "error" in line][:10]
     notification.refresh_from_db()
@@ -304,8 +303,7 @@ def test_reopen_window_is_per_form(client, physician, covid_and_ehec, push, logi
     client.get(open_launch(client, push) + "?form=covid19")
     covid = Notification.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
-        r = client.post(reverse("notifications:form", args=[covid.uuid]),
-                        form_post(covid, filled_values(covid), "confirm"))
+        r = confirm_post(client, covid, form_post(covid, filled_values(covid), "confirm"))
     assert r.status_code == 302
     # Within CASE_REOPEN_DAYS the COVID case reopens; the EHEC form starts its own notification.
     client.get(open_launch(client, push) + "?form=ehec")

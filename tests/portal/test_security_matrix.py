@@ -17,8 +17,8 @@ from tests.portal.conftest import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
-PUBLIC, SIGNED_IN, STAFF, HOSPITAL_ADMIN, CENTRAL, CONNECTOR = (
-    "public", "signed_in", "staff", "hospital_admin", "central", "connector")
+PUBLIC, SIGNED_IN, STAFF, PHYSICIAN, HOSPITAL_ADMIN, CENTRAL, CONNECTOR = (
+    "public", "signed_in", "staff", "physician", "hospital_admin", "central", "connector")
 
 #: Who may use a URL, by namespace; the exceptions by name. Every pattern must resolve to one of these.
 NAMESPACE_POLICY = {"notifications": STAFF, "input": STAFF, "hospitaladmin": HOSPITAL_ADMIN, "central": CENTRAL,
@@ -27,10 +27,16 @@ NAME_POLICY = {
     "healthz": PUBLIC, "readyz": PUBLIC, "<root>": PUBLIC, "api:schema": PUBLIC,
     "accounts:login": PUBLIC, "accounts:enrol": PUBLIC, "accounts:home": PUBLIC, "accounts:logout": PUBLIC,
     "accounts:password_change": SIGNED_IN,
+    # the sign-in's security-key step: only a session whose password was just verified gets anything from it
+    "accounts:login_key": PUBLIC, "accounts:login_key_begin": PUBLIC, "accounts:login_key_complete": PUBLIC,
+    # a person's own security keys: every human role, after two factors
+    "accounts:keys": SIGNED_IN, "accounts:key_register_begin": SIGNED_IN, "accounts:key_register_complete": SIGNED_IN,
+    # the review step of a confirmation: only a physician confirms (a clerk gets 403, another hospital 404)
+    "notifications:review": PHYSICIAN,
 }
 #: Roles allowed for each human policy.
 ALLOWED_ROLES = {SIGNED_IN: {"physician", "clerk", "hospital_admin", "central_admin"},
-                 STAFF: {"physician", "clerk"}, HOSPITAL_ADMIN: {"hospital_admin"}, CENTRAL: {"central_admin"}}
+                 STAFF: {"physician", "clerk"}, PHYSICIAN: {"physician"}, HOSPITAL_ADMIN: {"hospital_admin"}, CENTRAL: {"central_admin"}}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.security]
 
@@ -87,7 +87,7 @@ def test_connector_pulls_pdf_and_document_of_its_own_hospital_only(client, hospi
     client.get(launch_path(response.json()["launch_url"]))
     own = Notification.objects.get(hospital=hospital)
     with django_capture_on_commit_callbacks(execute=False):
-        client.post(reverse("notifications:form", args=[own.uuid]), form_post(own, filled_values(own), "confirm"))
+        confirm_post(client, own, form_post(own, filled_values(own), "confirm"))
     client.logout()
     auth = {"HTTP_AUTHORIZATION": "Api-Key key-h0001"}
     pdf = client.get(f"/api/v1/notifications/{own.uuid}/document.pdf", **auth)

@@ -92,3 +92,21 @@ def builder_items(definition):
                         "group": item.get("group", ""),
                         "values": [{"code": c, "label": label} for c, label in options_of(item)]})
     return out
+
+
+@register.filter
+def duration_ja(seconds):
+    """Seconds → 45秒 / 12分 / 3時間5分 / 2日3時間; '' for None. Negative values read as their size."""
+    if seconds in (None, ""):
+        return ""
+    s = int(abs(float(seconds)))
+    if s < 60:
+        return f"{s}秒"
+    m = s // 60
+    if m < 60:
+        return f"{m}分"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}時間{m}分" if m else f"{h}時間"
+    d, h = divmod(h, 24)
+    return f"{d}日{h}時間" if h else f"{d}日"

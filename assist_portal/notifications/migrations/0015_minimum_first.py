@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("notifications", "0009_autosaved_input"),
+        ("notifications", "0014_autosaved_input"),
     ]
 
     operations = [

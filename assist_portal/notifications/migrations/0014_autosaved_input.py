@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        ("notifications", "0008_emr_change"),
+        ("notifications", "0013_fax_record"),
     ]
 
     operations = [

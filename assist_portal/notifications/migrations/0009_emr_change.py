@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        ("notifications", "0007_notification_form"),
+        ("notifications", "0008_reconciliation"),
     ]
 
     operations = [
