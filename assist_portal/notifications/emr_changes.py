@@ -263,6 +263,9 @@ def emr_changes_decide(row: Notification, user, *, accept: list[int], dismiss: l
         change = pending.pop(pk, None)
         if change is None:
             continue
+        if change.kind == Kind.CLASS_CHANGE and not user.is_physician:  # a medical judgement (Q&A 18)
+            problems.append("類型の変更は医師が判断します。医師に確認を依頼してください（この変更は未確認のまま残しています）。")
+            continue
         try:
             _apply(row, change, user)
         except EmrDecisionError as exc:

@@ -272,7 +272,7 @@ def test_another_hospital_cannot_decide_and_sees_no_change(client, physician, pu
 
 @pytest.mark.integration
 def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_update(
-        client, physician, published, login, sandbox, monkeypatch, django_capture_on_commit_callbacks):
+        client, physician, clerk, published, login, sandbox, monkeypatch, django_capture_on_commit_callbacks):
     from assist_portal.delivery.models import Delivery
     from assist_portal.delivery.services import delivery_attempt
     from assist_portal.notifications import services
@@ -300,6 +300,13 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     assert offered["report.diagnosis_class"].new_value == "confirmed_patient"
     html = client.get(form_url(n)).content.decode()
     assert "類型の変更" in html and "患者（確定例）" in html and "疑似症患者 2021年1月9日" in html
+    # A clerk may take the test result, not the class (a medical judgement): that stays for the physician.
+    login(client, clerk)
+    assert "医師が判断します" in client.get(form_url(n)).content.decode()
+    assert decide(client, n, f"accept:{offered['report.diagnosis_class'].pk}").status_code == 302
+    assert "類型の変更は医師が判断します" in client.get(form_url(n)).content.decode()
+    assert pending(n)["report.diagnosis_class"].status == "pending"
+    login(client, physician)
     assert decide(client, n, "accept:all").status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed" and n.has_unsent_changes and n.revision == 1  # an amendment to confirm
