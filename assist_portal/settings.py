@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "assist_portal.accounts.middleware.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -149,6 +150,8 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+# A session with no activity for this long ends (the form page warns two minutes before; typing is activity).
+SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_SECONDS", str(30 * 60)))
 # HTTPS only, from the environment (README): redirect plain HTTP, HSTS, and — behind the data centre's
 # TLS-terminating proxy — trust its X-Forwarded-Proto. The load balancer's probes stay reachable over HTTP.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
@@ -217,6 +220,8 @@ OTP_RECHECK_MINUTES = float(os.environ.get("OTP_RECHECK_MINUTES", "10"))
 # Delivery problems (rejection, dead letter, no acceptance in time) are e-mailed to the confirming physician and,
 # when set, to this hospital-independent contact address as well (besides each hospital's own contact address).
 DELIVERY_ALERT_EMAIL = os.environ.get("DELIVERY_ALERT_EMAIL", "")
+# The Japanese TrueType font embedded in PDFs (Debian: fonts-ipaexfont-gothic).
+PDF_FONT_PATH = os.environ.get("PDF_FONT_PATH", "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["assist_portal.api.auth.HospitalApiKeyAuthentication"],
@@ -262,6 +267,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assist_portal.delivery.tasks.sweep_deliveries",
         "schedule": float(os.environ.get("DELIVERY_SWEEP_SECONDS", "30")),
     },
+}
+CELERY_BEAT_SCHEDULE["alert-overdue"] = {  # cases not accepted within ACCEPTANCE_ALERT_MINUTES: e-mail once
+    "task": "assist_portal.notifications.tasks.alert_overdue",
+    "schedule": float(os.environ.get("ACCEPTANCE_ALERT_CHECK_SECONDS", "300")),
 }
 CELERY_BEAT_SCHEDULE["purge-delivered"] = {
     "task": "assist_portal.notifications.tasks.purge_delivered",

@@ -22,6 +22,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .client import DataCentre, Refused, Unreachable
 from .config import Config
@@ -44,11 +45,19 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
+JST = ZoneInfo("Asia/Tokyo")
+
+
 def _day(row: dict[str, Any]) -> str:
+    """The storage's day folder: the Japanese calendar day of the last change (SS-MIX2 dates are local dates,
+    whatever the connector machine's time zone or the offset the feed's timestamp carries)."""
     try:
-        return datetime.fromisoformat(str(row.get("updated_at"))).strftime("%Y%m%d")
+        when = datetime.fromisoformat(str(row.get("updated_at")))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=JST)
+        return when.astimezone(JST).strftime("%Y%m%d")
     except ValueError:
-        return datetime.now().strftime("%Y%m%d")
+        return datetime.now(JST).strftime("%Y%m%d")
 
 
 def extended_storage_paths(root: Path, row: dict[str, Any]) -> tuple[Path, Path]:

@@ -10,6 +10,7 @@ the web server included, keep running; each runs in its own process group, so st
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ def main() -> int:
     def manage(*args: str) -> None:
         subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
+    _ensure_pdf_font(env)
     print("== データベースを準備しています（migrate）...", flush=True)
     manage("migrate", "--noinput", "-v", "0")
     manage("seed_demo")
@@ -94,6 +96,24 @@ def main() -> int:
 
 
 DEMO_LAUNCH_PATIENTS = ("1100000002", "9400000001", "2200000007")
+
+
+def _ensure_pdf_font(env: dict) -> None:
+    """The paper-form PDF embeds a Japanese TrueType font (Debian fonts-ipaexfont-gothic): installed here when it is
+    missing and apt can run (root or sudo), otherwise a warning — everything else works without it."""
+    font = Path(env.get("PDF_FONT_PATH", "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"))
+    if font.exists():
+        return
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is not None and shutil.which("apt-get"):
+        print("== PDF用の日本語フォント（fonts-ipaexfont-gothic）を導入しています...", flush=True)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(sudo + ["apt-get", "update", "-q"], check=False, **quiet)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-q", "fonts-ipaexfont-gothic"], check=False,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, **quiet)
+    if not font.exists():
+        print(f"注意: PDF用の日本語フォント {font} がありません。紙の様式のPDFは作れません（印刷画面は使えます）。"
+              "fonts-ipaexfont-gothic を導入するか PDF_FONT_PATH を設定してください。", flush=True)
 
 
 def _demo_launch_urls(base: str, var: Path, env: dict) -> str:

@@ -208,6 +208,7 @@ HOSPITAL_FIELDS = {  # field: (label, max length, required)
     "phone": ("電話番号", 30, True),
     "health_centre_code": ("管轄保健所コード", 20, False),
     "health_centre_name": ("管轄保健所", 100, False),
+    "contact_email": ("連絡先メールアドレス", 254, False),  # told when a delivery needs people (issue 8)
 }
 
 
@@ -227,6 +228,14 @@ def _hospital_values(values: dict) -> dict[str, str]:
             raise AccountError(f"{label}は{limit}文字以内で、改行や制御文字を含めずに入力してください。")
         if required and not value:
             raise AccountError(f"{label}を入力してください。")
+        if field == "contact_email" and value:
+            from django.core.exceptions import ValidationError
+            from django.core.validators import validate_email
+
+            try:
+                validate_email(value)
+            except ValidationError:
+                raise AccountError("連絡先メールアドレスの形式が正しくありません（例: kansen@example.jp）。") from None
         out[field] = value
     return out
 

@@ -1,4 +1,7 @@
+import time
+
 from django.conf import settings
+from django.contrib.auth import logout
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -16,3 +19,27 @@ class SecurityHeadersMiddleware:
         if not request.path.startswith(settings.STATIC_URL):
             response.setdefault("Cache-Control", "no-store")
         return response
+
+
+class IdleSessionMiddleware:
+    """A signed-in session with no activity for SESSION_IDLE_SECONDS ends (the next request signs out first and
+    the view sends to the sign-in page with `next`). Background polling (status.json) is not activity."""
+
+    PASSIVE_SUFFIXES = ("/status.json",)
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session"):
+            now = int(time.time())
+            last = request.session.get("_last_activity")
+            if last is not None and now - int(last) > settings.SESSION_IDLE_SECONDS:
+                from assist_portal.audit.services import audit_record
+
+                audit_record("session.idle_end", request=request, user=user, idle_seconds=now - int(last))
+                logout(request)
+            elif not request.path.endswith(self.PASSIVE_SUFFIXES) and (last is None or now - int(last) >= 30):
+                request.session["_last_activity"] = now  # written at most every 30 s
+        return self.get_response(request)

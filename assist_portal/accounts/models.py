@@ -25,6 +25,8 @@ class Hospital(models.Model):
     #: The form a notification opened from the EMR uses unless the user picks another; blank = the form of the
     #: hospital's earliest form assignment in effect (formdefs.selectors.hospital_default_form).
     default_form = models.CharField("既定の届出様式", max_length=40, blank=True, default="")
+    #: Told (Django e-mail) when a delivery needs people: rejected, dead letter, not accepted in time. Optional.
+    contact_email = models.EmailField("連絡先メールアドレス（送信の問題の通知）", blank=True, default="")
 
     class Meta:
         verbose_name = "医療機関"

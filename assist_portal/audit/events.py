@@ -46,6 +46,7 @@ class AuditAction(StrEnum):
     EXTRACT_REFUSED = "extract.refused"  # a raw extract from a hospital that has not switched raw pushes on
     LAUNCH_CONSUME = "launch.consume"
     LAUNCH_DENIED = "launch.denied"
+    LAUNCH_CASE_CHOICE = "launch.case_choice"  # Q&A 7: a person chose the same case or a new one at an EMR launch
     NOTIFICATION_LIST = "notification.list"
     NOTIFICATION_VIEW = "notification.view"
     NOTIFICATION_STATUS = "notification.status"
@@ -61,6 +62,11 @@ class AuditAction(StrEnum):
     NOTIFICATION_HANDOFF = "notification.handoff"  # a draft handed to 医師確認待ち (optionally a named physician)
     NOTIFICATION_RETURN = "notification.return"  # a physician returned a handed-off draft with a note
     NOTIFICATION_START_MANUAL = "notification.start_manual"  # opened by hand, without an EMR extract
+    NOTIFICATION_FAX_RECORD = "notification.fax_record"  # the paper form was faxed; electronic delivery held
+    NOTIFICATION_FAX_DECIDE = "notification.fax_decide"  # after a FAX: send electronically as well, or FAX only
+    NOTIFICATION_ALERT = "notification.alert"  # people were told a delivery needs them (e-mail; no patient data)
+    NOTIFICATION_AUTOSAVE = "notification.autosave"  # unsaved typing kept (once per stretch, not per keystroke)
+    SESSION_IDLE_END = "session.idle_end"  # a session ended after SESSION_IDLE_SECONDS without activity
     # delivery (one per attempt outcome) and operations
     DELIVERY_ACCEPTED = "delivery.accepted"
     DELIVERY_RETRYABLE = "delivery.retryable"

@@ -48,8 +48,12 @@ class Delivery(models.Model):
         ACCEPTED = "accepted", "受理"
         REJECTED = "rejected", "差戻し"
         DEAD = "dead", "送信停止（要対応）"
+        # Held by people (e.g. the paper form was faxed): the worker never sends it until it is released (→ queued)
+        # or withheld for good (FAX only: final, never sent).
+        HELD = "held", "送信保留（FAX送付済み）"
+        WITHHELD = "withheld", "送信しない（FAXのみで完了）"
 
-    FINAL = (Status.ACCEPTED, Status.REJECTED)
+    FINAL = (Status.ACCEPTED, Status.REJECTED, Status.WITHHELD)
 
     payload = models.ForeignKey(Payload, on_delete=models.PROTECT, related_name="deliveries")
     # Ordering: within one stream (e.g. one notification), a delivery waits until every lower sequence is final.

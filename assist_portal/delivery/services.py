@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 
 ALLOWED = {
     # → accepted without a send: HER-SYS, asked, already holds exactly this revision (reconciliation).
-    Delivery.Status.QUEUED: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED},
-    Delivery.Status.RETRYING: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED},
+    # → held: recorded as sent by FAX; electronic delivery waits for a person's decision (never sent while held).
+    Delivery.Status.QUEUED: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
+    Delivery.Status.RETRYING: {Delivery.Status.SENDING, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
     Delivery.Status.SENDING: {Delivery.Status.ACCEPTED, Delivery.Status.REJECTED, Delivery.Status.RETRYING,
                               Delivery.Status.DEAD, Delivery.Status.SENDING},
-    Delivery.Status.DEAD: {Delivery.Status.QUEUED, Delivery.Status.ACCEPTED},
+    Delivery.Status.DEAD: {Delivery.Status.QUEUED, Delivery.Status.ACCEPTED, Delivery.Status.HELD},
+    Delivery.Status.HELD: {Delivery.Status.QUEUED, Delivery.Status.WITHHELD},
     Delivery.Status.REJECTED: set(),
     Delivery.Status.ACCEPTED: set(),
+    Delivery.Status.WITHHELD: set(),
 }
 
 
@@ -142,8 +145,8 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = next(iter(Delivery.objects.raw(_claim_sql(), [delivery_id])), None)
-        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD):
-            return None
+        if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD):
+            return None  # final, a dead letter, or held by people: never sent from here
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
             # Another worker holds the lease, or one died holding it (a redelivered task): look again when the
             # lease runs out instead of waiting for the sweeper.
@@ -367,6 +370,8 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
                                 next_attempt_at=now + timedelta(seconds=delay or 0), **checked)
     audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=row, attempt=attempt.number,
                  http_status=http_status, status=row.status)
+    if row.status in (Delivery.Status.REJECTED, Delivery.Status.DEAD):
+        _problem_announce(row)
     if row.status == Delivery.Status.RETRYING:
         delivery_enqueue(row.pk, countdown=delay)
     return row
@@ -380,6 +385,15 @@ def _dead_message(message: str, checked: dict) -> str:
         checked.get("hersys_check"), "")
     reason = message.replace("時間をおいて再送します。", "").strip()
     return f"自動再送を終了しました（最後の応答: {reason}）。{found}"
+def _problem_announce(delivery: Delivery) -> None:
+    """Tell listeners (signals.delivery_problem) that people must act; a listener's failure never undoes or
+    repeats the delivery's outcome (it is committed already)."""
+    from .signals import delivery_problem
+
+    for receiver, result in delivery_problem.send_robust(sender=Delivery, delivery_id=delivery.pk,
+                                                         hospital_id=delivery.hospital_id, problem=delivery.status):
+        if isinstance(result, Exception):
+            log.error("delivery %s: problem listener %r failed: %r", delivery.pk, receiver, result)
 
 
 def _budget_spent(delivery: Delivery, now) -> bool:
@@ -457,6 +471,40 @@ def delivery_check(delivery_id: int, now=None) -> Delivery | None:
     audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
                  http_status=None, status=row.status)
     return row
+
+
+class HoldRefused(Exception):
+    """The delivery cannot be held now (already sent, in flight or final); the message is for people."""
+
+
+def delivery_hold(delivery_id: int) -> Delivery:
+    """Hold a delivery that has not reached HER-SYS (queued, retrying, dead letter): the worker never sends it
+    until `delivery_release`. Call inside the caller's transaction (the caller audits its own act)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    if row.status == Delivery.Status.HELD:
+        return row
+    if row.status == Delivery.Status.SENDING:
+        raise HoldRefused("いまHER-SYSへ送信中のため保留できません。少し待ってから送信状況を確認してください。")
+    if row.status not in ALLOWED or Delivery.Status.HELD not in ALLOWED[row.status]:
+        raise HoldRefused("この版はすでに送信が終わっているため保留できません。")
+    return delivery_transition(row, Delivery.Status.HELD, lease_until=None)
+
+
+def delivery_release(delivery_id: int) -> Delivery:
+    """Send a held delivery after all (queued again, enqueued after commit, with a fresh retry window)."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.QUEUED, next_attempt_at=timezone.now(), redriven_at=timezone.now())
+    transaction.on_commit(lambda: delivery_enqueue(row.pk))
+    return row
+
+
+def delivery_withhold(delivery_id: int) -> Delivery:
+    """A held delivery is never sent (final): e.g. the notification was completed by FAX only."""
+    row = Delivery.objects.select_for_update().get(pk=delivery_id)
+    delivery_transition(row, Delivery.Status.WITHHELD)
+    row_final = row
+    _enqueue_next_in_stream(row_final)  # a later revision of the stream no longer waits for this one
+    return row_final
 
 
 def delivery_redrive(delivery: Delivery, user, request=None) -> Delivery:

@@ -188,6 +188,14 @@ def emr_changes_from_extract(extract: Extract) -> int:
     return offered
 
 
+def emr_changes_withdraw_for_new_case(extract: Extract, *, form: str) -> int:
+    """Q&A 7: the person said this extract starts a new case — the changes its push offered on the patient's
+    earlier notification of that form are not questions about that case any more (superseded, not dismissed:
+    the same values may still be offered by a later extract of that case)."""
+    return EmrChange.objects.filter(extract=extract, status=Status.PENDING, notification__form=form).update(
+        status=Status.SUPERSEDED, decided_at=timezone.now())
+
+
 # ---- decisions ---------------------------------------------------------------------------------------------------
 
 def _set_row_provenance(provenance: dict, index: int, row: dict, source: str, only: set[str] | None = None) -> None:
@@ -255,6 +263,9 @@ def emr_changes_decide(row: Notification, user, *, accept: list[int], dismiss: l
         change = pending.pop(pk, None)
         if change is None:
             continue
+        if change.kind == Kind.CLASS_CHANGE and not user.is_physician:  # a medical judgement (Q&A 18)
+            problems.append("類型の変更は医師が判断します。医師に確認を依頼してください（この変更は未確認のまま残しています）。")
+            continue
         try:
             _apply(row, change, user)
         except EmrDecisionError as exc:
@@ -284,17 +295,20 @@ def emr_changes_decide(row: Notification, user, *, accept: list[int], dismiss: l
 
 
 def notification_emr_decide(notification: Notification, user, values: dict | None, lock_version: int, *,
-                            accept: list[int], dismiss: list[int], request=None):
+                            accept: list[int], dismiss: list[int], request=None, base: dict | None = None):
     """The form page's 「反映」/「反映しない」 (one, or all shown): what the person typed on the page is saved first
     (as a draft save would), then the chosen changes are applied or dismissed — one transaction, optimistic lock.
     Returns (row, accepted, dismissed, problems)."""
     from .search import search_index_update
-    from .services import NotAllowed, WorkflowError, _apply_values, _locked, _missing_priority
+    from .services import NotAllowed, WorkflowError, _apply_values, _locked, _locked_merged, _missing_priority
 
     if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
         raise NotAllowed("この届出を編集する権限がありません。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
+        if values is not None and base is not None:  # a page on an older version: merged like a save
+            row, values = _locked_merged(notification.pk, lock_version, values, base, None)
+        else:
+            row = _locked(notification.pk, lock_version)
         if row.status == Notification.Status.WITHDRAWN:
             raise WorkflowError("取り下げた届出は編集できません。")
         if values is not None:

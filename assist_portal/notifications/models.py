@@ -89,6 +89,8 @@ class Notification(models.Model):
     returned_note = EncryptedJSONField(default=str, blank=True)
     # Item ids of the priority items (Q&A 5) still missing at the last save: ids only, shown on the worklist.
     missing_priority = models.JSONField(default=list, blank=True)
+    # Q&A 5: first reported with the minimum items only; the rest follows as an update (続報待ち until then).
+    follow_up_pending = models.BooleanField("続報待ち", default=False)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -107,9 +109,14 @@ class NotificationRevision(models.Model):
         UPDATE = "amended", "修正"
         WITHDRAWAL = "stopped", "取下げ"
 
+    class Scope(models.TextChoices):
+        FULL = "full", "全項目"
+        MINIMUM = "minimum", "最小限の項目（Q&A 5、続報あり）"
+
     notification = models.ForeignKey(Notification, on_delete=models.PROTECT, related_name="revisions")
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.FULL)
     definition = models.ForeignKey("formdefs.FormDefinition", on_delete=models.PROTECT, related_name="+")
     values = EncryptedJSONField(default=dict)
     # None only for a revision the portal had forgotten (a restore from backup) and took back from HER-SYS
@@ -180,3 +187,50 @@ class SearchToken(models.Model):
     class Meta:
         indexes = [models.Index(fields=["hospital", "token"], name="search_token_lookup")]
         constraints = [models.UniqueConstraint(fields=["notification", "token"], name="one_search_token")]
+
+
+class DeliveryAlert(models.Model):
+    """One "people must act" notice per revision and problem (rejected, dead letter, not accepted in time): the
+    e-mail goes out once, however often the problem is reported."""
+
+    revision = models.ForeignKey(NotificationRevision, on_delete=models.CASCADE, related_name="alerts")
+    problem = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision", "problem"], name="one_alert_per_problem")]
+
+
+class FaxRecord(models.Model):
+    """「FAXで届出済みとして記録」: the paper form of a revision was faxed to a health centre. Electronic delivery of
+    that revision is held until someone decides: send it as well (agreed with the health centre) or FAX only."""
+
+    class Decision(models.TextChoices):
+        PENDING = "", "未定（電子送信は保留中）"
+        ELECTRONIC = "electronic", "電子送信も行う（保健所と調整済み）"
+        FAX_ONLY = "fax_only", "FAXのみで完了"
+
+    revision = models.OneToOneField(NotificationRevision, on_delete=models.PROTECT, related_name="fax")
+    sent_at = models.DateTimeField("FAX送付日時")
+    health_centre = models.CharField("送付先の保健所", max_length=100)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=12, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+
+class AutosavedInput(models.Model):
+    """What one person typed on a notification's page and has not saved yet (autosave as they type): only the
+    fields that differ from the notification, never suggestions. Restored on their next visit; gone once saved."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    values = EncryptedJSONField(default=dict)
+    based_on_version = models.PositiveIntegerField(default=0)
+    saved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notification", "user"], name="one_autosave_per_person")]

@@ -59,7 +59,7 @@ def _entries(section: dict) -> list[dict]:
                     if cell["has_value"]:
                         out.append({"id": f"{entry['id']}[{n}].{cell['id'].rsplit('.', 1)[-1]}",
                                     "label": f"{entry['label']} {n + 1}件目 {cell['label']}",
-                                    "display": cell["display"], "number": entry.get("link_id", ""),
+                                    "display": cell["display"], "number": _number(entry.get("link_id", "")),
                                     "medical": False, "html_id": cell["html_id"]})
             continue
         if not entry["visible"]:

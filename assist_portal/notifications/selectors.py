@@ -1,6 +1,7 @@
 """Reads, always scoped to one hospital (tenant isolation lives here, not in the views)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 
@@ -81,6 +82,9 @@ def with_last_activity(qs):
 GUIDANCE = {
     "accepted": "HER-SYSが受理しました。受付番号を控えてください。",
     "rejected": "HER-SYSが受け付けませんでした。理由を確認し、届出を開いて内容を修正してから、もう一度確定してください。",
+    "held": "FAXで届出済みとして記録したため、HER-SYSへの電子送信は保留しています。保健所と調整のうえ、"
+            "「電子送信も行う」か「FAXのみで完了」を選んでください。",
+    "withheld": "FAXのみで届出を完了しました。この版はHER-SYSへは送信しません。",
 }
 FAX_ADVICE = "届出の期限に間に合わない場合は、紙の様式を印刷して保健所へFAXしてください。"
 
@@ -107,7 +111,8 @@ def delivery_wording(delivery: Delivery, now=None) -> dict:
     delay = settings.DELIVERY_DELAYED_SECONDS
     checked = delivery.hersys_check
     out = {"state": status, "label": delivery.get_status_display(), "guidance": GUIDANCE.get(status, ""),
-           "final": status in (*Delivery.FINAL, Delivery.Status.DEAD), "fax_offer": False, "fax_action": None,
+           "final": status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD), "fax_offer": False,
+           "fax_action": None,
            "age_seconds": round(age) if pending else None}
     if pending and age >= delay and not live:
         out["state"], out["label"] = "delayed", "送信遅延"
@@ -156,15 +161,19 @@ def delivery_status(notification: Notification, revisions: list | None = None) -
     if delivery is None:
         return {"status": "none", "state": "none", "label": "未送信", "final": False, "fax_offer": False,
                 "fax_action": None, "guidance": "まだ確定していません。"}
+    wording = delivery_wording(delivery)
+    if wording["fax_offer"]:  # the FAX state (issue 8): record the fax on the status page's FAX section
+        wording["fax_action"] = "#fax"
     return {
-        **delivery_wording(delivery),
+        **wording,
         "status": delivery.status,
         "receipt_id": delivery.receipt_id,
         "report_date": delivery.report_date.isoformat() if delivery.report_date else None,
         "attempts": delivery.attempts,
         "error": delivery.last_error,
         "revision": revision.number,
-        "kind": revision.get_kind_display(),
+        "kind": revision.get_kind_display() + ("・最小限の項目（Q&A 5、続報あり）"
+                                               if getattr(revision, "scope", "full") == "minimum" else ""),
         "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "retrying" else None,
     }
 
@@ -329,6 +338,7 @@ class WorkState(StrEnum):
     SENDING = "sending"
     ACCEPTED = "accepted"
     ATTENTION = "attention"
+    FOLLOWUP = "followup"
 
 
 WORK_STATE_LABELS = {
@@ -337,9 +347,11 @@ WORK_STATE_LABELS = {
     WorkState.SENDING: "送信待ち・送信中",
     WorkState.ACCEPTED: "受理",
     WorkState.ATTENTION: "要対応",
+    WorkState.FOLLOWUP: "続報待ち",
 }
 #: The order of the tabs and counts in the navigation.
-WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.ACCEPTED]
+WORK_STATES = [WorkState.INPUT, WorkState.REVIEW, WorkState.SENDING, WorkState.ATTENTION, WorkState.FOLLOWUP,
+               WorkState.ACCEPTED]
 PENDING_DELIVERY = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.RETRYING)
 
 
@@ -361,6 +373,7 @@ def attention_reasons(now=None) -> dict[str, tuple[str, Q]]:
         "overdue": (f"{settings.ACCEPTANCE_ALERT_MINUTES:g}分以上受理されない",
                     Q(w_delivery_status__in=PENDING_DELIVERY, w_delivery_created__lt=overdue_since)),
         "emr": ("電子カルテに新しい情報", Q(w_emr_pending=True)),
+        "fax": ("FAX送付済み・電子送信の要否が未定", Q(w_delivery_status=Delivery.Status.HELD)),
     }
 
 
@@ -392,6 +405,8 @@ def with_work_state(qs, now=None, *, reasons: bool = True):
         When(Q(review_requested_at__isnull=False) & ~Q(status=Notification.Status.WITHDRAWN),
              then=Value(WorkState.REVIEW.value)),
         When(_attention_q(now), then=Value(WorkState.ATTENTION.value)),
+        # Q&A 5: confirmed with the minimum items; the rest is still to be sent as an update
+        When(follow_up_pending=True, then=Value(WorkState.FOLLOWUP.value)),
         When(editing, then=Value(WorkState.INPUT.value)),
         When(w_delivery_status__in=PENDING_DELIVERY, then=Value(WorkState.SENDING.value)),
         default=Value(WorkState.ACCEPTED.value), output_field=CharField()))
@@ -487,3 +502,36 @@ def notification_for_form(user, uuid) -> Notification:
     if row is None:
         raise Http404("届出が見つかりません。")
     return row
+
+
+_ITEM_ID_IN_TEXT = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+
+
+def rejection_items(notification: Notification, delivery: dict) -> list[dict]:
+    """The items a rejection names (HER-SYS cites item ids in its diagnostics), each with its label and the id of
+    its field on the form, so the page links straight to them. Empty unless the newest delivery was rejected."""
+    if delivery.get("status") != Delivery.Status.REJECTED:
+        return []
+    items = {i["id"]: i for i in notification.definition.definition.get("items", []) if isinstance(i, dict)}
+    out, seen = [], set()
+    for item_id in _ITEM_ID_IN_TEXT.findall(delivery.get("error") or ""):
+        if item_id in items and item_id not in seen:
+            seen.add(item_id)
+            out.append({"id": item_id, "label": items[item_id].get("label", item_id),
+                        "html_id": "f-" + item_id.replace(".", "-")})
+    return out
+
+
+def fax_of(notification: Notification):
+    """The FAX record of the newest revision (None when none was recorded)."""
+    from .models import FaxRecord
+
+    return (FaxRecord.objects.select_related("revision", "recorded_by", "decided_by")
+            .filter(revision__notification=notification, revision__number=notification.revision).first())
+
+
+def autosave_for(notification: Notification, user):
+    """The person's unsaved input on this notification (autosave), or None."""
+    from .models import AutosavedInput
+
+    return AutosavedInput.objects.filter(notification=notification, user=user).first()

@@ -9,13 +9,20 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, Q
 from django.utils import timezone
 
 import mapping
 from assist_portal.audit.services import audit_record
 from assist_portal.delivery.models import Delivery
-from assist_portal.delivery.services import delivery_create, payloads_purge
+from assist_portal.delivery.services import (
+    HoldRefused,
+    delivery_create,
+    delivery_hold,
+    delivery_release,
+    delivery_withhold,
+    payloads_purge,
+)
 from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import (
     definition_emr_items,
@@ -28,7 +35,7 @@ from formengine.valuetypes import check_value
 from vocabulary import ids
 
 from .documents import DocumentBuildError, revision_payload_freeze
-from .models import Extract, LaunchToken, Notification, NotificationRevision
+from .models import Extract, FaxRecord, LaunchToken, Notification, NotificationRevision
 from .reconcile import reconciled_for_extract
 from .search import search_index_update
 from .selectors import with_last_activity
@@ -161,10 +168,12 @@ def launch_token_check(token: str, user, request=None):
 
 
 def launch_token_consume(token: str, user, request=None, *, form: str | None = None,
-                         definition: FormDefinition | None = None) -> Notification:
+                         case: str | None = None, definition: FormDefinition | None = None) -> Notification:
     """Check the launch token against the signed-in user; open (or create) the patient's notification of
-    `form` (None: the hospital's default form). `definition`: the one the caller already chose for the user's
-    own hospital (the view, when that hospital has one form); used only when the token is that hospital's."""
+    `form` (None: the hospital's default form). `case` (Q&A 7): "same" updates the patient's earlier notification,
+    "new" starts another (a reinfection, another episode); None follows CASE_REOPEN_DAYS. `definition`: the one the
+    caller already chose for the user's own hospital (the view, when that hospital has one form); used only when
+    the token is that hospital's."""
     jti = _launch_jti(token)
     with transaction.atomic():
         row, denied = _launch_row(jti, user)
@@ -177,11 +186,49 @@ def launch_token_consume(token: str, user, request=None, *, form: str | None = N
             row.used_at = timezone.now()
             row.used_by = user
             row.save(update_fields=["used_at", "used_by"])
-            notification = _open_from_extract(row.extract, user, definition)
+            notification = _open_from_extract(row.extract, user, definition, case=case)
     if denied:
         raise _launch_denied(row, user, request)
-    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form)
+    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form,
+                 case=case or "window")
     return notification
+
+
+def _earlier_case(hospital, patient_ref: str, form: str) -> Notification | None:
+    """The patient's newest confirmed notification of `form`, when no draft is open for that form (an open draft
+    is the case in progress: it is opened, nothing to ask; a withdrawn one cannot be updated)."""
+    mine = Notification.objects.filter(hospital=hospital, patient_ref=patient_ref, form=form)
+    # One statement (issue 13: on every EMR launch): the newest confirmed one, and whether a draft is open.
+    newest = (mine.filter(status=Notification.Status.CONFIRMED)
+              .annotate(open_draft=Exists(mine.filter(status=Notification.Status.DRAFT))).order_by("-created_at")
+              .first())
+    if newest is None or newest.open_draft:
+        return None
+    return newest
+
+
+def case_suggestion(earlier: Notification) -> str:
+    """What CASE_REOPEN_DAYS suggests: the same case while the earlier one is that recent, else a new case."""
+    same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
+    return "same" if earlier.created_at >= same_case_since else "new"
+
+
+def launch_case_question(token: str, user, request=None, *, form: str | None = None,
+                         definition: FormDefinition | None = None) -> dict | None:
+    """Q&A 7, asked before the launch URL is spent: does this EMR launch update the patient's earlier notification
+    or start a new case? None when there is no earlier notification of the form. {earlier, suggested}.
+    `definition`: as for `launch_token_consume`."""
+    jti = _launch_jti(token)
+    with transaction.atomic():
+        row, denied = _launch_row(jti, user)
+    if denied:
+        raise _launch_denied(row, user, request)
+    if definition is None or row.hospital_id != user.hospital_id:
+        definition = _definition_to_open(row.hospital, form)
+    earlier = _earlier_case(row.hospital, row.patient_ref, definition.form)
+    if earlier is None:
+        return None
+    return {"earlier": earlier, "suggested": case_suggestion(earlier), "form": definition.form}
 
 
 def _definition_to_open(hospital, form: str | None) -> FormDefinition:
@@ -274,12 +321,17 @@ def notification_open_from_extract(extract: Extract, user, *, form: str | None =
         return _open_from_extract(extract, user, _definition_to_open(extract.hospital, form))
 
 
-def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> Notification:
+def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, case: str | None = None
+                       ) -> Notification:
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
+    reported = Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since)
+    if case == "same":  # the person said: this updates the earlier case, however long ago
+        reported = Q(status=Notification.Status.CONFIRMED)
+    elif case == "new":  # the person said: a new case (reinfection, another episode)
+        reported = Q(pk__in=[])
     existing = (Notification.objects.select_for_update()
                 .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, form=definition.form)
-                .filter(Q(status=Notification.Status.DRAFT)
-                        | Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since))
+                .filter(Q(status=Notification.Status.DRAFT) | reported)
                 .order_by("-created_at").first())
     if existing is None:
         # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
@@ -294,6 +346,11 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition) -> No
         # applied by itself. A launch long after the case was notified (CASE_REOPEN_DAYS, e.g. a reinfection)
         # starts a new notification.
         return _refresh_from_extract(existing, extract)
+    if case == "new":
+        # this extract is about the new case: what its push offered on the earlier notification is not for it
+        from .emr_changes import emr_changes_withdraw_for_new_case
+
+        emr_changes_withdraw_for_new_case(extract, form=definition.form)
     values, provenance = prefill_values(extract, extract.hospital, user, definition)
     _, _, suggestions = _emr_values(extract, definition)
     try:
@@ -527,17 +584,24 @@ def notification_save(notification: Notification, user, values: dict, lock_versi
     return row, evaluation
 
 
+def _locked_for_confirmation(notification: Notification, user, lock_version: int) -> Notification:
+    """Inside a transaction: the row locked for a physician's confirmation of it (optimistic lock included);
+    refused for anyone else and once the notification is withdrawn."""
+    if not user.is_physician or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("確定できるのは医師のみです。")
+    row = _locked(notification.pk, lock_version)
+    if row.status == Notification.Status.WITHDRAWN:
+        raise WorkflowError("取り下げた届出は確定できません。")
+    return row
+
+
 def notification_confirm(notification: Notification, user, values: dict, lock_version: int, request=None):
     """The physician's explicit, audited confirmation: a revision and its outbox row in one transaction.
 
     The service-level path (benchmarks, the API of other services); people confirm through the review step
     (`notification_review_open` → `notification_confirm_reviewed`)."""
-    if not user.is_physician or user.hospital_id != notification.hospital_id:
-        raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         return _confirm_locked(row, values, user, request)
 
 
@@ -560,6 +624,7 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
     row.revision = max(row.revision, held) + 1
     row.status = Notification.Status.CONFIRMED
     row.has_unsent_changes = False
+    row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
     _handoff_clear(row)
     row.returned_at, row.returned_by, row.returned_note = None, None, ""
     row.save()
@@ -585,12 +650,8 @@ class ReviewIncomplete(WorkflowError):
 def notification_review_open(notification: Notification, user, values: dict, lock_version: int, request=None):
     """確定 first validates: the posted values are saved as the draft and checked as a confirmation would be.
     Returns (row, evaluation, ok): ok → the review step may be shown; otherwise the errors go back to the form."""
-    if not user.is_physician or user.hospital_id != notification.hospital_id:
-        raise NotAllowed("確定できるのは医師のみです。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         evaluation = _apply_values(row, values, user, "confirm")
         ok = evaluation.ok_to_confirm and evaluation.notifiable
         row.save()
@@ -642,9 +703,7 @@ def notification_confirm_reviewed(notification: Notification, user, *, lock_vers
     if not second_factor_fresh:  # proven within OTP_RECHECK_MINUTES, or again on this very click
         raise ReviewIncomplete("確定の前にワンタイムパスワードをもう一度入力してください。")
     with transaction.atomic():
-        row = _locked(notification.pk, lock_version)
-        if row.status == Notification.Status.WITHDRAWN:
-            raise WorkflowError("取り下げた届出は確定できません。")
+        row = _locked_for_confirmation(notification, user, lock_version)
         review = notification_review(row, user)
         if review.digest != digest:
             raise ConflictError("確認画面を開いた後に届出の内容が変わりました。変更後の内容をもう一度確認してください。")
@@ -779,7 +838,8 @@ def notification_start_manual(user, *, patient_ref: str, form: str | None = None
     return row
 
 
-def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None):
+def _revision_write(row: Notification, *, kind: str, definition, values: dict, user, review: dict | None = None,
+                    scope: str = NotificationRevision.Scope.FULL):
     """The revision, its frozen document (built here, once) and its outbox row, inside the caller's transaction.
     The document is never rebuilt: every attempt and the connector's document endpoint use these bytes."""
     try:
@@ -792,7 +852,7 @@ def _revision_write(row: Notification, *, kind: str, definition, values: dict, u
     review = review or {}
     revision = NotificationRevision.objects.create(
         notification=row, number=row.revision, kind=kind, definition=definition, values=values, confirmed_by=user,
-        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""),
+        payload=payload, delivery=delivery, review=review, reviewed_sha256=review.get("digest", ""), scope=scope,
     )
     return revision, delivery
 
@@ -911,3 +971,65 @@ def notifications_purge(older_than_days: int, now=None) -> int:
         audit_record("notification.purge", hospital_code=row.hospital.code, obj=row, retention_days=older_than_days)
         purged += 1
     return purged
+
+
+# ---- FAX is a state -------------------------------------------------------------------------------------------------
+
+def notification_fax_record(notification: Notification, user, *, sent_at, health_centre: str, request=None):
+    """「FAXで届出済みとして記録」 for the newest confirmed revision: when, to which health centre, by whom. Its
+    electronic delivery, if it has not reached HER-SYS, is held (never sent) until someone decides
+    (`notification_fax_decide`): a later automatic retry must not duplicate what the health centre typed from
+    the fax. Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    health_centre = (health_centre or "").strip()
+    if not health_centre or len(health_centre) > 100 or any(ord(ch) < 32 for ch in health_centre):
+        raise WorkflowError("送付先の保健所名を100文字以内で入力してください。")
+    if sent_at is None:
+        raise WorkflowError("FAXを送った日時を入力してください（例: 2021-01-10 14:30）。")
+    if sent_at > timezone.now() + timedelta(minutes=5):
+        raise WorkflowError("FAXを送った日時が未来になっています。")
+    with transaction.atomic():
+        row = Notification.objects.select_for_update().get(pk=notification.pk)
+        revision = row.revisions.select_related("delivery").order_by("-number").first()
+        if revision is None:
+            raise WorkflowError("FAXの記録は確定後に行います。先に医師が確定してください（送信は保留にできます）。")
+        if FaxRecord.objects.filter(revision=revision).exists():
+            raise WorkflowError(f"第{revision.number}版のFAX送付はすでに記録されています。")
+        held = False
+        if revision.delivery_id is not None and revision.delivery.status not in (Delivery.Status.ACCEPTED,):
+            try:
+                delivery_hold(revision.delivery_id)
+                held = True
+            except HoldRefused as exc:
+                raise WorkflowError(str(exc)) from exc
+        record = FaxRecord.objects.create(revision=revision, sent_at=sent_at, health_centre=health_centre,
+                                          recorded_by=user,
+                                          decision="" if held else FaxRecord.Decision.ELECTRONIC)
+        audit_record("notification.fax_record", request=request, user=user, obj=row, revision=revision.number,
+                     held=held)
+    return record
+
+
+def notification_fax_decide(notification: Notification, user, *, decision: str, request=None):
+    """After a FAX: 「電子送信も行う（保健所と調整済み）」 releases the held delivery, 「FAXのみで完了」 withholds it for
+    good (it never reaches HER-SYS). Audited."""
+    if not user.is_hospital_staff or user.hospital_id != notification.hospital_id:
+        raise NotAllowed("この届出を操作する権限がありません。")
+    if decision not in (FaxRecord.Decision.ELECTRONIC, FaxRecord.Decision.FAX_ONLY):
+        raise WorkflowError("「電子送信も行う」か「FAXのみで完了」を選んでください。")
+    with transaction.atomic():
+        record = (FaxRecord.objects.select_for_update().select_related("revision")
+                  .filter(revision__notification=notification, decision="").order_by("-revision__number").first())
+        if record is None:
+            raise WorkflowError("電子送信の要否を選ぶ記録がありません（すでに選択済みです）。")
+        if record.revision.delivery_id is not None:
+            if decision == FaxRecord.Decision.ELECTRONIC:
+                delivery_release(record.revision.delivery_id)
+            else:
+                delivery_withhold(record.revision.delivery_id)
+        record.decision, record.decided_by, record.decided_at = decision, user, timezone.now()
+        record.save(update_fields=["decision", "decided_by", "decided_at"])
+        audit_record("notification.fax_decide", request=request, user=user, obj=notification,
+                     revision=record.revision.number, decision=decision)
+    return record

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assist_portal.accounts.decorators import staff_required
@@ -30,7 +31,8 @@ from formengine.render import change_notice
 from mapping import formats
 from vocabulary import ids
 
-from . import emr_changes, selectors, services
+from . import autosave, emr_changes, minimum, selectors, services
+from .paper import paper_form_for
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -77,7 +79,8 @@ def _conflict_context(request, exc, notification, extra=()):
     return ctx
 
 
-def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None):
+def _form_context(request, notification, values, evaluation=None, extra_messages=(), lock_version=None,
+                  restored=False):
     defn = notification.definition.definition
     shown = present(defn, values, today=services.local_date(), provenance=notification.provenance,
                     evaluation=evaluation)
@@ -96,7 +99,10 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     report = (notification.migration_report or {}).get("report")
     emr_changes = selectors.emr_changes_presented(notification, values)
     revisions = selectors.form_revisions(notification)  # delivery status and history from one query
+    delivery = selectors.delivery_status(notification, revisions)
     return {
+        "restored": restored,
+        "idle_seconds": settings.SESSION_IDLE_SECONDS,
         "base_token": base_token(notification.values),
         "emr_changes": emr_changes,
         "class_report_dates": _class_report_dates(notification, items),
@@ -108,7 +114,8 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
         "suggestions": evaluation.suggestions,
         "extra_messages": list(extra_messages),
         "lock_version": lock_version if lock_version is not None else notification.lock_version,
-        "delivery": selectors.delivery_status(notification, revisions),
+        "delivery": delivery,
+        "rejected_items": selectors.rejection_items(notification, delivery),
         "revisions": revisions,
         "can_confirm": request.user.is_physician,
         "physicians": list(selectors.hospital_physicians(notification.hospital_id)),
@@ -194,9 +201,15 @@ def notification_form(request, uuid):
     if request.method == "GET":
         notification = selectors.notification_for_form(request.user, uuid)
         notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
-        audit_record("notification.view", request=request, obj=notification)
+        kept = selectors.autosave_for(notification, request.user)
+        audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
+        extra = []
+        if kept is not None:
+            extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
+                                     "復元しました。「下書き保存」で届出に反映されます。"))
         return render(request, "notifications/form.html",
-                      _form_context(request, notification, notification.values))
+                      _form_context(request, notification, autosave.with_autosave(notification.values, kept), None,
+                                    extra, restored=kept is not None))
 
     notification = selectors.notification_get(request.user, uuid)
     action = request.POST.get("action", "save")
@@ -223,7 +236,8 @@ def notification_form(request, uuid):
         if decision is not None:
             row, accepted, dismissed, problems = emr_changes.notification_emr_decide(
                 notification, request.user, values, lock_version, accept=decision[0], dismiss=decision[1],
-                request=request)
+                request=request, base=base)
+            autosave.autosave_discard(row, request.user)
             for text in problems:
                 messages.error(request, text)
             if accepted:
@@ -233,6 +247,33 @@ def notification_form(request, uuid):
             if dismissed:
                 messages.info(request, f"電子カルテの変更を{dismissed}件、反映しないことにしました。")
             return redirect("notifications:form", uuid=row.uuid)
+        if action == "confirm_minimum":
+            # like the review step's final click: a second factor proven within OTP_RECHECK_MINUTES, or now
+            if not otp_verified_recently(request):
+                token = request.POST.get("otp_token", "")
+                if not (token.strip() and otp_recheck(request, request.user, token)):
+                    text = (OTP_RECHECK_FAILURE if token.strip() else
+                            "最小限の項目で確定する前に、ワンタイムパスワードをもう一度入力してください"
+                            f"（最後の確認から{settings.OTP_RECHECK_MINUTES:g}分以上たっています）。")
+                    ctx = _form_context(request, notification, values, None, [("error", text)], lock_version)
+                    ctx["minimum_otp_needed"] = True
+                    return render(request, "notifications/form.html", ctx, status=400)
+            row, evaluation, delivery, missing = minimum.notification_confirm_minimum(
+                notification, request.user, values, lock_version, request)
+            if delivery is None:
+                msgs = [("error", "最小限の項目（Q&A 5）で確定できません。" + (
+                    f"未入力の最小限の項目：{'、'.join(missing)}。" if missing else "") + (
+                    f"確認が必要な項目が{len(evaluation.errors)}件あります。" if evaluation.errors else "") +
+                    "入力した内容は下書きとして保存しました。")]
+                if not evaluation.notifiable:
+                    msgs = [("error", "この症例は届出の対象外です（対象となる4類型のいずれにも該当しません）。"
+                                      "HER-SYSへは送信されません。")]
+                return render(request, "notifications/form.html",
+                              _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)
+            messages.success(request, "最小限の項目で第1報を確定しました。HER-SYSへ送信します。"
+                                      "残りの項目が分かったら入力し、「修正を確定する」から内容を確認して続報を送ってください。")
+            return redirect("notifications:status", uuid=row.uuid)
         if action == "confirm":  # validate first; if it passes, the review step shows what will be sent
             row, evaluation, ok = services.notification_review_open(notification, request.user, values,
                                                                     lock_version, request)
@@ -244,18 +285,21 @@ def notification_form(request, uuid):
                                       "HER-SYSへは送信されません。")]
                 return render(request, "notifications/form.html",
                               _form_context(request, row, row.values, evaluation, msgs), status=400)
+            autosave.autosave_discard(row, request.user)  # what was typed is saved as the draft now
             return redirect("notifications:review", uuid=row.uuid)
         if action == "handoff":
             physician_id = ascii_id(request.POST.get("handoff_physician", "") or "0") or None
             row, evaluation = services.notification_handoff(
                 notification, request.user, values, lock_version, physician_id=physician_id,
                 note=request.POST.get("handoff_note", ""), request=request)
+            autosave.autosave_discard(row, request.user)
             messages.success(request, "医師確認待ちにしました。" + (f"{row.review_physician}先生に依頼しました。"
                                                                if row.review_physician else ""))
             return redirect("notifications:list")
         if action == "return":
             row, evaluation = services.notification_return(notification, request.user, values, lock_version,
                                                            note=request.POST.get("return_note", ""), request=request)
+            autosave.autosave_discard(row, request.user)
             messages.success(request, "差し戻しました（入力中に戻りました）。")
             return redirect("notifications:list")
         if action == "withdraw":
@@ -275,6 +319,19 @@ def notification_form(request, uuid):
     except services.EditConflict as exc:
         return render(request, "notifications/form.html", _conflict_context(request, exc, notification), status=409)
     except services.ConflictError as exc:
+        if action in ("confirm", "confirm_minimum") and base is not None:
+            # Confirmed only what the physician saw: what was saved meanwhile is merged into the draft (or the
+            # same-field question is asked), and the page asks to review and confirm again.
+            try:
+                row, _ = services.notification_save(notification, request.user, values, lock_version, request,
+                                                    base=base)
+            except services.EditConflict as conflict:
+                return render(request, "notifications/form.html", _conflict_context(request, conflict, notification),
+                              status=409)
+            note = ("他の利用者がこの届出を保存していたため、確定していません。その変更を取り込んで下書きとして保存しました。"
+                    "内容を確認してから、もう一度確定してください。")
+            return render(request, "notifications/form.html",
+                          _form_context(request, row, row.values, None, [("error", note)]), status=409)
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         if base is not None:
             ctx["base_token"] = base_token(base)  # a save from this page merges with what was saved meanwhile
@@ -285,6 +342,7 @@ def notification_form(request, uuid):
     except services.WorkflowError as exc:
         ctx = _form_context(request, notification, values, None, [("error", str(exc))], lock_version)
         return render(request, "notifications/form.html", ctx, status=400)
+    autosave.autosave_discard(row, request.user)
     if evaluation.errors:
         messages.warning(request, f"下書きを保存しました。確認が必要な項目が{len(evaluation.errors)}件あります。")
     else:
@@ -358,6 +416,20 @@ def notification_review(request, uuid):
 
 @staff_required
 @require_POST
+def notification_autosave(request, uuid):
+    """Autosave as one types (debounced by the page): what differs from the notification is kept for this person
+    until they save; nothing of the notification changes."""
+    notification = selectors.notification_get(request.user, uuid)
+    values, _ = parse_form_input(notification.definition.definition, _post_lists(request))
+    names = {k.split("::", 1)[0] for k in request.POST}
+    kept = autosave.autosave_store(notification, request.user, values, posted_names=names)
+    return JsonResponse({"kept": len(kept.values) if kept else 0,
+                         "saved_at": timezone.localtime(kept.saved_at).strftime("%H:%M") if kept else None,
+                         "idle_seconds": settings.SESSION_IDLE_SECONDS})
+
+
+@staff_required
+@require_POST
 def notification_check(request, uuid):
     """Checks as one leaves a field, from the rules the server runs on save: the posted draft is parsed and
     evaluated exactly as a save would (nothing is stored, logged or audited — the page view was) and the page gets
@@ -398,8 +470,45 @@ def _texts(errors) -> list[str]:
 def notification_status_page(request, uuid):
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.status", request=request, obj=notification)
+    delivery = selectors.delivery_status(notification)
     return render(request, "notifications/status.html",
-                  {"notification": notification, "delivery": selectors.delivery_status(notification)})
+                  {"notification": notification, "delivery": delivery,
+                   "rejected_items": selectors.rejection_items(notification, delivery),
+                   "fax": selectors.fax_of(notification),
+                   "now_local": timezone.localtime().strftime("%Y-%m-%dT%H:%M")})
+
+
+@staff_required
+@require_POST
+def notification_fax(request, uuid):
+    """「FAXで届出済みとして記録」 and, after it, 「電子送信も行う（保健所と調整済み）」 or 「FAXのみで完了」."""
+    from django.utils.dateparse import parse_datetime
+
+    notification = selectors.notification_get(request.user, uuid)
+    action = request.POST.get("action", "")
+    try:
+        if action == "record":
+            raw = request.POST.get("sent_at", "").strip()
+            try:
+                sent_at = parse_datetime(raw) if raw and "\x00" not in raw else None
+            except ValueError:
+                sent_at = None
+            if sent_at is not None and timezone.is_naive(sent_at):
+                sent_at = timezone.make_aware(sent_at)
+            services.notification_fax_record(notification, request.user, sent_at=sent_at,
+                                             health_centre=request.POST.get("health_centre", ""), request=request)
+            messages.success(request, "FAXで届出済みとして記録しました。HER-SYSへの電子送信は保留しています。")
+        elif action in ("electronic", "fax_only"):
+            services.notification_fax_decide(notification, request.user, decision=action, request=request)
+            messages.success(request, "電子送信を再開しました。" if action == "electronic"
+                             else "FAXのみで完了しました。HER-SYSへは送信しません。")
+        else:
+            return HttpResponseBadRequest("不正な要求です。")
+    except services.NotAllowed as exc:
+        raise PermissionDenied(str(exc))
+    except services.WorkflowError as exc:
+        messages.error(request, str(exc))
+    return redirect("notifications:status", uuid=notification.uuid)
 
 
 @staff_required
@@ -415,9 +524,28 @@ def notification_print(request, uuid):
     """The official paper form (別記様式) for fax when HER-SYS stays unavailable: the legal duty stays met."""
     notification = selectors.notification_get(request.user, uuid)
     audit_record("notification.print", request=request, obj=notification)
-    shown = present(notification.definition.definition, notification.values, today=services.local_date(),
-                    provenance=notification.provenance)
-    return render(request, "notifications/print.html", {"notification": notification, "form": shown.model})
+    return render(request, "notifications/print.html",
+                  {"notification": notification, "paper": paper_form_for(notification, services.local_date())})
+
+
+@staff_required
+@require_GET
+def notification_pdf(request, uuid):
+    """The paper form as a PDF (Japanese font embedded) for the hospital's staff: the newest confirmed revision
+    with its receipt, or the draft marked 未確定."""
+    from django.http import HttpResponse
+
+    from .pdf import paper_pdf
+
+    notification = selectors.notification_get(request.user, uuid)
+    if notification.purged_at:
+        raise Http404("保存期間を過ぎたため、この届出の内容は消去済みです。")
+    paper = paper_form_for(notification, services.local_date())
+    audit_record("notification.print", request=request, obj=notification, format="pdf",
+                 revision=paper["footer"].get("revision", 0))
+    response = HttpResponse(paper_pdf(paper), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="hassei-todoke-{notification.uuid}.pdf"'
+    return response
 
 
 @staff_required
@@ -429,25 +557,50 @@ def launch(request, token):
     from assist_portal.formdefs.selectors import forms_for_hospital
 
     form = (request.POST.get("form") if request.method == "POST" else request.GET.get("form")) or ""
+    case = request.POST.get("case", "") if request.method == "POST" else ""
     definition = None
     try:
         if request.method == "GET" and not form:
             # The forms of the user's own hospital (a token of another hospital is refused by the token check
-            # either way): with one form the token is checked and spent in one transaction with the definition
-            # chosen here (issue 13: one pass over the token and the assignments instead of two).
+            # either way): with one form the token is not checked a separate time for the form choice, and the
+            # definition is chosen once here (issue 13).
             definitions = forms_for_hospital(request.user.hospital)
             if len(definitions) > 1:
                 services.launch_token_check(token, request.user, request)
                 return render(request, "notifications/launch_choose.html",
                               {"choices": _choices(definitions), "token": token})
             definition = definitions[0] if definitions else None
-        notification = services.launch_token_consume(token, request.user, request, form=form or None,
+        if case not in ("same", "new"):
+            question = services.launch_case_question(token, request.user, request, form=form or None,
                                                      definition=definition)
+            if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
+                return render(request, "notifications/launch_case.html",
+                              {**question, **_earlier_summary(question["earlier"]), "token": token,
+                               "reopen_days": settings.CASE_REOPEN_DAYS})
+        notification = services.launch_token_consume(token, request.user, request, form=form or None,
+                                                     case=case or None, definition=definition)
+        if case:
+            audit_record("launch.case_choice", request=request, obj=notification, choice=case,
+                         suggested=request.POST.get("suggested", "")[:8])
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
         return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
     return redirect("notifications:form", uuid=notification.uuid)
+
+
+def _earlier_summary(earlier) -> dict:
+    """What the case question shows of the earlier notification: when first reported, its class, its state."""
+    from .templatetags.ja_format import date_ja
+
+    items = {i["id"]: i for i in earlier.definition.definition.get("items", [])}
+    cls_item = items.get(ids.REPORT_DIAGNOSIS_CLASS) or {}
+    labels = {v.get("code"): v.get("label") for v in cls_item.get("values", []) or []}
+    first = earlier.revisions.order_by("number").first()
+    days = (timezone.now() - earlier.created_at).days
+    return {"earlier_class": labels.get((earlier.values or {}).get(ids.REPORT_DIAGNOSIS_CLASS), ""),
+            "earlier_reported": date_ja(timezone.localtime(first.confirmed_at)) if first else "",
+            "earlier_days": days, "earlier_status": earlier.get_status_display()}
 
 
 def form_choices(hospital) -> list[dict]:

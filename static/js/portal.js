@@ -123,6 +123,116 @@
   form.addEventListener("submit", function () { dirty = false; });
   window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
 
+  // ---- nothing typed is lost: autosave as one types; an ended session keeps the input in this tab --------------
+  // What differs from the page as loaded is posted (debounced) to the autosave endpoint, which keeps it apart
+  // from the notification until it is saved. When the session has ended (401/403, or sent to the sign-in page),
+  // the changed fields stay in sessionStorage (this tab only) and come back after signing in again (`next`).
+  var autosaveUrl = form.getAttribute("data-autosave");
+  var statusBox = document.getElementById("autosave-status");
+  var warningBox = document.getElementById("session-warning");
+  var keepKey = "hersys-unsaved:" + location.pathname;
+  var SKIP = { csrfmiddlewaretoken: 1, lock_version: 1, base: 1, emr_shown: 1, conflict_items: 1 };
+  var typedFields = function () {
+    var out = [];
+    each(form.elements, function (el) {
+      if (!el.name || SKIP[el.name] || el.disabled || /^(submit|button|hidden|file)$/.test(el.type)) { return; }
+      if (el.type === "checkbox" || el.type === "radio") {
+        if (el.checked !== el.defaultChecked) { out.push([el.name, el.value, el.checked ? "on" : "off"]); }
+      } else if (el.tagName === "SELECT") {
+        var changed = Array.prototype.some.call(el.options, function (o) { return o.selected !== o.defaultSelected; });
+        if (changed) { out.push([el.name, el.value, "value"]); }
+      } else if (el.value !== el.defaultValue) {
+        out.push([el.name, el.value, "value"]);
+      }
+    });
+    return out;
+  };
+  var sessionEnded = function () {
+    var fields = typedFields();
+    try { if (fields.length) { sessionStorage.setItem(keepKey, JSON.stringify(fields)); } } catch (err) { /* full */ }
+    warningBox.hidden = false;
+    warningBox.innerHTML = "";
+    var strong = document.createElement("strong");
+    strong.textContent = "サインインの有効期限が切れました。";
+    var link = document.createElement("a");
+    link.href = form.getAttribute("data-login");
+    link.textContent = "もう一度サインインする";
+    warningBox.appendChild(strong);
+    warningBox.appendChild(document.createTextNode(
+      "入力した内容はこの画面（タブ）に一時的に保存しています。サインインし直すとこの届出に戻り、入力が復元されます。"));
+    warningBox.appendChild(link);
+    dirty = false;  // the sign-in link must not be blocked by the leave warning: the input is kept
+  };
+  var idleSeconds = Number(form.getAttribute("data-idle-seconds")) || 0;
+  var idleTimers = [];
+  var armIdle = function () {
+    idleTimers.forEach(clearTimeout);
+    idleTimers = [];
+    if (!idleSeconds) { return; }
+    var lead = Math.min(120, Math.floor(idleSeconds / 5));
+    idleTimers.push(setTimeout(function () {
+      warningBox.hidden = false;
+      warningBox.textContent = "操作がない状態が続いています。あと約" + Math.max(1, Math.round(lead / 60)) +
+        "分でサインインが切れます。入力は自動で保存しています。続ける場合は何か入力するか、";
+      var keep = document.createElement("button");
+      keep.type = "button";
+      keep.className = "secondary";
+      keep.textContent = "操作を続ける";
+      keep.addEventListener("click", function () { autosaveNow(true); });
+      warningBox.appendChild(keep);
+    }, (idleSeconds - lead) * 1000));
+    idleTimers.push(setTimeout(sessionEnded, idleSeconds * 1000 + 2000));
+  };
+  var autosaveNow = function (force) {
+    if (!autosaveUrl) { return; }
+    var data = new FormData(form);
+    if (!force && !typedFields().length && !form.hasAttribute("data-restored")) { return; }
+    fetch(autosaveUrl, { method: "POST", credentials: "same-origin", body: data,
+                         headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" } })
+      .then(function (r) {
+        var type = r.headers.get("Content-Type") || "";
+        if (r.status === 401 || r.status === 403 || r.redirected || type.indexOf("json") < 0) {
+          sessionEnded();
+          return null;
+        }
+        return r.json();
+      })
+      .then(function (r) {
+        if (!r) { return; }
+        try { sessionStorage.removeItem(keepKey); } catch (err) { /* nothing kept */ }
+        warningBox.hidden = true;
+        statusBox.textContent = r.kept ? "未保存の入力を自動で控えました（" + r.saved_at + "）。「下書き保存」で届出に反映されます。" : "";
+        armIdle();
+      })
+      .catch(function () { statusBox.textContent = "自動保存できませんでした（通信）。入力はこの画面に残っています。"; });
+  };
+  var autosaveSoon = debounce(function () {
+    if (composing) { autosaveSoon(); return; }  // never mid-composition: after the IME commits
+    autosaveNow(false);
+  }, 1200);
+  form.addEventListener("input", function (e) { if (!isComposing(e)) { autosaveSoon(); } });
+  form.addEventListener("change", autosaveSoon);
+  // After signing in again: put back what this tab kept, then keep it on the server.
+  (function restore() {
+    var kept = null;
+    try { kept = JSON.parse(sessionStorage.getItem(keepKey) || "null"); } catch (err) { kept = null; }
+    if (!kept || !kept.length) { return; }
+    kept.forEach(function (f) {
+      each(form.querySelectorAll("[name='" + String(f[0]).replace(/['\\]/g, "") + "']"), function (el) {
+        if (el.type === "checkbox" || el.type === "radio") {
+          if (el.value === f[1]) { el.checked = f[2] === "on"; }
+        } else if (f[2] === "value") {
+          el.value = f[1];
+        }
+        el.setAttribute("data-typed", "");
+      });
+    });
+    dirty = true;
+    statusBox.textContent = "サインインが切れる前の入力を復元しました。「下書き保存」で届出に反映されます。";
+    autosaveNow(true);
+  })();
+  armIdle();
+
   // ---- dates: one text box, the understood date shown as one types (/input/date) ---------------------------------
   var setUnderstood = function (input, text, level) {
     var out = document.getElementById(input.id + "-understood");

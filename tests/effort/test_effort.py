@@ -4,8 +4,10 @@
    (EMR, hospital master, computed), suggested (one click to adopt), and to type (required or priority, empty,
    nothing suggested).
 2. A scripted completion in real Chromium for a typical patient, from the EMR button to 受理: a clerk completes
-   the draft, a physician confirms; every click and physical keystroke is counted (sign-in excluded; Japanese text
-   counted as typed with an IME in romaji: the letters, Space to convert, Enter to commit).
+   the draft and hands it to the physician, who confirms through the review step; every click and physical
+   keystroke in the form is counted (sign-in excluded; the EMR button, clicked once by each person in the EMR, is
+   reported beside the figure; Japanese text counted as typed with an IME in romaji: the letters, Space to
+   convert, Enter to commit).
 
 Prints a table and `effort: prefilled=N% clicks=N keys=N`, writes bench-results/effort.json, and holds the issue's
 targets for the typical patient: at most 10 clicks and 40 keystrokes in the form, at least 45 % of items open
@@ -108,12 +110,12 @@ def scripted_completion(browser, base_url: str, launch_url: str, clerk, physicia
         page.wait_for_url("**/notifications/*/")
         page.wait_for_load_state("networkidle")
         clerk_hands = Counted(page)
-        clerk_hands.clicks, clerk_hands.log = 1, ["click: EMR button"]
+        clerk_hands.log = ["(EMR button, in the EMR: not a click in the form)"]
         clerk_hands.click("button.copy-from[data-copy-to='f-patient-residence_address']", "居所は住所と同じ")
         clerk_hands.type_ja("[name='patient.occupation']", "会社員", "kaishainn", "職業の欄")
-        clerk_hands.click("button[name=action][value=save]", "下書き保存")
-        page.wait_for_selector("text=下書きを保存しました")
         form_url = page.url
+        clerk_hands.click("button[name=action][value=handoff]", "医師確認へ回す")
+        page.wait_for_selector("text=医師確認待ちにしました")
         out["clerk"] = {"clicks": clerk_hands.clicks, "keys": clerk_hands.keys, "steps": clerk_hands.log}
     # The physician opens the draft from the EMR button too, checks the medical items and confirms.
     with open_page(browser) as page:
@@ -122,7 +124,7 @@ def scripted_completion(browser, base_url: str, launch_url: str, clerk, physicia
         page.wait_for_url("**/notifications/*/")
         page.wait_for_load_state("networkidle")
         doctor = Counted(page)
-        doctor.clicks, doctor.log = 1, ["click: EMR button"]
+        doctor.log = ["(EMR button, in the EMR: not a click in the form)"]
         doctor.click("#emr-suggestions button[name=accept]", "類型：電子カルテの候補「患者（確定例）」を採用")
         page.wait_for_load_state("networkidle")
         doctor.click("[name='clinical.symptoms'][value='fever']", "症状：発熱")
@@ -137,7 +139,8 @@ def scripted_completion(browser, base_url: str, launch_url: str, clerk, physicia
         page.wait_for_selector("#status-label:has-text('受理')", timeout=60000)
         out["physician"] = {"clicks": doctor.clicks, "keys": doctor.keys, "steps": doctor.log,
                             "receipt": page.inner_text("#receipt-id")}
-    out["clicks"] = out["clerk"]["clicks"] + out["physician"]["clicks"]
+    out["clicks"] = out["clerk"]["clicks"] + out["physician"]["clicks"]  # in the form (the issue's target)
+    out["clicks_with_emr_button"] = out["clicks"] + 2  # each person also clicked the EMR's button once
     out["keys"] = out["clerk"]["keys"] + out["physician"]["keys"]
     return out
 
@@ -166,10 +169,12 @@ def test_effort_of_a_filing(live_server, settings, hospital, clerk, physician, p
         "summary": {"prefilled_pct_mean": mean_pct,
                     "prefilled_pct_median": round(statistics.median(r["prefilled_pct"] for r in rows)),
                     "typical_prefilled_pct": typical["prefilled_pct"],
-                    "clicks": done["clicks"], "keys": done["keys"]},
-        "targets": {"clicks_max": 12, "keys_max": 40, "prefilled_pct_min": 45},
-        "notes": "Sign-in excluded. Japanese typed as romaji + Space (convert) + Enter (commit). The EMR button "
-                 "counts as one click for each person.",
+                    "clicks": done["clicks"], "clicks_with_emr_button": done["clicks_with_emr_button"],
+                    "keys": done["keys"]},
+        "targets": {"clicks_max": 10, "keys_max": 40, "prefilled_pct_min": 45},
+        "notes": "Sign-in excluded. Japanese typed as romaji + Space (convert) + Enter (commit). clicks: in the "
+                 "form (the clerk's and the physician's, review step included); clicks_with_emr_button adds the "
+                 "one click on the EMR's button each person made to open the case.",
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -180,9 +185,10 @@ def test_effort_of_a_filing(live_server, settings, hospital, clerk, physician, p
               f"{r['to_type']:>6} {r['prefilled_pct']:>7.1f}%")
     for who in ("clerk", "physician"):
         print(f"{who}: clicks={done[who]['clicks']} keys={done[who]['keys']} — " + "; ".join(done[who]["steps"]))
-    print(f"effort: prefilled={mean_pct}% clicks={done['clicks']} keys={done['keys']}")
+    print(f"effort: prefilled={mean_pct}% clicks={done['clicks']} keys={done['keys']} "
+          f"(clicks with the EMR button: {done['clicks_with_emr_button']})")
 
-    # 12: the review step of issue 8 adds two deliberate clicks (the empty medical items answered 不明, the form's
-    # physician taken over by the one confirming) to the 10 of before.
-    assert done["clicks"] <= 12 and done["keys"] <= 40, done
+    # The issue's targets, in the form: the review step of issue 8 is inside them (its two deliberate clicks: the
+    # empty medical items answered 不明, the form's physician taken over by the one confirming).
+    assert done["clicks"] <= 10 and done["keys"] <= 40, done
     assert typical["prefilled_pct"] >= 45, typical

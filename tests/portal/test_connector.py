@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -259,7 +260,7 @@ def test_launch_then_watch_writes_back_into_extended_storage(live_server, settin
                                       n.lock_version)
     n.refresh_from_db()
     assert main(["--config", str(config), "watch", "--once"]) == 0
-    day = n.updated_at.astimezone().strftime("%Y%m%d")
+    day = n.updated_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y%m%d")  # a Japanese date, at any hour
     folder = tmp_path / "extended" / PATIENT[:3] / PATIENT[3:6] / PATIENT / day / "HERSYS"
     stem = f"{PATIENT}_{day}_HERSYS_{n.uuid}_r01"
     document = json.loads((folder / f"{stem}.json").read_text(encoding="utf-8"))

@@ -69,10 +69,10 @@ def _confirmed(client, login, push, clerk, physician, patient: str, *, adopt: bo
         n.refresh_from_db()
         page = client.get(url).content.decode()
         assert "候補から採用" in page and "採用済み" in page
-        assert client.post(url, post_values(n, action="confirm")).status_code == 302
+        assert confirm_post(client, n, post_values(n, action="confirm")).status_code == 302
     else:
         data = post_values(n, action="confirm", **{"report.diagnosis_class": "confirmed_patient"})
-        assert client.post(url, data).status_code == 302
+        assert confirm_post(client, n, data).status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed"
     return n

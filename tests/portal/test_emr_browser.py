@@ -102,3 +102,30 @@ def test_changes_are_accepted_and_dismissed_by_explicit_clicks_at_375_px(draft_w
     assert [t["collection_date"] for t in row.values["tests"]] == ["2021-01-08"]
     assert set(EmrChange.objects.filter(notification=row).values_list("status", flat=True)) == {"accepted",
                                                                                                 "dismissed"}
+
+
+def test_emr_changes_and_conflict_panels_fit_every_width_and_pass_axe(draft_with_emr_changes, live_server, clerk,
+                                                                      physician):
+    """The form page's new parts (pending EMR changes, a same-field conflict) as a page type of their own."""
+    from tests.portal.conftest import verified_login
+    from tests.portal.test_screens_browser import DESKTOP, Screens
+
+    url, _, _ = draft_with_emr_changes
+    cookies = {u.username: verified_login(Client(), u).cookies["sessionid"].value for u in (clerk, physician)}
+    with chromium() as browser:
+        screens = Screens(browser, live_server.url)
+        with open_page(browser, bypass_csp=True) as a, open_page(browser, bypass_csp=True) as b:
+            for page, user in ((a, clerk), (b, physician)):
+                page.context.add_cookies([{"name": "sessionid", "value": cookies[user.username],
+                                           "url": live_server.url}])
+                page.goto(url)
+            screens.each_width(b, "form-emr-changes")
+            a.fill("[name='patient.occupation']", "会社員")
+            a.click("button[name=action][value=save]")
+            a.wait_for_selector("text=下書きを保存しました")
+            b.fill("[name='patient.occupation']", "教員")
+            b.click("button[name=action][value=save]")
+            b.wait_for_selector("#conflicts")
+            expect(b.locator("#conflicts")).to_contain_text("会社員")
+            screens.each_width(b, "form-conflict", widths=(DESKTOP, PHONE))
+    screens.assert_clean()

@@ -17,7 +17,7 @@ from django.urls import reverse
 from assist_portal.audit.models import AuditEvent
 from assist_portal.notifications.models import EmrChange, Notification
 from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import confirm_post, launch_path
 from tests.portal.test_workflow import form_post
 
 pytestmark = pytest.mark.django_db
@@ -272,7 +272,7 @@ def test_another_hospital_cannot_decide_and_sees_no_change(client, physician, pu
 
 @pytest.mark.integration
 def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_update(
-        client, physician, published, login, sandbox, monkeypatch, django_capture_on_commit_callbacks):
+        client, physician, clerk, published, login, sandbox, monkeypatch, django_capture_on_commit_callbacks):
     from assist_portal.delivery.models import Delivery
     from assist_portal.delivery.services import delivery_attempt
     from assist_portal.notifications import services
@@ -285,7 +285,7 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     values = {**scalar_values(n), "report.diagnosis_class": "suspected_patient", "report.report_date": "2021-01-09",
               "clinical.diagnosis_date": "2021-01-09", "patient.residence_address": n.values["patient.address"], "tests": n.values["tests"]}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(form_url(n), form_post(n, values, "confirm"))
+        response = confirm_post(client, n, form_post(n, values, "confirm"))
     assert response.status_code == 302, page_errors(response)
     first = delivery_attempt(Delivery.objects.get().pk)
     assert first.status == "accepted"
@@ -300,19 +300,26 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     assert offered["report.diagnosis_class"].new_value == "confirmed_patient"
     html = client.get(form_url(n)).content.decode()
     assert "類型の変更" in html and "患者（確定例）" in html and "疑似症患者 2021年1月9日" in html
+    # A clerk may take the test result, not the class (a medical judgement): that stays for the physician.
+    login(client, clerk)
+    assert "医師が判断します" in client.get(form_url(n)).content.decode()
+    assert decide(client, n, f"accept:{offered['report.diagnosis_class'].pk}").status_code == 302
+    assert "類型の変更は医師が判断します" in client.get(form_url(n)).content.decode()
+    assert pending(n)["report.diagnosis_class"].status == "pending"
+    login(client, physician)
     assert decide(client, n, "accept:all").status_code == 302
     n.refresh_from_db()
     assert n.status == "confirmed" and n.has_unsent_changes and n.revision == 1  # an amendment to confirm
     assert n.values["report.diagnosis_class"] == "confirmed_patient"
     assert n.provenance["report.diagnosis_class"] == f"adopted:{physician.username}:fhir:positive-test"
     assert n.values["tests"][0]["result"] == "positive"
-    assert "修正を確定してHER-SYSへ送信" in client.get(form_url(n)).content.decode()
+    assert "修正を確定する（送信内容の確認へ）" in client.get(form_url(n)).content.decode()
 
     # 2021-01-11: the physician confirms the amendment; HER-SYS takes it as an update of the same record.
     monkeypatch.setattr(services, "local_date", lambda: date(2021, 1, 11))
     values = {**scalar_values(n), "tests": n.values["tests"]}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(form_url(n), form_post(n, values, "confirm"))
+        response = confirm_post(client, n, form_post(n, values, "confirm"))
     assert response.status_code == 302, page_errors(response)
     n.refresh_from_db()
     update = n.revisions.get(number=2)
@@ -325,3 +332,22 @@ def test_positive_result_on_a_suspected_case_offers_the_class_change_sent_as_an_
     stored = sandbox.received()["notifications"]
     assert len(stored) == 1 and len(stored[0]["revisions"]) == 2
     assert stored[0]["bundle_identifier"] == str(n.uuid)
+
+
+def test_deciding_on_an_older_page_merges_with_what_was_saved_meanwhile(client, physician, clerk, published, login):
+    from django.test import Client
+
+    from tests.portal.conftest import verified_login
+    from tests.portal.test_concurrent_edits import page_form
+
+    published("2021-03")
+    n = open_from(client, "fhir", bundle(), physician, login)
+    push_data(client, "fhir", newer_bundle(bundle()))
+    stale = page_form(client, n)  # the physician's page, with the changes listed
+    other = verified_login(Client(), clerk)
+    assert other.post(form_url(n), {**page_form(other, n), "patient.occupation": "会社員"}).status_code == 302
+    birth = pending(n)["patient.birth_date"]
+    response = client.post(form_url(n), {**stale, "emr": f"accept:{birth.pk}", "emr_shown": str(birth.pk)})
+    assert response.status_code == 302
+    n.refresh_from_db()
+    assert n.values["patient.birth_date"] == "1942-07-22" and n.values["patient.occupation"] == "会社員"

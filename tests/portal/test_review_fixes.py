@@ -92,12 +92,18 @@ def test_emr_button_after_confirmation_opens_the_same_notification(client, hospi
     n = Notification.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
         confirm_post(client, n, form_post(n, filled_values(n), "confirm"))
-    again = client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
+    # Q&A 7: the button asks whether this is the same case, preselecting what CASE_REOPEN_DAYS suggests.
+    url = launch_path(push(client, PATIENT).json()["launch_url"])
+    asked = client.get(url).content.decode()
+    assert 'value="same" id="case-same" checked' in asked
+    again = client.post(url, {"case": "same", "suggested": "same"})
     assert again["Location"].endswith(f"/notifications/{n.uuid}/")
     assert Notification.objects.count() == 1
-    # Months later (e.g. a reinfection) the button starts a new notification.
+    # Months later (e.g. a reinfection) a new case is preselected, and the button starts a new notification.
     Notification.objects.filter(pk=n.pk).update(created_at=timezone.now() - timezone.timedelta(days=120))
-    later = client.get(launch_path(push(client, PATIENT).json()["launch_url"]))
+    url = launch_path(push(client, PATIENT).json()["launch_url"])
+    assert 'value="new" id="case-new" checked' in client.get(url).content.decode()
+    later = client.post(url, {"case": "new", "suggested": "new"})
     assert not later["Location"].endswith(f"/notifications/{n.uuid}/")
     assert Notification.objects.count() == 2
 

@@ -20,7 +20,8 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PATIENT = "1100000002"
 NARROW = (PHONE, {"width": 360, "height": 780})
 #: The main screens photographed for docs/screenshots (the others are checked, not photographed).
-PHOTOGRAPHED = {"login", "keys", "login-key", "hospital-effort", "worklist", "form", "form-errors", "status", "print", "central-definitions", "central-item"}
+PHOTOGRAPHED = {"login", "keys", "login-key", "hospital-effort", "worklist", "form", "form-errors", "review", "status",
+                "print", "central-definitions", "central-item"}
 
 
 def axe_source() -> str:

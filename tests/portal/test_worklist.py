@@ -343,3 +343,28 @@ def test_confirming_keeps_the_search_index_without_asking_for_it_when_no_indexed
     login(client, clerk)
     assert set(rows_of(client.get(LIST, {"state": "", "q": "改名"}))) == {"1700000021"}
     assert set(rows_of(client.get(LIST, {"state": "", "q": "1700000014"}))) == {"1700000014"}
+
+
+def test_search_reindex_after_a_key_change(client, clerk, login, settings, hospital, published):
+    """`manage.py search_reindex`: after SEARCH_INDEX_KEY changes, the old tokens find nothing until the index is
+    rebuilt with the new key."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from assist_portal.notifications import services
+
+    published("2021-03")
+    row = services.notification_start_manual(clerk, patient_ref="P-REINDEX")
+    row.values = {**row.values, "patient.name": "検索　花子"}
+    row.save()
+    services.search_index_update(row)
+    login(client, clerk)
+    url = reverse("notifications:list") + "?state=&q=検索"
+    assert "P-REINDEX" in client.get(url).content.decode()
+    settings.SEARCH_INDEX_KEY = "another key"
+    assert "P-REINDEX" not in client.get(url).content.decode()
+    out = StringIO()
+    call_command("search_reindex", stdout=out)
+    assert "作り直しました" in out.getvalue()
+    assert "P-REINDEX" in client.get(url).content.decode()
