@@ -41,11 +41,12 @@ class Profile:
 
 PROFILES = {
     # `make bench`: about 6-8 minutes on 2 cores.
-    # peak_day_seconds 0: the peak replay offers the day as fast as it is taken (capacity; see benchmarks/peak.py).
-    "full": Profile(200, 20, 500, 8, 1, 2, 2000, 8, 20, 2, 2, 2, 0.0, 500,
+    # peak_day_seconds 0: the peak replay offers the day as fast as it is taken (capacity; see benchmarks/peak.py),
+    # by 4 confirming threads: 2 left the box idle while each waited for its commit (80/s vs 97/s, same run).
+    "full": Profile(200, 20, 500, 8, 1, 2, 2000, 8, 20, 2, 2, 4, 0.0, 500,
                     peakhour_seconds=30.0, extract_seconds=5.0, browser_rounds=5),
     # `--quick`: under 2 minutes.
-    "quick": Profile(40, 5, 100, 4, 1, 2, 200, 4, 5, 2, 2, 2, 0.0, 200,
+    "quick": Profile(40, 5, 100, 4, 1, 2, 200, 4, 5, 2, 2, 4, 0.0, 200,
                      peakhour_seconds=10.0, extract_seconds=2.0, browser_rounds=3),
     # `--smoke` (tests/benchmarks): the smallest run that exercises every code path.
     "smoke": Profile(3, 1, 5, 2, 1, 1, 12, 2, 3, 1, 1, 1, 1.0, 12,
@@ -66,6 +67,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--peak-n", type=int, help="synthetic notifications of the peak replay")
     p.add_argument("--delivery-n", type=int, help="notifications of the delivery benchmark")
     p.add_argument("--workers", type=int, help="worker processes of the peak replay (K)")
+    p.add_argument("--confirmers", type=int, help="confirming threads (physicians) of the peak replay")
     p.add_argument("--peak-day-seconds", type=float,
                    help="pace the peak replay's 24 hourly bursts over this many seconds (default 0: back to back)")
     p.add_argument("--concurrency", type=int, help="pool children per worker process")
@@ -87,6 +89,8 @@ def profile_for(args: argparse.Namespace) -> tuple[str, Profile]:
         prof.delivery_n = args.delivery_n
     if args.workers:
         prof.peak_processes = args.workers
+    if args.confirmers:
+        prof.peak_confirmers = args.confirmers
     if args.peak_day_seconds is not None:
         prof.peak_day_seconds = args.peak_day_seconds
     if args.concurrency:
