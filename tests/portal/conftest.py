@@ -278,3 +278,19 @@ def confirm_post(client, notification, data: dict, *, answer: str = "unknown", c
         device = otp_device or TOTPDevice.objects.get(user=page.context["user"])
         post["otp_token"] = current_totp(device)
     return client.post(review_url, post)
+
+
+@pytest.fixture
+def draft(db, published, physician, clerk):
+    """A draft the clerk opened from the EMR button (SS-MIX2 extract of 1100000002), with a physician in the same
+    hospital: what the concurrent-edit and nothing-is-lost tests start from."""
+    from django.test import Client
+
+    from assist_portal.notifications.models import Notification
+
+    published("2021-03")
+    client = Client()
+    url = push_extract(client, "1100000002", "ss-mix2").json()["launch_url"]
+    verified_login(client, clerk)
+    assert client.get(launch_path(url)).status_code == 302
+    return Notification.objects.get(patient_ref="1100000002")

@@ -18,16 +18,6 @@ from tests.portal.conftest import confirm_post, launch_path, push_extract, verif
 PATIENT = "1100000002"
 
 
-@pytest.fixture
-def draft(db, published, physician, clerk):
-    published("2021-03")
-    client = Client()
-    url = push_extract(client, PATIENT, "ss-mix2").json()["launch_url"]
-    verified_login(client, clerk)
-    assert client.get(launch_path(url)).status_code == 302
-    return Notification.objects.get(patient_ref=PATIENT)
-
-
 def page_form(client, n) -> dict:
     """Everything the form page would post as loaded (hidden version and base included)."""
     html = client.get(reverse("notifications:form", args=[n.uuid])).content.decode()

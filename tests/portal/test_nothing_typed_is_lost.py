@@ -12,22 +12,12 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
-from assist_portal.notifications.models import AutosavedInput, Notification
+from assist_portal.notifications.models import AutosavedInput
 from tests.portal.browser import chromium, open_page, sign_in
-from tests.portal.conftest import launch_path, push_extract, verified_login
+from tests.portal.conftest import verified_login
 from tests.portal.test_concurrent_edits import page_form
 
 PATIENT = "1100000002"
-
-
-@pytest.fixture
-def draft(db, published, clerk):
-    published("2021-03")
-    client = Client()
-    url = push_extract(client, PATIENT, "ss-mix2").json()["launch_url"]
-    verified_login(client, clerk)
-    assert client.get(launch_path(url)).status_code == 302
-    return Notification.objects.get(patient_ref=PATIENT)
 
 
 @pytest.mark.django_db
