@@ -16,13 +16,14 @@ ALLOWED = {
     "assist_portal.broker": set(),
     "assist_portal.crypto": set(),
     "assist_portal.inputs": set(),  # strict parsing of request input (ids, dates, no NUL)
+    "assist_portal.sqlcache": set(),  # querysets compiled to SQL once per process (hot queries, issue 13)
     "audit": set(),
-    "accounts": {"assist_portal.inputs", "audit", "mapping"},
+    "accounts": {"assist_portal.inputs", "assist_portal.sqlcache", "audit", "mapping"},
     "formdefs": {"audit", "formengine", "vocabulary"},
     "delivery": {"assist_portal.crypto", "audit", "hersys_client"},
     "health": {"delivery"},  # /healthz, /readyz, worker heartbeats: reads the outbox's age, nothing else
     # assist_portal.inputs: strict parsing of the physician id a draft is handed to (the worklist hand-off)
-    "notifications": {"assist_portal.crypto", "assist_portal.inputs", "accounts", "audit", "formdefs", "delivery",
+    "notifications": {"assist_portal.crypto", "assist_portal.inputs", "assist_portal.sqlcache", "accounts", "audit", "formdefs", "delivery",
                       "formengine", "vocabulary", "jpinput", "mapping", "hersys_client"},
     "api": {"assist_portal.inputs", "accounts", "audit", "notifications", "vocabulary", "mapping"},
     # hospitaladmin → notifications: the hospital's own effort report (notifications.effort: counts, no values)

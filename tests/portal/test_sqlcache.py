@@ -1,0 +1,62 @@
+"""Querysets compiled once per process (assist_portal.sqlcache, issue 13): the navigation's counts give what the
+ORM gives for every state, hospital and moment, and a query whose SQL depends on its arguments' values is
+refused rather than bound wrongly."""
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count
+from django.utils import timezone
+
+from assist_portal.delivery.models import Delivery
+from assist_portal.notifications.models import Notification
+from assist_portal.notifications.selectors import WORK_STATES, with_work_state, worklist_counts
+from assist_portal.sqlcache import CompiledQuery
+from tests.portal.test_worklist import cases, open_patient  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def orm_counts(hospital_id, now):
+    counts = {s.value: 0 for s in WORK_STATES}
+    rows = (with_work_state(Notification.objects.filter(hospital_id=hospital_id).order_by(), now, reasons=False)
+            .values("work_state").annotate(n=Count("pk")))
+    for row in rows:
+        counts[row["work_state"]] = row["n"]
+    return counts
+
+
+def test_the_compiled_counts_are_the_orm_counts_for_every_state_hospital_and_moment(cases, clerk, make_user,
+                                                                                   other_hospital, settings):
+    other = make_user("b_clerk", "clerk", other_hospital)
+    open_patient(other_hospital, other)  # another hospital's case: never counted for this one
+    sending = cases["sending"].revisions.get()
+    Delivery.objects.filter(pk=sending.delivery_id).update(created_at=timezone.now() - timedelta(minutes=45))
+    now = timezone.now()
+    seen = []
+    for minutes in (60, 30):  # the threshold moves with the setting
+        settings.ACCEPTANCE_ALERT_MINUTES = minutes
+        for moment in (now, now + timedelta(hours=2), now - timedelta(days=1)):
+            for user in (clerk, other):
+                got = worklist_counts(user, now=moment)
+                assert got == orm_counts(user.hospital_id, moment)
+                seen.append(got)
+    assert seen[0]["attention"] == 1 and seen[6]["attention"] == 2  # 45 minutes: overdue at 30, not at 60
+    assert seen[1] == {**{s.value: 0 for s in WORK_STATES}, "input": 1}
+
+
+def test_a_query_whose_sql_depends_on_a_value_is_refused():
+    def build(limit):
+        return Notification.objects.values_list("pk", flat=True)[:limit]  # LIMIT is SQL text, not a parameter
+
+    with pytest.raises(ValueError, match="depends on the values"):
+        CompiledQuery(build).rows(3)
+
+
+def test_arguments_are_bound_in_their_own_places(hospital, clerk, published):
+    published("2021-03")
+    a = open_patient(hospital, clerk, "1100000002")
+    query = CompiledQuery(lambda hospital_id, ref: Notification.objects.filter(hospital_id=hospital_id,
+                                                                            patient_ref=ref).values_list("pk"))
+    assert query.rows(hospital.pk, a.patient_ref) == [(a.pk,)]
+    assert query.rows(hospital.pk, "nobody") == []
+    assert query.rows(hospital.pk + 1, a.patient_ref) == []
