@@ -123,7 +123,7 @@ def draft_create(world: World, site: Site, template: Template, patient_ref: str)
     from assist_portal.notifications.models import Extract
     from assist_portal.notifications.services import notification_open_from_extract
 
-    with transaction.atomic():  # as inside launch_token_consume (it locks the patient's drafts)
+    with transaction.atomic():  # as inside launch_open (it locks the patient's cases)
         return _draft_create(site, template, patient_ref, Extract, notification_open_from_extract)
 
 

@@ -226,14 +226,19 @@ def _match_patient(hospital, values: dict) -> str:
     return found.pop() if len(found) == 1 else ""
 
 
-def reconciled_for_extract(extract, form: str):
+def reconciled_for_extract(extract, form: str, candidates: list | None = None):
     """At an EMR launch: a notification taken back from HER-SYS without a patient id, for this person (call with
-    the row locked inside the launch's transaction). None when there is none."""
+    the row locked inside the launch's transaction). None when there is none. `candidates`: those notifications
+    when the caller has already read them (locked)."""
+    if candidates is not None and not candidates:
+        return None
     key = _person_key(extract.items or {})
     if key is None:
         return None
-    for row in (Notification.objects.select_for_update()
-                .filter(hospital=extract.hospital, form=form, patient_ref="", reconciled_at__isnull=False)):
+    if candidates is None:
+        candidates = (Notification.objects.select_for_update()
+                      .filter(hospital=extract.hospital, form=form, patient_ref="", reconciled_at__isnull=False))
+    for row in candidates:
         if _person_key(row.values or {}) == key:
             return row
     return None

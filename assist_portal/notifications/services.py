@@ -158,7 +158,7 @@ def _launch_denied(row: LaunchToken, user, request) -> NotAllowed:
 
 def launch_token_check(token: str, user, request=None):
     """Check a launch token without using it (the form choice page): the hospital it opens for. Raises like
-    `launch_token_consume`; nothing about the patient is returned."""
+    `launch_open`; nothing about the patient is returned."""
     jti = _launch_jti(token)
     with transaction.atomic():
         row, denied = _launch_row(jti, user)
@@ -167,68 +167,82 @@ def launch_token_check(token: str, user, request=None):
     return row.hospital
 
 
-def launch_token_consume(token: str, user, request=None, *, form: str | None = None,
-                         case: str | None = None, definition: FormDefinition | None = None) -> Notification:
-    """Check the launch token against the signed-in user; open (or create) the patient's notification of
-    `form` (None: the hospital's default form). `case` (Q&A 7): "same" updates the patient's earlier notification,
-    "new" starts another (a reinfection, another episode); None follows CASE_REOPEN_DAYS. `definition`: the one the
-    caller already chose for the user's own hospital (the view, when that hospital has one form); used only when
-    the token is that hospital's."""
+def launch_open(token: str, user, request=None, *, form: str | None = None, case: str | None = None,
+                definition: FormDefinition | None = None) -> tuple[Notification | None, dict | None]:
+    """The EMR launch, in one transaction with one read of the token (issue 13). Checks the launch token against
+    the signed-in user, then either asks Q&A 7 — returns (None, {earlier, suggested, form}) and leaves the URL
+    usable — or spends the URL and opens (or creates) the patient's notification of `form` (None: the hospital's
+    default form): returns (notification, None).
+    `case`: "same" updates the patient's earlier notification, "new" starts another (a reinfection, another
+    episode); None asks when the patient has an earlier confirmed notification of the form and no open draft.
+    `definition`: the one the caller already chose for the user's own hospital (the view, when that hospital has
+    one form); used only when the token is that hospital's."""
     jti = _launch_jti(token)
+    question = None
     with transaction.atomic():
         row, denied = _launch_row(jti, user)
         if not denied:
             # The form is checked before the token is spent: a refused choice leaves the URL usable.
             if definition is None or row.hospital_id != user.hospital_id:
                 definition = _definition_to_open(row.hospital, form)
-            if row.extract.hospital_id == row.hospital_id:
-                row.extract.hospital = row.hospital  # already loaded with the token (no second query)
-            row.used_at = timezone.now()
-            row.used_by = user
-            row.save(update_fields=["used_at", "used_by"])
-            notification = _open_from_extract(row.extract, user, definition, case=case)
+            cases = _PatientCases(row.hospital, row.patient_ref, definition.form)
+            earlier = cases.earlier() if case is None else None
+            if earlier is not None:  # asked before the URL is spent, never assumed
+                question = {"earlier": earlier, "suggested": case_suggestion(earlier), "form": definition.form}
+            else:
+                if row.extract.hospital_id == row.hospital_id:
+                    row.extract.hospital = row.hospital  # already loaded with the token (no second query)
+                row.used_at = timezone.now()
+                row.used_by = user
+                row.save(update_fields=["used_at", "used_by"])
+                notification = _open_from_extract(row.extract, user, definition, case=case, cases=cases)
     if denied:
         raise _launch_denied(row, user, request)
+    if question is not None:
+        return None, question
     audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form,
                  case=case or "window")
-    return notification
+    return notification, None
 
 
-def _earlier_case(hospital, patient_ref: str, form: str) -> Notification | None:
-    """The patient's newest confirmed notification of `form`, when no draft is open for that form (an open draft
-    is the case in progress: it is opened, nothing to ask; a withdrawn one cannot be updated)."""
-    mine = Notification.objects.filter(hospital=hospital, patient_ref=patient_ref, form=form)
-    # One statement (issue 13: on every EMR launch): the newest confirmed one, and whether a draft is open.
-    newest = (mine.filter(status=Notification.Status.CONFIRMED)
-              .annotate(open_draft=Exists(mine.filter(status=Notification.Status.DRAFT))).order_by("-created_at")
-              .first())
-    if newest is None or newest.open_draft:
+class _PatientCases:
+    """The patient's notifications of one form that a launch may open (drafts and confirmed ones, newest first) and
+    the hospital's notifications of that form taken back from HER-SYS without a patient id, read and locked in one
+    statement (issue 13: the case question, the open-or-create choice and the reconciled match were three)."""
+
+    def __init__(self, hospital, patient_ref: str, form: str):
+        rows = list(Notification.objects.select_for_update()
+                    .filter(hospital=hospital, form=form)
+                    .filter(Q(patient_ref=patient_ref,
+                              status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
+                            | Q(patient_ref="", reconciled_at__isnull=False))
+                    .order_by("-created_at", "-id"))
+        self.mine = [r for r in rows if r.patient_ref == patient_ref]
+        self.reconciled = [r for r in rows if r.patient_ref == "" and r.reconciled_at is not None]
+
+    def earlier(self) -> Notification | None:
+        """The patient's newest confirmed notification, when no draft is open (an open draft is the case in
+        progress: it is opened, nothing to ask; a withdrawn one cannot be updated)."""
+        if any(r.status == Notification.Status.DRAFT for r in self.mine):
+            return None
+        return next((r for r in self.mine if r.status == Notification.Status.CONFIRMED), None)
+
+    def to_open(self, case: str | None) -> Notification | None:
+        """The notification a launch opens: the open draft or — by `case` (Q&A 7) — the confirmed one of the same
+        case; None: a new one is created."""
+        same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
+        for row in self.mine:  # newest first
+            if row.status == Notification.Status.DRAFT:
+                return row
+            if case == "same" or (case is None and row.created_at >= same_case_since):
+                return row  # confirmed: "same" however long ago; by default within CASE_REOPEN_DAYS
         return None
-    return newest
 
 
 def case_suggestion(earlier: Notification) -> str:
     """What CASE_REOPEN_DAYS suggests: the same case while the earlier one is that recent, else a new case."""
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
     return "same" if earlier.created_at >= same_case_since else "new"
-
-
-def launch_case_question(token: str, user, request=None, *, form: str | None = None,
-                         definition: FormDefinition | None = None) -> dict | None:
-    """Q&A 7, asked before the launch URL is spent: does this EMR launch update the patient's earlier notification
-    or start a new case? None when there is no earlier notification of the form. {earlier, suggested}.
-    `definition`: as for `launch_token_consume`."""
-    jti = _launch_jti(token)
-    with transaction.atomic():
-        row, denied = _launch_row(jti, user)
-    if denied:
-        raise _launch_denied(row, user, request)
-    if definition is None or row.hospital_id != user.hospital_id:
-        definition = _definition_to_open(row.hospital, form)
-    earlier = _earlier_case(row.hospital, row.patient_ref, definition.form)
-    if earlier is None:
-        return None
-    return {"earlier": earlier, "suggested": case_suggestion(earlier), "form": definition.form}
 
 
 def _definition_to_open(hospital, form: str | None) -> FormDefinition:
@@ -321,22 +335,15 @@ def notification_open_from_extract(extract: Extract, user, *, form: str | None =
         return _open_from_extract(extract, user, _definition_to_open(extract.hospital, form))
 
 
-def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, case: str | None = None
-                       ) -> Notification:
-    same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
-    reported = Q(status=Notification.Status.CONFIRMED, created_at__gte=same_case_since)
-    if case == "same":  # the person said: this updates the earlier case, however long ago
-        reported = Q(status=Notification.Status.CONFIRMED)
-    elif case == "new":  # the person said: a new case (reinfection, another episode)
-        reported = Q(pk__in=[])
-    existing = (Notification.objects.select_for_update()
-                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, form=definition.form)
-                .filter(Q(status=Notification.Status.DRAFT) | reported)
-                .order_by("-created_at").first())
+def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, case: str | None = None,
+                       cases: _PatientCases | None = None) -> Notification:
+    if cases is None:
+        cases = _PatientCases(extract.hospital, extract.patient_ref, definition.form)
+    existing = cases.to_open(case)
     if existing is None:
         # After a restore, `manage.py reconcile` may have taken back a notification HER-SYS holds without knowing
         # the patient id: this launch adopts it (same name, birth date and sex) instead of filing a second one.
-        existing = reconciled_for_extract(extract, definition.form)
+        existing = reconciled_for_extract(extract, definition.form, candidates=cases.reconciled)
         if existing is not None:
             existing.patient_ref = extract.patient_ref
             existing.save(update_fields=["patient_ref"])

@@ -570,16 +570,14 @@ def launch(request, token):
                 return render(request, "notifications/launch_choose.html",
                               {"choices": _choices(definitions), "token": token})
             definition = definitions[0] if definitions else None
-        if case not in ("same", "new"):
-            question = services.launch_case_question(token, request.user, request, form=form or None,
-                                                     definition=definition)
-            if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
-                return render(request, "notifications/launch_case.html",
-                              {**question, **_earlier_summary(question["earlier"]), "token": token,
-                               "reopen_days": settings.CASE_REOPEN_DAYS})
-        notification = services.launch_token_consume(token, request.user, request, form=form or None,
-                                                     case=case or None, definition=definition)
-        if case:
+        notification, question = services.launch_open(token, request.user, request, form=form or None,
+                                                      case=case if case in ("same", "new") else None,
+                                                      definition=definition)
+        if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
+            return render(request, "notifications/launch_case.html",
+                          {**question, **_earlier_summary(question["earlier"]), "token": token,
+                           "reopen_days": settings.CASE_REOPEN_DAYS})
+        if case in ("same", "new"):
             audit_record("launch.case_choice", request=request, obj=notification, choice=case,
                          suggested=request.POST.get("suggested", "")[:8])
     except services.NotAllowed as exc:
