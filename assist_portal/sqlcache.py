@@ -8,7 +8,8 @@ binds the arguments. The queryset stays the one definition of the query (no hand
 
 Arguments may be `int`, `str` or aware `datetime` values. The shape of the query must not depend on their values
 (a different SQL text for other values raises at the first call); settings that change the shape are part of
-`key_of_settings`.
+`key_of_settings`. Result values go through the same converters as the ORM's (`from_db_value`: decryption, JSON,
+SQLite's dates), so rows are what `values_list` would give.
 """
 from __future__ import annotations
 
@@ -45,17 +46,20 @@ class CompiledQuery:
     """`CompiledQuery(build).rows(*args)` ≡ evaluating `build(*args)` as tuples, compiled once.
 
     `build(*args)` returns a queryset (typically `.values(...)` / `.values_list(...)`); `rows` returns its result
-    rows as tuples in the queryset's column order, `dicts` as dicts keyed by column name."""
+    rows as tuples in the queryset's column order."""
 
     def __init__(self, build: Callable[..., Any], *, key_of_settings: Callable[[], Any] = lambda: None):
         self.build = build
         self.key_of_settings = key_of_settings
-        self._compiled: dict[tuple, tuple[str, list, list[tuple[int, int]]]] = {}
+        self._compiled: dict[tuple, tuple] = {}
 
-    def _compile(self, alias: str, args: tuple) -> tuple[str, list, list[tuple[int, int]]]:
+    def _compile(self, alias: str, args: tuple) -> tuple:
         connection = connections[alias]
-        sql, params = self.build(*args).query.sql_with_params()
+        compiler = self.build(*args).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
         params = list(params)
+        # the converters of the selected columns, as the ORM's iterables apply them
+        converters = compiler.get_converters([col for col, _, _ in compiler.select])
         slots: list[tuple[int, int]] = []
         for j, value in enumerate(args):
             probed = list(args)
@@ -72,32 +76,71 @@ class CompiledQuery:
                 slots.append((i, j))
         if len({i for i, _ in slots}) != len(slots):
             raise ValueError("CompiledQuery: two arguments fill the same parameter")
-        return sql, params, slots
+        return sql, params, slots, compiler, converters
 
-    def _sql(self, alias: str, args: tuple) -> tuple[str, list]:
+    def _sql(self, alias: str, args: tuple) -> tuple[str, list, Any, dict]:
         key = (alias, self.key_of_settings())
         entry = self._compiled.get(key)
         if entry is None:
             with _lock:
                 entry = self._compiled.get(key) or self._compile(alias, args)
                 self._compiled[key] = entry
-        sql, params, slots = entry
+        sql, params, slots, compiler, converters = entry
         if slots:
             connection = connections[alias]
             params = list(params)
             for i, j in slots:
                 params[i] = _adapt(connection, args[j])
-        return sql, params
+        return sql, params, compiler, converters
 
     def rows(self, *args: Any, using: str = "default") -> list[tuple]:
-        sql, params = self._sql(using, args)
+        sql, params, compiler, converters = self._sql(using, args)
         with connections[using].cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        if converters:
+            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return rows
 
-    def dicts(self, *args: Any, using: str = "default") -> list[dict[str, Any]]:
-        sql, params = self._sql(using, args)
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, params)
-            names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+_BY_FIELD: dict[tuple, CompiledQuery] = {}
+_WITH_RELATED: dict[tuple, CompiledQuery] = {}
+
+
+def _loaded(model, alias: str, values) -> Any:
+    return model.from_db(alias, [f.attname for f in model._meta.concrete_fields], list(values))
+
+
+def model_first(model, field: str, value: Any, *, using: str = "default"):
+    """`model._default_manager.filter(<field>=value).first()` (no ordering: a unique field), compiled once."""
+    key = (model, field)
+    query = _BY_FIELD.get(key)
+    if query is None:
+        names = [f.name for f in model._meta.concrete_fields]
+        query = _BY_FIELD.setdefault(key, CompiledQuery(
+            lambda v: model._default_manager.filter(**{field: v}).order_by().values_list(*names)[:1]))
+    rows = query.rows(value, using=using)
+    return _loaded(model, using, rows[0]) if rows else None
+
+
+def model_with_related(model, related: str, pk: int, *, using: str = "default"):
+    """`model._default_manager.select_related(related).filter(pk=pk).first()` for one nullable foreign key,
+    compiled once: the instance with its related instance (or None) already set."""
+    field = model._meta.get_field(related)
+    target = field.related_model
+    key = (model, related)
+    query = _WITH_RELATED.get(key)
+    own = [f.name for f in model._meta.concrete_fields]
+    if query is None:
+        theirs = [f"{related}__{f.name}" for f in target._meta.concrete_fields]
+        query = _WITH_RELATED.setdefault(key, CompiledQuery(
+            lambda v: model._default_manager.filter(pk=v).order_by().values_list(*own, *theirs)[:1]))
+    rows = query.rows(pk, using=using)
+    if not rows:
+        return None
+    row = rows[0]
+    instance = _loaded(model, using, row[:len(own)])
+    rest = row[len(own):]
+    target_pk = rest[[f.attname for f in target._meta.concrete_fields].index(target._meta.pk.attname)]
+    field.set_cached_value(instance, _loaded(target, using, rest) if target_pk is not None else None)
+    return instance

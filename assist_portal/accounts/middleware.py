@@ -1,7 +1,12 @@
 import time
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import logout
+from django_otp.middleware import OTPMiddleware
+from django_otp.models import Device
+
+from assist_portal.sqlcache import model_first
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -43,3 +48,21 @@ class IdleSessionMiddleware:
             elif not request.path.endswith(self.PASSIVE_SUFFIXES) and (last is None or now - int(last) >= 30):
                 request.session["_last_activity"] = now  # written at most every 30 s
         return self.get_response(request)
+
+
+class PortalOTPMiddleware(OTPMiddleware):
+    """django-otp's middleware with the second-factor device of every request read by a query compiled once per
+    process (assist_portal.sqlcache; Django compiled it anew on every request — issue 13). Binding to the user,
+    confirmation and the session clean-up stay django-otp's (`_finalize_device`)."""
+
+    def _device_from_persistent_id(self, persistent_id: str):
+        persistent_id = self._normalize_persistent_id(persistent_id)
+        try:
+            model_label, device_id = persistent_id.rsplit("/", 1)
+            device_cls = apps.get_model(*model_label.split("."))
+            device_id = int(device_id)
+        except (ValueError, LookupError, TypeError):
+            return None
+        if not issubclass(device_cls, Device):
+            return None
+        return model_first(device_cls, "id", device_id)

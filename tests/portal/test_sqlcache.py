@@ -60,3 +60,47 @@ def test_arguments_are_bound_in_their_own_places(hospital, clerk, published):
     assert query.rows(hospital.pk, a.patient_ref) == [(a.pk,)]
     assert query.rows(hospital.pk, "nobody") == []
     assert query.rows(hospital.pk + 1, a.patient_ref) == []
+
+
+def _fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_the_user_with_its_hospital_and_the_second_factor_device_are_what_the_orm_loads(physician, make_user,
+                                                                                      django_assert_num_queries):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from assist_portal.accounts.models import User
+    from assist_portal.sqlcache import model_first, model_with_related
+
+    central = make_user("central_sato", "central_admin")
+    for user in (physician, central):
+        expected = User.objects.select_related("hospital").get(pk=user.pk)
+        with django_assert_num_queries(1):
+            got = model_with_related(User, "hospital", user.pk)
+            hospital = got.hospital  # loaded with the user, no second query
+        assert _fields(got) == _fields(expected)
+        assert (hospital and _fields(hospital)) == (expected.hospital and _fields(expected.hospital))
+        assert not got._state.adding and got._state.db == "default"
+    assert model_with_related(User, "hospital", 987654) is None
+
+    device = TOTPDevice.objects.get(user=physician)
+    got = model_first(TOTPDevice, "id", device.pk)
+    assert _fields(got) == _fields(device) and got.key == device.key
+    assert model_first(TOTPDevice, "id", 987654) is None
+
+
+def test_a_session_with_another_users_device_is_not_verified(client, physician, clerk):
+    """The device named in the session must belong to the signed-in user (django-otp's binding, kept)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(physician)
+    session = client.session
+    session["otp_device_id"] = TOTPDevice.objects.get(user=clerk).persistent_id
+    session.save()
+    page = client.get("/notifications/")
+    assert page.status_code == 302 and "/accounts/" in page["Location"]
+    session = client.session
+    session["otp_device_id"] = TOTPDevice.objects.get(user=physician).persistent_id
+    session.save()
+    assert client.get("/notifications/").status_code == 200
