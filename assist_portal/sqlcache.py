@@ -6,7 +6,7 @@ join is ~2 ms of CPU; PostgreSQL answers in ~0.3 ms). `CompiledQuery` compiles t
 returns once per database alias, finds which SQL parameters each argument of `build` fills, and afterwards only
 binds the arguments. The queryset stays the one definition of the query (no hand-written SQL beside it).
 
-Arguments may be `int`, `str` or aware `datetime` values. The shape of the query must not depend on their values
+Arguments may be `int`, `str`, `uuid.UUID` or aware `datetime` values. The shape of the query must not depend on their values
 (a different SQL text for other values raises at the first call); settings that change the shape are part of
 `key_of_settings`. Result values go through the same converters as the ORM's (`from_db_value`: decryption, JSON,
 SQLite's dates), so rows are what `values_list` would give.
@@ -14,10 +14,12 @@ SQLite's dates), so rows are what `values_list` would give.
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from django.db import connections
+from django.db.transaction import TransactionManagementError
 
 _lock = threading.Lock()
 
@@ -32,6 +34,8 @@ def _probe(value: Any, n: int) -> Any:
         return f"{value}\x01probe{n}"
     if isinstance(value, datetime):
         return value - timedelta(days=3 * n, seconds=n)
+    if isinstance(value, uuid.UUID):
+        return uuid.UUID(int=(value.int + 7919 * n) % (1 << 128))
     raise TypeError(f"CompiledQuery: unsupported argument type {type(value).__name__}")
 
 
@@ -39,6 +43,8 @@ def _adapt(connection, value: Any) -> Any:
     """What the ORM would bind for `value` (as `DateTimeField.get_db_prep_value` does)."""
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
+        return value.hex
     return value
 
 
@@ -76,7 +82,7 @@ class CompiledQuery:
                 slots.append((i, j))
         if len({i for i, _ in slots}) != len(slots):
             raise ValueError("CompiledQuery: two arguments fill the same parameter")
-        return sql, params, slots, compiler, converters
+        return sql, params, slots, compiler, converters, bool(compiler.query.select_for_update)
 
     def _sql(self, alias: str, args: tuple) -> tuple[str, list, Any, dict]:
         key = (alias, self.key_of_settings())
@@ -85,7 +91,9 @@ class CompiledQuery:
             with _lock:
                 entry = self._compiled.get(key) or self._compile(alias, args)
                 self._compiled[key] = entry
-        sql, params, slots, compiler, converters = entry
+        sql, params, slots, compiler, converters, locks = entry
+        if locks and connections[alias].get_autocommit():  # as the ORM refuses it
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         if slots:
             connection = connections[alias]
             params = list(params)
@@ -103,44 +111,61 @@ class CompiledQuery:
         return rows
 
 
-_BY_FIELD: dict[tuple, CompiledQuery] = {}
-_WITH_RELATED: dict[tuple, CompiledQuery] = {}
-
-
 def _loaded(model, alias: str, values) -> Any:
     return model.from_db(alias, [f.attname for f in model._meta.concrete_fields], list(values))
 
 
-def model_first(model, field: str, value: Any, *, using: str = "default"):
-    """`model._default_manager.filter(<field>=value).first()` (no ordering: a unique field), compiled once."""
-    key = (model, field)
+class CompiledModelQuery:
+    """`build(*args)` (a queryset of `model`) as model instances, compiled once: with `related` (foreign keys)
+    loaded as `select_related` would (a null key: None) and `annotations` set as attributes. `select_for_update`
+    in `build` locks as it would (the joined rows too, as with `select_related`)."""
+
+    def __init__(self, model, build: Callable[..., Any], *, related: tuple[str, ...] = (),
+                 annotations: tuple[str, ...] = ()):
+        self.model = model
+        self.parts = [(None, model)] + [(model._meta.get_field(r), model._meta.get_field(r).related_model)
+                                        for r in related]
+        self.annotations = annotations
+        columns = [f.name for f in model._meta.concrete_fields]
+        for name in related:
+            target = model._meta.get_field(name).related_model
+            columns += [f"{name}__{f.name}" for f in target._meta.concrete_fields]
+        columns += list(annotations)
+        self.query = CompiledQuery(lambda *args: build(*args).values_list(*columns))
+
+    def all(self, *args: Any, using: str = "default") -> list:
+        out = []
+        for row in self.query.rows(*args, using=using):
+            at, instance = 0, None
+            for field, model in self.parts:
+                fields = model._meta.concrete_fields
+                values = row[at:at + len(fields)]
+                at += len(fields)
+                if field is None:
+                    instance = _loaded(model, using, values)
+                    continue
+                pk = values[[f.attname for f in fields].index(model._meta.pk.attname)]
+                field.set_cached_value(instance, _loaded(model, using, values) if pk is not None else None)
+            for name in self.annotations:
+                setattr(instance, name, row[at])
+                at += 1
+            out.append(instance)
+        return out
+
+    def first(self, *args: Any, using: str = "default"):
+        rows = self.all(*args, using=using)
+        return rows[0] if rows else None
+
+
+_BY_FIELD: dict[tuple, CompiledModelQuery] = {}
+
+
+def model_first(model, field: str, value: Any, *, related: tuple[str, ...] = (), using: str = "default"):
+    """`model._default_manager.select_related(*related).filter(<field>=value).first()` for a unique field, compiled
+    once: the instance with its related instances (or None) already set."""
+    key = (model, field, related)
     query = _BY_FIELD.get(key)
     if query is None:
-        names = [f.name for f in model._meta.concrete_fields]
-        query = _BY_FIELD.setdefault(key, CompiledQuery(
-            lambda v: model._default_manager.filter(**{field: v}).order_by().values_list(*names)[:1]))
-    rows = query.rows(value, using=using)
-    return _loaded(model, using, rows[0]) if rows else None
-
-
-def model_with_related(model, related: str, pk: int, *, using: str = "default"):
-    """`model._default_manager.select_related(related).filter(pk=pk).first()` for one nullable foreign key,
-    compiled once: the instance with its related instance (or None) already set."""
-    field = model._meta.get_field(related)
-    target = field.related_model
-    key = (model, related)
-    query = _WITH_RELATED.get(key)
-    own = [f.name for f in model._meta.concrete_fields]
-    if query is None:
-        theirs = [f"{related}__{f.name}" for f in target._meta.concrete_fields]
-        query = _WITH_RELATED.setdefault(key, CompiledQuery(
-            lambda v: model._default_manager.filter(pk=v).order_by().values_list(*own, *theirs)[:1]))
-    rows = query.rows(pk, using=using)
-    if not rows:
-        return None
-    row = rows[0]
-    instance = _loaded(model, using, row[:len(own)])
-    rest = row[len(own):]
-    target_pk = rest[[f.attname for f in target._meta.concrete_fields].index(target._meta.pk.attname)]
-    field.set_cached_value(instance, _loaded(target, using, rest) if target_pk is not None else None)
-    return instance
+        query = _BY_FIELD.setdefault(key, CompiledModelQuery(
+            model, lambda v: model._default_manager.filter(**{field: v}).order_by()[:1], related=related))
+    return query.first(value, using=using)

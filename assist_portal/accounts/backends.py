@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
-from assist_portal.sqlcache import model_with_related
+from assist_portal.sqlcache import model_first
 
 
 class PortalBackend(ModelBackend):
@@ -17,7 +17,7 @@ class PortalBackend(ModelBackend):
             user_id = int(user_id)
         except (TypeError, ValueError):
             return None
-        user = model_with_related(get_user_model(), "hospital", user_id)
+        user = model_first(get_user_model(), "pk", user_id, related=("hospital",))
         if user is None:
             return None
         return user if self.user_can_authenticate(user) else None

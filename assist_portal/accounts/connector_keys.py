@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
+from assist_portal.sqlcache import CompiledModelQuery
 
 from .models import ConnectorKey, Hospital, User
 
@@ -113,13 +114,17 @@ def connector_key_revoke(key: ConnectorKey, *, by=None, request=None) -> Connect
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
+# Every connector request (issue 13): compiled once per process (ADR 0018).
+_BY_HASH = CompiledModelQuery(ConnectorKey, lambda key_hash: ConnectorKey.objects.filter(
+    key_hash=key_hash, hospital__is_active=True).order_by()[:1], related=("hospital",))
+
+
 def connector_key_authenticate(secret: str) -> ConnectorKey | None:
     """The usable key row for `secret` (hospital active, not revoked, not past its end), else None."""
     if not secret or len(secret) > 200:
         return None
     now = timezone.now()
-    row = (ConnectorKey.objects.select_related("hospital")
-           .filter(key_hash=ConnectorKey.hash_secret(secret), hospital__is_active=True).first())
+    row = _BY_HASH.first(ConnectorKey.hash_secret(secret))
     if row is None or not row.is_usable(now):
         return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:

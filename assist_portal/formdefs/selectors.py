@@ -6,6 +6,7 @@ from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 import vocabulary
+from assist_portal.sqlcache import CompiledQuery, model_first
 
 from .catalogs import builtin_catalogs
 from .models import FormAssignment, FormDefinition
@@ -13,7 +14,7 @@ from .models import FormAssignment, FormDefinition
 
 def _assignments_in_effect(hospital, at):
     """Assignments of published definitions in effect at `at`: the hospital's own and the all-hospital ones
-    (`hospital` None: the all-hospital ones only)."""
+    (`hospital` — a Hospital or its id — None: the all-hospital ones only)."""
     qs = FormAssignment.objects.filter(effective_from__lte=at or timezone.now(),
                                        definition__status=FormDefinition.Status.PUBLISHED)
     if hospital is None:
@@ -84,14 +85,22 @@ def definition_for_hospital(hospital, form: str | None = None, at=None) -> FormD
     return definition_in_effect(form=form, hospital=hospital, at=at)
 
 
+_ASSIGNMENT_COLUMNS = ("definition__form", "effective_from", "hospital_id", "id", "definition_id")
+# On every launch and form page (issue 13): compiled once per process (ADR 0018).
+_ASSIGNMENTS = CompiledQuery(lambda hospital_id, at: (
+    _assignments_in_effect(hospital_id, at).order_by("effective_from", "id").values_list(*_ASSIGNMENT_COLUMNS)))
+
+
 def forms_for_hospital(hospital, at=None) -> list[FormDefinition]:
     """The definition in effect for each form the hospital can use, its default form first.
 
     Two queries whatever the number of forms (it is on every form page): the assignments in effect (ids only),
     then the chosen definitions. Same choice as `hospital_forms`, `hospital_default_form` and
     `definition_in_effect`."""
-    rows = list(_assignments_in_effect(hospital, at).order_by("effective_from", "id")
-                .values_list("definition__form", "effective_from", "hospital_id", "id", "definition_id"))
+    if hospital is None:
+        rows = list(_assignments_in_effect(None, at).order_by("effective_from", "id").values_list(*_ASSIGNMENT_COLUMNS))
+    else:
+        rows = _ASSIGNMENTS.rows(hospital.pk, at or timezone.now())
     forms = list(dict.fromkeys(r[0] for r in rows))  # first assigned first (hospital_forms)
     if not forms:
         return []
@@ -102,7 +111,12 @@ def forms_for_hospital(hospital, at=None) -> list[FormDefinition]:
         mine = [r for r in rows if r[0] == form]
         best = min(mine, key=lambda r: (-r[1].timestamp(), r[2] is None, r[2] or 0, -r[3]))
         chosen[form] = best[4]
-    definitions = FormDefinition.objects.in_bulk(list(chosen.values()))
+    if len(chosen) == 1:  # most hospitals: one form
+        (only,) = chosen.values()
+        definition = model_first(FormDefinition, "pk", only)
+        definitions = {only: definition} if definition is not None else {}
+    else:
+        definitions = FormDefinition.objects.in_bulk(list(chosen.values()))
     return [definitions[chosen[f]] for f in ordered if chosen[f] in definitions]
 
 

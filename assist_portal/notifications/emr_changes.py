@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from assist_portal.audit.services import audit_record
 from assist_portal.formdefs.selectors import definition_emr_items
+from assist_portal.sqlcache import CompiledModelQuery
 from formengine import evaluate
 from formengine.definition import groups_by_id, items_by_id
 from vocabulary import ids
@@ -172,15 +173,23 @@ def emr_changes_detect(notification: Notification, extract: Extract) -> list[Emr
     return created
 
 
+# After every connector push (usually nothing to lock): compiled once per process (ADR 0018).
+_PATIENT_OPEN = CompiledModelQuery(
+    Notification,
+    lambda hospital_id, patient_ref: (
+        Notification.objects.select_for_update()
+        .filter(hospital_id=hospital_id, patient_ref=patient_ref, purged_at__isnull=True)
+        .filter(status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED]).order_by("id")),
+    related=("definition", "hospital"))
+
+
 def emr_changes_from_extract(extract: Extract) -> int:
     """After a push: every open or confirmed notification of the patient (a confirmed one within the same-case
     window, CASE_REOPEN_DAYS) gets the extract's differences as pending changes. Returns how many were offered."""
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
     offered = 0
     with transaction.atomic():
-        rows = (Notification.objects.select_for_update().select_related("definition", "hospital")
-                .filter(hospital=extract.hospital, patient_ref=extract.patient_ref, purged_at__isnull=True)
-                .filter(status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED]))
+        rows = _PATIENT_OPEN.all(extract.hospital_id, extract.patient_ref)
         for row in rows:
             if row.status == Notification.Status.CONFIRMED and row.created_at < same_case_since:
                 continue

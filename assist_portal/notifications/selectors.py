@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from uuid import UUID
 from enum import StrEnum
 
 from django.conf import settings
@@ -28,9 +29,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from assist_portal.delivery.models import Delivery
-from assist_portal.sqlcache import CompiledQuery
+from assist_portal.sqlcache import CompiledModelQuery, CompiledQuery
 
-from .models import EmrChange, Notification, NotificationRevision, SearchToken
+from .models import AutosavedInput, EmrChange, Notification, NotificationRevision, SearchToken
 
 
 class FeedCursorError(ValueError):
@@ -502,19 +503,30 @@ def notification_for_form(user, uuid) -> Notification:
     """`notification_get` for the form page, with `has_pending_emr` (Exists) so that a notification without
     pending EMR changes is not asked for them in a second query, and `current_definition_id` (the definition in
     effect for its hospital and form) for `notification_migrate_if_needed` (issue 13)."""
-    from assist_portal.formdefs.selectors import definition_id_in_effect_subquery
-
-    from .models import EmrChange
-
-    row = (notifications_for_user(user).select_related("hospital").filter(uuid=uuid)
-           .annotate(has_pending_emr=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
-                                                                     status=EmrChange.Status.PENDING)),
-                     current_definition_id=definition_id_in_effect_subquery(form=OuterRef("form"),
-                                                                            hospital=OuterRef("hospital_id")))
-           .first())
+    try:
+        uuid = uuid if isinstance(uuid, UUID) else UUID(str(uuid))
+    except ValueError:
+        raise Http404("届出が見つかりません。")
+    row = _FOR_FORM.first(user.hospital_id, uuid, timezone.now()) if user.is_hospital_staff else None
     if row is None:
         raise Http404("届出が見つかりません。")
     return row
+
+
+def _for_form_query(hospital_id: int, uuid: UUID, at):
+    from assist_portal.formdefs.selectors import definition_id_in_effect_subquery
+
+    return (Notification.objects.filter(hospital_id=hospital_id, uuid=uuid)
+            .annotate(has_pending_emr=Exists(EmrChange.objects.filter(notification=OuterRef("pk"),
+                                                                      status=EmrChange.Status.PENDING)),
+                      current_definition_id=definition_id_in_effect_subquery(
+                          form=OuterRef("form"), hospital=OuterRef("hospital_id"), at=at))
+            .order_by())
+
+
+# The form page's read (every GET and every save of the form): compiled once per process (ADR 0018).
+_FOR_FORM = CompiledModelQuery(Notification, _for_form_query, related=("definition", "hospital"),
+                               annotations=("has_pending_emr", "current_definition_id"))
 
 
 _ITEM_ID_IN_TEXT = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
@@ -545,6 +557,9 @@ def fax_of(notification: Notification):
 
 def autosave_for(notification: Notification, user):
     """The person's unsaved input on this notification (autosave), or None."""
-    from .models import AutosavedInput
+    return _AUTOSAVED.first(notification.pk, user.pk)
 
-    return AutosavedInput.objects.filter(notification=notification, user=user).first()
+
+# On every form GET: compiled once per process (ADR 0018).
+_AUTOSAVED = CompiledModelQuery(AutosavedInput, lambda notification_id, user_id: AutosavedInput.objects.filter(
+    notification_id=notification_id, user_id=user_id).order_by())

@@ -30,6 +30,7 @@ from assist_portal.formdefs.selectors import (
     definition_id_in_effect,
     hospital_forms,
 )
+from assist_portal.sqlcache import CompiledModelQuery
 from formengine import evaluate
 from formengine.valuetypes import check_value
 from vocabulary import ids
@@ -125,10 +126,23 @@ def launch_token_issue(extract: Extract) -> tuple[str, Any]:
     return f"{settings.PUBLIC_BASE_URL}/launch/{token}/", expires_at
 
 
+# Every EMR launch, save and confirmation reads these (issue 13): compiled once per process (ADR 0018).
+_LAUNCH_ROW = CompiledModelQuery(LaunchToken, lambda jti: LaunchToken.objects.select_for_update().filter(jti=jti),
+                                 related=("hospital", "extract"))
+_LOCKED = CompiledModelQuery(Notification, lambda pk: Notification.objects.select_for_update().filter(pk=pk),
+                             related=("definition", "hospital"))
+_PATIENT_CASES = CompiledModelQuery(
+    Notification,
+    lambda hospital_id, form, patient_ref: (
+        Notification.objects.select_for_update().filter(hospital_id=hospital_id, form=form)
+        .filter(Q(patient_ref=patient_ref, status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
+                | Q(patient_ref="", reconciled_at__isnull=False))
+        .order_by("-created_at", "-id")))
+
+
 def _launch_row(jti: str, user):
     """The launch token row (locked), checked against the signed-in user. Returns (row, denied)."""
-    row = (LaunchToken.objects.select_for_update().select_related("hospital", "extract")
-           .filter(jti=jti).first())
+    row = _LAUNCH_ROW.first(jti)
     if row is None:
         raise InvalidLaunch("起動URLが正しくありません。")
     if not user.is_hospital_staff or user.hospital_id != row.hospital_id:
@@ -211,12 +225,7 @@ class _PatientCases:
     statement (issue 13: the case question, the open-or-create choice and the reconciled match were three)."""
 
     def __init__(self, hospital, patient_ref: str, form: str):
-        rows = list(Notification.objects.select_for_update()
-                    .filter(hospital=hospital, form=form)
-                    .filter(Q(patient_ref=patient_ref,
-                              status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
-                            | Q(patient_ref="", reconciled_at__isnull=False))
-                    .order_by("-created_at", "-id"))
+        rows = _PATIENT_CASES.all(hospital.pk, form, patient_ref)
         self.mine = [r for r in rows if r.patient_ref == patient_ref]
         self.reconciled = [r for r in rows if r.patient_ref == "" and r.reconciled_at is not None]
 
@@ -501,7 +510,9 @@ def _locked_merged(notification_id: int, lock_version: int, values: dict, base: 
 
 
 def _locked(notification_id: int, lock_version: int) -> Notification:
-    row = Notification.objects.select_for_update().select_related("definition", "hospital").get(pk=notification_id)
+    row = _LOCKED.first(notification_id)
+    if row is None:
+        raise Notification.DoesNotExist("Notification matching query does not exist.")
     if row.lock_version != lock_version:
         raise ConflictError(
             "他の利用者がこの届出を先に保存しました。入力内容は画面に残しています。"

@@ -19,7 +19,7 @@ ALLOWED = {
     "assist_portal.sqlcache": set(),  # querysets compiled to SQL once per process (hot queries, issue 13)
     "audit": set(),
     "accounts": {"assist_portal.inputs", "assist_portal.sqlcache", "audit", "mapping"},
-    "formdefs": {"audit", "formengine", "vocabulary"},
+    "formdefs": {"assist_portal.sqlcache", "audit", "formengine", "vocabulary"},
     "delivery": {"assist_portal.crypto", "audit", "hersys_client"},
     "health": {"delivery"},  # /healthz, /readyz, worker heartbeats: reads the outbox's age, nothing else
     # assist_portal.inputs: strict parsing of the physician id a draft is handed to (the worklist hand-off)

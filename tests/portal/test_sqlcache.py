@@ -71,18 +71,18 @@ def test_the_user_with_its_hospital_and_the_second_factor_device_are_what_the_or
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from assist_portal.accounts.models import User
-    from assist_portal.sqlcache import model_first, model_with_related
+    from assist_portal.sqlcache import model_first
 
     central = make_user("central_sato", "central_admin")
     for user in (physician, central):
         expected = User.objects.select_related("hospital").get(pk=user.pk)
         with django_assert_num_queries(1):
-            got = model_with_related(User, "hospital", user.pk)
+            got = model_first(User, "pk", user.pk, related=("hospital",))
             hospital = got.hospital  # loaded with the user, no second query
         assert _fields(got) == _fields(expected)
         assert (hospital and _fields(hospital)) == (expected.hospital and _fields(expected.hospital))
         assert not got._state.adding and got._state.db == "default"
-    assert model_with_related(User, "hospital", 987654) is None
+    assert model_first(User, "pk", 987654, related=("hospital",)) is None
 
     device = TOTPDevice.objects.get(user=physician)
     got = model_first(TOTPDevice, "id", device.pk)
@@ -104,3 +104,21 @@ def test_a_session_with_another_users_device_is_not_verified(client, physician, 
     session["otp_device_id"] = TOTPDevice.objects.get(user=physician).persistent_id
     session.save()
     assert client.get("/notifications/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit outside the atomic block, as in a request
+def test_a_locking_query_is_refused_outside_a_transaction_as_the_orm_refuses_it(hospital, clerk, published):
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    from assist_portal.sqlcache import CompiledModelQuery
+
+    published("2021-03")
+    a = open_patient(hospital, clerk, "1100000002")
+    locked = CompiledModelQuery(Notification, lambda pk: Notification.objects.select_for_update().filter(pk=pk),
+                                related=("definition", "hospital"))
+    with transaction.atomic():
+        row = locked.first(a.pk)
+    assert row.values == a.values and row.definition.pk == a.definition_id and row.hospital.code == hospital.code
+    with pytest.raises(TransactionManagementError):
+        locked.first(a.pk)
