@@ -1,5 +1,6 @@
 from datetime import UTC
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -50,10 +51,11 @@ def extract_push(request):
     else:
         payload = ExtractPayload(format=data["format"], patient_ref=data["patient_id"], data=pushed_source(data))
     try:
-        extract = extract_receive(hospital, payload)
+        with transaction.atomic():  # the extract, its audit row and its launch URL: all or nothing, one commit
+            extract = extract_receive(hospital, payload)
+            url, expires_at = launch_token_issue(extract)
     except WorkflowError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    url, expires_at = launch_token_issue(extract)
     body = {"extract_id": extract.uuid, "launch_url": url, "expires_at": expires_at,
             "items_filled": len(extract.items), "warnings": extract.warnings}
     return Response(ExtractResultSerializer(body).data, status=status.HTTP_201_CREATED)

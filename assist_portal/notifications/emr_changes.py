@@ -188,7 +188,7 @@ def emr_changes_from_extract(extract: Extract) -> int:
     window, CASE_REOPEN_DAYS) gets the extract's differences as pending changes. Returns how many were offered."""
     same_case_since = timezone.now() - timedelta(days=settings.CASE_REOPEN_DAYS)
     offered = 0
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the push's transaction: no savepoint of its own
         rows = _PATIENT_OPEN.all(extract.hospital_id, extract.patient_ref)
         for row in rows:
             if row.status == Notification.Status.CONFIRMED and row.created_at < same_case_since:

@@ -90,6 +90,11 @@ def extract_receive(hospital, payload: ExtractPayload) -> Extract:
         except mapping.formats.UnknownFormat as exc:
             raise WorkflowError(str(exc))
         digest = mapping.formats.content_sha256(payload.format, payload.data)
+    with transaction.atomic(savepoint=False):  # the caller's transaction when there is one (one commit)
+        return _extract_store(hospital, payload, result, digest)
+
+
+def _extract_store(hospital, payload: ExtractPayload, result: dict, digest: str) -> Extract:
     extract = Extract.objects.create(
         hospital=hospital,
         patient_ref=payload.patient_ref,
@@ -210,12 +215,12 @@ def launch_open(token: str, user, request=None, *, form: str | None = None, case
                 row.used_by = user
                 row.save(update_fields=["used_at", "used_by"])
                 notification = _open_from_extract(row.extract, user, definition, case=case, cases=cases)
+                audit_record("launch.consume", request=request, user=user, obj=notification,
+                             form=notification.form, case=case or "window")  # same commit as the launch
     if denied:
         raise _launch_denied(row, user, request)
     if question is not None:
         return None, question
-    audit_record("launch.consume", request=request, user=user, obj=notification, form=notification.form,
-                 case=case or "window")
     return notification, None
 
 
