@@ -6,8 +6,9 @@ join is ~2 ms of CPU; PostgreSQL answers in ~0.3 ms). `CompiledQuery` compiles t
 returns once per database alias, finds which SQL parameters each argument of `build` fills, and afterwards only
 binds the arguments. The queryset stays the one definition of the query (no hand-written SQL beside it).
 
-Arguments may be `int`, `str`, `uuid.UUID` or aware `datetime` values. The shape of the query must not depend on their values
-(a different SQL text for other values raises at the first call); settings that change the shape are part of
+Arguments may be `int`, `str`, `uuid.UUID` or aware `datetime` values, of the same types on every call (checked on
+every call; `None` is refused: `= NULL` would never match where the ORM writes `IS NULL`). The shape of the query
+must not depend on their values (a different SQL text for other values raises at the first call); settings that change the shape are part of
 `key_of_settings`. Result values go through the same converters as the ORM's (`from_db_value`: decryption, JSON,
 SQLite's dates), so rows are what `values_list` would give.
 """
@@ -29,7 +30,7 @@ def _probe(value: Any, n: int) -> Any:
     if isinstance(value, bool):
         raise TypeError("CompiledQuery: a bool changes the shape of a query; make it part of the builder")
     if isinstance(value, int):
-        return value + 7919 * n
+        return value + 7919 * n if value < (1 << 62) else value - 7919 * n
     if isinstance(value, str):
         return f"{value}\x01probe{n}"
     if isinstance(value, datetime):
@@ -70,7 +71,7 @@ class CompiledQuery:
         for j, value in enumerate(args):
             probed = list(args)
             probed[j] = _probe(value, 1)
-            sql_j, params_j = self.build(*probed).query.sql_with_params()
+            sql_j, params_j = self.build(*probed).query.get_compiler(using=alias).as_sql()
             if sql_j != sql or len(params_j) != len(params):
                 raise ValueError("CompiledQuery: the SQL of the query depends on the values of its arguments")
             found = [i for i, (a, b) in enumerate(zip(params, params_j)) if a != b]
@@ -82,7 +83,8 @@ class CompiledQuery:
                 slots.append((i, j))
         if len({i for i, _ in slots}) != len(slots):
             raise ValueError("CompiledQuery: two arguments fill the same parameter")
-        return sql, params, slots, compiler, converters, bool(compiler.query.select_for_update)
+        locks = bool(compiler.query.select_for_update) and connection.features.has_select_for_update
+        return sql, params, slots, compiler, converters, locks, tuple(type(a) for a in args)
 
     def _sql(self, alias: str, args: tuple) -> tuple[str, list, Any, dict]:
         key = (alias, self.key_of_settings())
@@ -91,7 +93,10 @@ class CompiledQuery:
             with _lock:
                 entry = self._compiled.get(key) or self._compile(alias, args)
                 self._compiled[key] = entry
-        sql, params, slots, compiler, converters, locks = entry
+        sql, params, slots, compiler, converters, locks, types = entry
+        if tuple(type(a) for a in args) != types:  # checked on every call, not only when compiling
+            raise TypeError("CompiledQuery: arguments of other types than those it was compiled with "
+                            f"({', '.join(t.__name__ for t in types)})")
         if locks and connections[alias].get_autocommit():  # as the ORM refuses it
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         if slots:
@@ -102,6 +107,8 @@ class CompiledQuery:
         return sql, params, compiler, converters
 
     def rows(self, *args: Any, using: str = "default") -> list[tuple]:
+        if any(isinstance(a, int) and not isinstance(a, bool) and not -(1 << 63) <= a < (1 << 63) for a in args):
+            return []  # as the ORM answers a lookup with an integer no column can hold
         sql, params, compiler, converters = self._sql(using, args)
         with connections[using].cursor() as cursor:
             cursor.execute(sql, params)

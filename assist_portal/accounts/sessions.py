@@ -21,6 +21,9 @@ _SESSION_DATA = CompiledQuery(lambda key, now: Session.objects.filter(session_ke
 
 class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
+        if not isinstance(self.session_key, str):  # as Django's: no key, no session
+            self._session_key = None
+            return None
         try:
             rows = _SESSION_DATA.rows(self.session_key, timezone.now(), using=self._using())
         except SuspiciousOperation as e:  # as Django's: a malformed key is logged and treated as no session

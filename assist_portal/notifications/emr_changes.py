@@ -177,7 +177,7 @@ def emr_changes_detect(notification: Notification, extract: Extract) -> list[Emr
 _PATIENT_OPEN = CompiledModelQuery(
     Notification,
     lambda hospital_id, patient_ref: (
-        Notification.objects.select_for_update()
+        Notification.objects.select_for_update(of=("self",))  # not the hospital's row (see services._LOCKED)
         .filter(hospital_id=hospital_id, patient_ref=patient_ref, purged_at__isnull=True)
         .filter(status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED]).order_by("id")),
     related=("definition", "hospital"))

@@ -132,17 +132,22 @@ def launch_token_issue(extract: Extract) -> tuple[str, Any]:
 
 
 # Every EMR launch, save and confirmation reads these (issue 13): compiled once per process (ADR 0018).
-_LAUNCH_ROW = CompiledModelQuery(LaunchToken, lambda jti: LaunchToken.objects.select_for_update().filter(jti=jti),
-                                 related=("hospital", "extract"))
-_LOCKED = CompiledModelQuery(Notification, lambda pk: Notification.objects.select_for_update().filter(pk=pk),
-                             related=("definition", "hospital"))
+# Each locks its own rows only (`of=("self",)`): never the hospital or definition rows it reads with them, which
+# every launch, push and confirmation of the hospital shares (locking them could deadlock a push against a launch).
+# Notifications are locked in id order everywhere (`_PATIENT_CASES`, emr_changes._PATIENT_OPEN).
+_LAUNCH_ROW = CompiledModelQuery(
+    LaunchToken, lambda jti: LaunchToken.objects.select_for_update(of=("self",)).filter(jti=jti),
+    related=("hospital", "extract"))
+_LOCKED = CompiledModelQuery(
+    Notification, lambda pk: Notification.objects.select_for_update(of=("self",)).filter(pk=pk),
+    related=("definition", "hospital"))
 _PATIENT_CASES = CompiledModelQuery(
     Notification,
     lambda hospital_id, form, patient_ref: (
-        Notification.objects.select_for_update().filter(hospital_id=hospital_id, form=form)
+        Notification.objects.select_for_update(of=("self",)).filter(hospital_id=hospital_id, form=form)
         .filter(Q(patient_ref=patient_ref, status__in=[Notification.Status.DRAFT, Notification.Status.CONFIRMED])
                 | Q(patient_ref="", reconciled_at__isnull=False))
-        .order_by("-created_at", "-id")))
+        .order_by("id")))
 
 
 def _launch_row(jti: str, user):
@@ -230,9 +235,12 @@ class _PatientCases:
     statement (issue 13: the case question, the open-or-create choice and the reconciled match were three)."""
 
     def __init__(self, hospital, patient_ref: str, form: str):
-        rows = _PATIENT_CASES.all(hospital.pk, form, patient_ref)
-        self.mine = [r for r in rows if r.patient_ref == patient_ref]
-        self.reconciled = [r for r in rows if r.patient_ref == "" and r.reconciled_at is not None]
+        rows = _PATIENT_CASES.all(hospital.pk, form, patient_ref)  # locked in id order
+        self.mine = sorted((r for r in rows if r.patient_ref == patient_ref),
+                           key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
+        # in the model's order, as `reconcile.reconciled_for_extract` reads them itself
+        self.reconciled = sorted((r for r in rows if r.patient_ref == "" and r.reconciled_at is not None),
+                                 key=lambda r: (r.updated_at, r.id), reverse=True)
 
     def earlier(self) -> Notification | None:
         """The patient's newest confirmed notification, when no draft is open (an open draft is the case in

@@ -122,3 +122,77 @@ def test_a_locking_query_is_refused_outside_a_transaction_as_the_orm_refuses_it(
     assert row.values == a.values and row.definition.pk == a.definition_id and row.hospital.code == hospital.code
     with pytest.raises(TransactionManagementError):
         locked.first(a.pk)
+
+
+def test_the_session_engine_reads_no_session_without_a_key_or_after_expiry(physician, client):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from assist_portal.accounts.sessions import SessionStore
+
+    assert SessionStore(None)._get_session_from_db() is None
+    client.force_login(physician)
+    key = client.session.session_key
+    assert SessionStore(key).load().get("_auth_user_id") == str(physician.pk)
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    store = SessionStore(key)
+    assert store.load() == {} and store.session_key is None
+
+
+def test_arguments_of_another_type_later_are_refused_and_an_impossible_id_finds_nothing(hospital, physician):
+    from assist_portal.accounts.models import User
+    from assist_portal.sqlcache import model_first
+
+    query = CompiledQuery(lambda ref: Notification.objects.filter(patient_ref=ref).values_list("pk"))
+    assert query.rows("P-1") == []
+    for wrong in (None, 5):
+        with pytest.raises(TypeError):
+            query.rows(wrong)
+    assert model_first(User, "pk", 1 << 63, related=("hospital",)) is None
+    assert model_first(User, "pk", physician.pk, related=("hospital",)).username == physician.username
+
+
+@pytest.mark.django_db(transaction=True)
+def test_locking_a_notification_or_a_launch_token_does_not_lock_the_hospital_row(hospital, clerk, published):
+    """Every push, launch and confirmation of a hospital reads its row: a lock on it would serialise them and can
+    deadlock a push against a launch (review of issue 13's round 4)."""
+    import threading
+
+    from django.db import OperationalError, connection, transaction
+
+    from assist_portal.accounts.models import Hospital
+    from assist_portal.notifications import services
+
+    if not connection.features.has_select_for_update_nowait:
+        pytest.skip("needs row locks (PostgreSQL)")
+    published("2021-03")
+    draft = open_patient(hospital, clerk, "1100000002")
+    url, _ = services.launch_token_issue(draft.extract)
+    jti = services._launch_jti(url.rstrip("/").rsplit("/", 1)[1])
+    for lock in (lambda: services._LOCKED.first(draft.pk), lambda: services._LAUNCH_ROW.first(jti),
+                 lambda: services._PatientCases(hospital, "1100000002", draft.form)):
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            try:
+                with transaction.atomic():
+                    lock()
+                    held.set()
+                    release.wait(10)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=hold)
+        worker.start()
+        try:
+            assert held.wait(10)
+            with transaction.atomic():
+                try:
+                    Hospital.objects.select_for_update(nowait=True).get(pk=hospital.pk)
+                except OperationalError:
+                    pytest.fail("the hospital row was locked with the notification or the token")
+        finally:
+            release.set()
+            worker.join()
