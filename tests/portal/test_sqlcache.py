@@ -117,17 +117,17 @@ def test_a_locking_query_is_refused_outside_a_transaction_as_the_orm_refuses_it(
     from django.db import transaction
     from django.db.transaction import TransactionManagementError
 
-    from assist_portal.sqlcache import CompiledModelQuery
+    from assist_portal.notifications.services import _LOCKED  # every save's and confirmation's locked read
 
     published("2021-03")
     a = open_patient(hospital, clerk, "1100000002")
-    locked = CompiledModelQuery(Notification, lambda pk: Notification.objects.select_for_update().filter(pk=pk),
-                                related=("definition", "hospital"))
     with transaction.atomic():
-        row = locked.first(a.pk)
-    assert row.values == a.values and row.definition.pk == a.definition_id and row.hospital.code == hospital.code
+        row = _LOCKED.first(a.pk)
+    expected = Notification.objects.select_related("definition", "hospital").get(pk=a.pk)
+    assert _fields(row) == _fields(expected) and row.values == a.values
+    assert _fields(row.definition) == _fields(expected.definition) and row.hospital.code == hospital.code
     with pytest.raises(TransactionManagementError):
-        locked.first(a.pk)
+        _LOCKED.first(a.pk)
 
 
 def test_the_session_engine_reads_no_session_without_a_key_or_after_expiry(physician, client):
