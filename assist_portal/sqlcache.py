@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from django.db import connections
 from django.db.transaction import TransactionManagementError
@@ -74,7 +75,7 @@ class CompiledQuery:
             sql_j, params_j = self.build(*probed).query.get_compiler(using=alias).as_sql()
             if sql_j != sql or len(params_j) != len(params):
                 raise ValueError("CompiledQuery: the SQL of the query depends on the values of its arguments")
-            found = [i for i, (a, b) in enumerate(zip(params, params_j)) if a != b]
+            found = [i for i, (a, b) in enumerate(zip(params, params_j, strict=True)) if a != b]
             if not found:
                 continue  # an argument the query does not use
             for i in found:

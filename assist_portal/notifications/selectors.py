@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from uuid import UUID
 from enum import StrEnum
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import (

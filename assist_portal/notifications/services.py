@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 import mapping

@@ -167,6 +167,17 @@ def launch_path(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
 
+def open_from_emr(client, user, patient_id: str, fmt: str = "ss-mix2"):
+    """The EMR button: the connector pushes the patient's extract, `user` signs in and opens the launch URL
+    (a redirect to the pre-filled form). Returns the patient's notification."""
+    from assist_portal.notifications.models import Notification
+
+    url = push_extract(client, patient_id, fmt).json()["launch_url"]
+    verified_login(client, user)
+    assert client.get(launch_path(url)).status_code == 302
+    return Notification.objects.get(patient_ref=patient_id)
+
+
 def worker_env(sandbox_handle, extra: dict | None = None) -> dict:
     """Environment for a real Celery worker subprocess on the test database and the test Redis."""
     import os
@@ -286,11 +297,5 @@ def draft(db, published, physician, clerk):
     hospital: what the concurrent-edit and nothing-is-lost tests start from."""
     from django.test import Client
 
-    from assist_portal.notifications.models import Notification
-
     published("2021-03")
-    client = Client()
-    url = push_extract(client, "1100000002", "ss-mix2").json()["launch_url"]
-    verified_login(client, clerk)
-    assert client.get(launch_path(url)).status_code == 302
-    return Notification.objects.get(patient_ref="1100000002")
+    return open_from_emr(Client(), clerk, "1100000002")

@@ -8,21 +8,17 @@ from datetime import UTC, date, datetime
 import pytest
 from django.urls import reverse
 
-from assist_portal.notifications.models import Notification
 from assist_portal.notifications.templatetags.ja_format import date_ja, datetime_ja, postal
-from tests.portal.conftest import launch_path
+from tests.portal.conftest import open_from_emr
 
 pytestmark = pytest.mark.django_db
 PATIENT = "1100000002"  # 高橋　健, born 1942-07-21, postal code 4600008 in the extract
 
 
 @pytest.fixture
-def launched(client, clerk, published, push, login):
+def launched(client, clerk, published):
     published("2021-03")
-    response = push(client, PATIENT, "ss-mix2")
-    login(client, clerk)
-    assert client.get(launch_path(response.json()["launch_url"])).status_code == 302
-    return Notification.objects.get(patient_ref=PATIENT)
+    return open_from_emr(client, clerk, PATIENT)
 
 
 def test_filters_show_dates_and_postal_codes_one_way():

@@ -11,7 +11,7 @@ from django.urls import reverse
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import delivery_attempt
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, open_from_emr
 from tests.portal.test_workflow import form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -19,12 +19,9 @@ PATIENT = "1100000002"
 
 
 @pytest.fixture
-def opened(client, physician, published, push, login):
+def opened(client, physician, published):
     published("2021-03")
-    response = push(client, PATIENT, "fhir")
-    login(client, physician)
-    assert client.get(launch_path(response.json()["launch_url"])).status_code == 302
-    return Notification.objects.get(patient_ref=PATIENT)
+    return open_from_emr(client, physician, PATIENT, "fhir")
 
 
 def minimum_values(n: Notification) -> dict:

@@ -30,8 +30,8 @@ def orm_counts(hospital_id, now):
     return counts
 
 
-def test_the_compiled_counts_are_the_orm_counts_for_every_state_hospital_and_moment(cases, clerk, make_user,
-                                                                                   other_hospital, settings):
+def test_the_compiled_counts_are_the_orm_counts_for_every_state_hospital_and_moment(
+        cases, clerk, make_user, other_hospital, settings):  # noqa: F811 (`cases` is the fixture imported above)
     other = make_user("b_clerk", "clerk", other_hospital)
     open_patient(other_hospital, other)  # another hospital's case: never counted for this one
     sending = cases["sending"].revisions.get()
@@ -180,7 +180,7 @@ def test_locking_a_notification_or_a_launch_token_does_not_lock_the_hospital_row
                  lambda: services._PatientCases(hospital, "1100000002", draft.form)):
         held, release = threading.Event(), threading.Event()
 
-        def hold():
+        def hold(lock=lock, held=held, release=release):
             try:
                 with transaction.atomic():
                     lock()
