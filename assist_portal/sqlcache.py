@@ -8,8 +8,8 @@ binds the arguments. The queryset stays the one definition of the query (no hand
 
 Arguments may be `int`, `str`, `uuid.UUID` or aware `datetime` values, of the same types on every call (checked on
 every call; `None` is refused: `= NULL` would never match where the ORM writes `IS NULL`). The shape of the query
-must not depend on their values (a different SQL text for other values raises at the first call); settings that change the shape are part of
-`key_of_settings`. Result values go through the same converters as the ORM's (`from_db_value`: decryption, JSON,
+must not depend on their values (a different SQL text for other values raises at the first call), nor on settings
+(a query shaped by a setting is built by the caller per setting value). Result values go through the same converters as the ORM's (`from_db_value`: decryption, JSON,
 SQLite's dates), so rows are what `values_list` would give.
 """
 from __future__ import annotations
@@ -56,10 +56,9 @@ class CompiledQuery:
     `build(*args)` returns a queryset (typically `.values(...)` / `.values_list(...)`); `rows` returns its result
     rows as tuples in the queryset's column order."""
 
-    def __init__(self, build: Callable[..., Any], *, key_of_settings: Callable[[], Any] = lambda: None):
+    def __init__(self, build: Callable[..., Any]):
         self.build = build
-        self.key_of_settings = key_of_settings
-        self._compiled: dict[tuple, tuple] = {}
+        self._compiled: dict[str, tuple] = {}
 
     def _compile(self, alias: str, args: tuple) -> tuple:
         connection = connections[alias]
@@ -88,7 +87,7 @@ class CompiledQuery:
         return sql, params, slots, compiler, converters, locks, tuple(type(a) for a in args)
 
     def _sql(self, alias: str, args: tuple) -> tuple[str, list, Any, dict]:
-        key = (alias, self.key_of_settings())
+        key = alias
         entry = self._compiled.get(key)
         if entry is None:
             with _lock:
