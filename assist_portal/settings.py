@@ -123,6 +123,11 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+if "postgresql" in DATABASES["default"]["ENGINE"] and os.environ.get("DATABASE_SERVER_SIDE_BINDING", "1") == "1":
+    # Parameters bound by the server, so that psycopg prepares a statement run again on a connection (the 2nd
+    # time) and PostgreSQL stops planning it again on every request (issue 13, ADR 0019). Off (0) behind a
+    # transaction-pooling proxy that cannot keep prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Web server and worker processes share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
