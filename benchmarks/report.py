@@ -44,14 +44,14 @@ def _pad(text: str, width: int, right: bool) -> str:
 def launch_table(r: dict[str, Any]) -> str:
     s, b = r["steps"], r["baseline"]
     rows = [[label, s[k]["median_ms"], s[k]["p95_ms"], s[k]["n"]] for label, k in [
-        ("connector push (POST /api/v1/extracts)", "push"), ("launch URL (GET → 302)", "launch_redirect"),
-        ("pre-filled form (GET)", "form_get"), ("whole launch flow", "flow_total")]]
+        ("connector push (POST /api/v1/extracts)", "push"), ("launch URL (GET → the form)", "launch_form"),
+        ("whole launch flow (push + launch)", "flow_total"), ("re-open: form URL (GET)", "form_get")]]
     rows.append([f"baseline: bare view, {r['form_fields']} fields", b["median_ms"], b["p95_ms"], b["n"]])
     ratios = r["ratios"]
     rows.append(["ratio form GET / baseline", ratios["form_get_median"], ratios["form_get_p95"], ""])
     rows.append(["ratio whole flow / baseline", ratios["flow_median"], ratios["flow_p95"], ""])
     return table("launch 起動→事前入力済みフォーム (per request)", ["step", "median ms", "p95 ms", "n"], rows) + (
-        "\n  SQL statements: push {push}, launch {launch_redirect}, form {form_get} (baseline {baseline});"
+        "\n  SQL statements: push {push}, launch {launch_form}, form {form_get} (baseline {baseline});"
         .format(**r["sql_queries"]) +
         f" page {r['page_bytes']['product']:,} B (baseline {r['page_bytes']['baseline']:,} B)")
 

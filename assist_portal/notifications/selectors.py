@@ -513,6 +513,23 @@ def notification_for_form(user, uuid) -> Notification:
     return row
 
 
+def launched_for_form(user, notification: Notification) -> Notification:
+    """The notification an EMR launch just opened, as `notification_for_form` reads it. One the launch created in
+    this transaction is used as it is (issue 13: no second read): no EMR change can be pending on it, nobody can
+    have autosaved into it, and its definition is the one in effect now (the launch chose it so). Any other is
+    read again."""
+    if getattr(notification, "just_created", False) and notification.hospital_id == user.hospital_id:
+        notification.has_pending_emr = False
+        notification.current_definition_id = notification.definition_id
+        return notification
+    return notification_for_form(user, notification.uuid)
+
+
+def autosave_for_form(notification: Notification, user):
+    """`autosave_for`, without asking the database about a notification created in this request."""
+    return None if getattr(notification, "just_created", False) else autosave_for(notification, user)
+
+
 def _for_form_query(hospital_id: int, uuid: UUID, at):
     from assist_portal.formdefs.selectors import definition_id_in_effect_subquery
 

@@ -382,15 +382,18 @@ def _open_from_extract(extract: Extract, user, definition: FormDefinition, *, ca
         emr_changes_withdraw_for_new_case(extract, form=definition.form)
     values, provenance = prefill_values(extract, extract.hospital, user, definition)
     _, _, suggestions = _emr_values(extract, definition)
+    evaluation = evaluate(definition.definition, values, today=local_date())  # the form page shows this one too
     try:
         with transaction.atomic():
             row = Notification.objects.create(
                 hospital=extract.hospital, patient_ref=extract.patient_ref, extract=extract, definition=definition,
                 form=definition.form, values=values, provenance=provenance, suggestions=suggestions,
                 display_name=values.get(ids.PATIENT_NAME, ""), updated_by=user, created_by=user,
-                missing_priority=_missing_priority(definition, values),
+                missing_priority=list(evaluation.missing_priority),
             )
             search_index_update(row, created=True)
+            # read by selectors.launched_for_form (nothing pending, nothing autosaved) and the launch's form page
+            row.just_created, row.evaluation = True, evaluation
             return row
     except IntegrityError:  # a simultaneous launch created the draft first: use that one
         return _refresh_from_extract(

@@ -101,6 +101,7 @@ def _form_context(request, notification, values, evaluation=None, extra_messages
     revisions = selectors.form_revisions(notification)  # delivery status and history from one query
     delivery = selectors.delivery_status(notification, revisions)
     return {
+        "form_url": reverse("notifications:form", args=[notification.uuid]),
         "restored": restored,
         "idle_seconds": settings.SESSION_IDLE_SECONDS,
         "base_token": base_token(notification.values),
@@ -195,21 +196,28 @@ def notification_start(request):
     return redirect("notifications:form", uuid=notification.uuid)
 
 
+def _form_page(request, notification):
+    """The form page of `notification` (read with `selectors.notification_for_form`): the GET of the form URL and
+    the EMR launch's answer (issue 13: the launch opens the form in one round trip, no redirect)."""
+    notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
+    kept = selectors.autosave_for_form(notification, request.user)
+    audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
+    extra = []
+    if kept is not None:
+        extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
+                                 "復元しました。「下書き保存」で届出に反映されます。"))
+    # a notification created by this request's launch comes with the evaluation of its values (issue 13)
+    evaluation = getattr(notification, "evaluation", None) if kept is None else None
+    ctx = _form_context(request, notification, autosave.with_autosave(notification.values, kept), evaluation,
+                        extra, restored=kept is not None)
+    return render(request, "notifications/form.html", ctx)
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 def notification_form(request, uuid):
     if request.method == "GET":
-        notification = selectors.notification_for_form(request.user, uuid)
-        notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
-        kept = selectors.autosave_for(notification, request.user)
-        audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
-        extra = []
-        if kept is not None:
-            extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
-                                     "復元しました。「下書き保存」で届出に反映されます。"))
-        return render(request, "notifications/form.html",
-                      _form_context(request, notification, autosave.with_autosave(notification.values, kept), None,
-                                    extra, restored=kept is not None))
+        return _form_page(request, selectors.notification_for_form(request.user, uuid))
 
     notification = selectors.notification_get(request.user, uuid)
     action = request.POST.get("action", "save")
@@ -584,7 +592,12 @@ def launch(request, token):
         raise PermissionDenied(str(exc))
     except services.WorkflowError as exc:
         return render(request, "notifications/launch_error.html", {"message": str(exc)}, status=400)
-    return redirect("notifications:form", uuid=notification.uuid)
+    if request.method == "POST":  # a choice was posted: redirect, so that reloading the page posts nothing again
+        return redirect("notifications:form", uuid=notification.uuid)
+    # The EMR button's GET answers with the form itself (issue 13: one round trip from the hospital terminal, not
+    # two); the page names the form URL as canonical and portal.js puts it in the address bar, so a reload or a
+    # bookmark opens the form, not the spent launch URL.
+    return _form_page(request, selectors.launched_for_form(request.user, notification))
 
 
 def _earlier_summary(earlier) -> dict:

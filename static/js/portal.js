@@ -5,6 +5,14 @@
   "use strict";
   document.documentElement.className += " js";
 
+  // ---- the EMR launch answers with the form itself: the address bar gets the form's own URL, so that a reload,
+  // a bookmark or "back" opens the form and never the spent one-time launch URL ----------------------------------
+  var canonical = document.querySelector("link[rel=canonical]");
+  if (canonical && window.history && history.replaceState) {
+    var target = canonical.getAttribute("href");
+    if (target && target.charAt(0) === "/" && location.pathname !== target) { history.replaceState(null, "", target); }
+  }
+
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
   // ---- IME: nothing reacts between compositionstart and compositionend ------------------------------------

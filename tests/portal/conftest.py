@@ -169,13 +169,28 @@ def launch_path(url: str) -> str:
 
 def open_from_emr(client, user, patient_id: str, fmt: str = "ss-mix2"):
     """The EMR button: the connector pushes the patient's extract, `user` signs in and opens the launch URL
-    (a redirect to the pre-filled form). Returns the patient's notification."""
+    (answered with the pre-filled form itself). Returns the patient's notification."""
     from assist_portal.notifications.models import Notification
 
     url = push_extract(client, patient_id, fmt).json()["launch_url"]
     verified_login(client, user)
-    assert client.get(launch_path(url)).status_code == 302
-    return Notification.objects.get(patient_ref=patient_id)
+    opened = launched_form(client, launch_path(url))
+    notification = Notification.objects.get(patient_ref=patient_id)
+    assert opened.context["notification"].pk == notification.pk
+    return notification
+
+
+def launched_form(client, path: str):
+    """GET a launch URL and check that it answered with a notification's form page (the EMR button's one round
+    trip: no redirect), naming the form's own URL as canonical. Returns the response."""
+    response = client.get(path)
+    assert response.status_code == 200, response.content[:300]
+    assert response.templates and response.templates[0].name == "notifications/form.html"
+    form_url = response.context["form_url"]
+    html = response.content.decode()
+    assert f'<link rel="canonical" href="{form_url}">' in html  # portal.js puts it in the address bar
+    assert f'<form method="post" action="{form_url}" id="notification-form"' in html  # saves go to the form URL
+    return response
 
 
 def worker_env(sandbox_handle, extra: dict | None = None) -> dict:

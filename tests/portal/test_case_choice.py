@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from assist_portal.audit.models import AuditEvent
 from assist_portal.notifications.models import EmrChange, Notification
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, launch_path, launched_form
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +75,9 @@ def test_an_open_draft_is_opened_without_a_question(client, physician, published
     login(client, physician)
     client.get(relaunch(client, push))
     draft = Notification.objects.get()
-    response = client.get(relaunch(client, push))
-    assert response.status_code == 302 and response["Location"].endswith(f"/notifications/{draft.uuid}/")
+    response = launched_form(client, relaunch(client, push))
+    assert response.context["notification"].pk == draft.pk
+    assert response.context["form_url"].endswith(f"/notifications/{draft.uuid}/")
     assert not AuditEvent.objects.filter(action="launch.case_choice").exists()
 
 

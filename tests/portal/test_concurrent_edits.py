@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from assist_portal.notifications.models import Notification
 from tests.portal.browser import chromium, open_page, sign_in
-from tests.portal.conftest import confirm_post, launch_path, push_extract, verified_login
+from tests.portal.conftest import confirm_post, launch_path, launched_form, push_extract, verified_login
 
 PATIENT = "1100000002"
 
@@ -107,7 +107,7 @@ def test_two_browsers_on_one_draft(live_server, settings, hospital, published, c
     client = Client()
     launch = push_extract(client, PATIENT, "ss-mix2").json()["launch_url"]
     verified_login(client, clerk)
-    assert client.get(launch_path(launch)).status_code == 302
+    launched_form(client, launch_path(launch))
     n = Notification.objects.get(patient_ref=PATIENT)
     form_url = live_server.url + reverse("notifications:form", args=[n.uuid])
     devices = {u.username: TOTPDevice.objects.get(user=u) for u in (clerk, physician)}

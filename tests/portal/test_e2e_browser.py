@@ -85,6 +85,11 @@ def drive_browser(browser, base_url, launch_url, clerk, physician, devices, key)
     sign_in(page, clerk, devices[clerk.username])
     page.wait_for_url("**/notifications/*/")
     assert page.input_value("[name='patient.name']") == key["patient.name"]
+    # The launch answered with the form itself (one round trip); the address bar holds the form's own URL, so a
+    # reload opens the form again, never the spent one-time launch URL.
+    assert "/launch/" not in page.url
+    page.reload()
+    assert page.input_value("[name='patient.name']") == key["patient.name"]
     assert page.input_value("[name='patient.birth_date']") == key["patient.birth_date"]
     name_row = page.locator("[data-item='patient.name']")
     assert "電子カルテ" in name_row.inner_text()

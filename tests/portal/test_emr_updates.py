@@ -17,7 +17,7 @@ from django.urls import reverse
 from assist_portal.audit.models import AuditEvent
 from assist_portal.notifications.models import EmrChange, Notification
 from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, launch_path, launched_form
 from tests.portal.test_workflow import form_post
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def newer_ssmix2(tmp_path: Path) -> Path:
 def open_from(client, fmt: str, data, user, login) -> Notification:
     response = push_data(client, fmt, data)
     login(client, user)
-    assert client.get(launch_path(response.json()["launch_url"])).status_code == 302
+    launched_form(client, launch_path(response.json()["launch_url"]))
     return Notification.objects.get(patient_ref=PATIENT)
 
 
@@ -223,7 +223,7 @@ def test_relaunch_offers_changes_and_dismiss_all(client, physician, published, l
     EmrChange.objects.all().delete()
     response = push_data(client, "fhir", newer_bundle(bundle()))
     EmrChange.objects.all().delete()  # as if the push had arrived before this feature: the relaunch finds them
-    assert client.get(launch_path(response.json()["launch_url"])).status_code == 302
+    launched_form(client, launch_path(response.json()["launch_url"]))
     assert set(pending(n)) >= {"patient.birth_date", "test_add", "test_remove"}
     assert decide(client, n, "dismiss:all").status_code == 302
     n.refresh_from_db()

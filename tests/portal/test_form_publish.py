@@ -7,7 +7,7 @@ from assist_portal.delivery.services import delivery_attempt
 from assist_portal.formdefs.models import FormDefinition
 from assist_portal.formdefs.selectors import definition_for_hospital
 from assist_portal.notifications.models import Notification
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, launch_path, launched_form
 from tests.portal.test_workflow import filled_values, form_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -17,7 +17,7 @@ ELDERLY = "1100000002"  # born 1942, admitted
 def open_draft(client, push, patient, key="key-h0001"):
     response = push(client, patient, "ss-mix2", key=key)
     assert response.status_code == 201
-    assert client.get(launch_path(response.json()["launch_url"])).status_code == 302
+    launched_form(client, launch_path(response.json()["launch_url"]))
     return Notification.objects.filter(patient_ref=patient).order_by("-id").first()
 
 

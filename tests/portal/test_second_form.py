@@ -19,7 +19,7 @@ from assist_portal.formdefs.selectors import (
     hospital_default_form,
 )
 from assist_portal.notifications.models import LaunchToken, Notification
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, launch_path, launched_form
 from tests.portal.test_workflow import form_post
 
 pytestmark = [pytest.mark.django_db]
@@ -182,8 +182,8 @@ def test_ehec_questionnaire_exported_and_reimported_in_the_ui(client, central_ad
 def test_single_form_launch_stays_one_click(client, physician, published, push, login):
     published("2021-03")
     login(client, physician)
-    response = client.get(open_launch(client, push))
-    assert response.status_code == 302 and "/notifications/" in response["Location"]
+    response = launched_form(client, open_launch(client, push))
+    assert response.context["notification"].pk == Notification.objects.get().pk
     assert Notification.objects.get().form == "covid19"
 
 
@@ -194,8 +194,7 @@ def test_form_named_in_the_launch_url_opens_directly_and_an_unknown_one_spends_n
     refused = client.get(url + "?form=measles")
     assert refused.status_code == 400 and "使えません" in refused.content.decode()
     assert LaunchToken.objects.get().used_at is None  # the URL still works
-    response = client.get(url + "?form=ehec")
-    assert response.status_code == 302
+    launched_form(client, url + "?form=ehec")
     assert Notification.objects.get().form == "ehec"
 
 
@@ -217,7 +216,7 @@ def test_demo_launcher_offers_the_forms_with_the_default_preselected(client, phy
     assert "届出様式" in html and '<option value="covid19" selected>' in html
     response = client.post(reverse("notifications:demo-launch"), {"launch": f"fhir:{PATIENT}", "form": "ehec"})
     assert response.status_code == 302 and response["Location"].endswith("?form=ehec")
-    assert client.get(response["Location"]).status_code == 302
+    launched_form(client, response["Location"])
     assert Notification.objects.get(patient_ref=PATIENT).form == "ehec"
 
 

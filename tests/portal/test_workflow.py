@@ -7,7 +7,7 @@ from django.urls import reverse
 from assist_portal.delivery.models import Delivery
 from assist_portal.notifications.models import LaunchToken, Notification
 from tests.conftest import SHARED
-from tests.portal.conftest import confirm_post, launch_path
+from tests.portal.conftest import confirm_post, launch_path, launched_form
 
 pytestmark = pytest.mark.django_db
 PATIENT = "1100000002"
@@ -26,9 +26,10 @@ def launched(client, physician, published, push, login):
     response = push(client, PATIENT, "ss-mix2")
     assert response.status_code == 201, response.content
     login(client, physician)
-    opened = client.get(launch_path(response.json()["launch_url"]))
-    assert opened.status_code == 302
-    return Notification.objects.get(patient_ref=PATIENT)
+    opened = launched_form(client, launch_path(response.json()["launch_url"]))
+    notification = Notification.objects.get(patient_ref=PATIENT)
+    assert opened.context["notification"].pk == notification.pk
+    return notification
 
 
 @pytest.mark.parametrize("fmt", ["ss-mix2", "fhir"])
@@ -56,7 +57,7 @@ def test_launch_url_is_single_use(client, physician, published, push, login):
     published("2021-03")
     url = launch_path(push(client, PATIENT).json()["launch_url"])
     login(client, physician)
-    assert client.get(url).status_code == 302
+    launched_form(client, url)
     again = client.get(url)
     assert again.status_code == 400
     assert "使用済み" in again.content.decode()
