@@ -10,6 +10,7 @@ resident memory of the web server (`rss_mb_web`, VmHWM of its processes).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -95,9 +96,10 @@ def _launched_form_path(world, k: int):
             raise RuntimeError(f"push failed: {pushed.status_code}")
         browser = signed_in_client(site.physician)
         launched = browser.get("/" + pushed.json()["launch_url"].split("/", 3)[3])
-        if launched.status_code != 302:
+        found = re.search(r'<link rel="canonical" href="(/[^"]+)">', launched.content.decode())
+        if launched.status_code != 200 or found is None:  # the launch answers with the form itself
             raise RuntimeError(f"launch failed: {launched.status_code}")
-    return launched["Location"], browser.cookies
+    return found.group(1), browser.cookies
 
 
 def run(env, world, *, rounds: int) -> dict[str, Any]:
