@@ -479,12 +479,24 @@ def attention_of(row, now=None) -> list[str]:
     return [label for code, (label, _) in attention_reasons(now).items() if getattr(row, f"attn_{code}", False)]
 
 
-def hospital_physicians(hospital_id: int):
+def hospital_physicians(hospital_id: int) -> list:
     """The physicians a draft can be handed to (active accounts of the same hospital)."""
+    global _PHYSICIANS
+    if _PHYSICIANS is None:  # on every form page (the hand-off's choice): compiled once per process (ADR 0018)
+        from assist_portal.accounts.models import User
+
+        _PHYSICIANS = CompiledModelQuery(User, _physicians_query)
+    return _PHYSICIANS.all(hospital_id)
+
+
+def _physicians_query(hospital_id: int):
     from assist_portal.accounts.models import User
 
     return User.objects.filter(hospital_id=hospital_id, role=User.Role.PHYSICIAN, is_active=True).order_by(
         "display_name", "username")
+
+
+_PHYSICIANS: CompiledModelQuery | None = None
 
 
 def form_revisions(notification: Notification) -> list[NotificationRevision]:

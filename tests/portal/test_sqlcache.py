@@ -201,3 +201,23 @@ def test_locking_a_notification_or_a_launch_token_does_not_lock_the_hospital_row
         finally:
             release.set()
             worker.join()
+
+
+def test_the_physicians_offered_for_a_hand_off_are_the_active_ones_of_the_hospital(hospital, other_hospital,
+                                                                                   make_user, physician):
+    from assist_portal.accounts.models import User
+    from assist_portal.notifications.selectors import hospital_physicians
+
+    make_user("dr_b", "physician", hospital, display_name="あべ")
+    make_user("clerk_b", "clerk", hospital)
+    make_user("dr_other", "physician", other_hospital)
+    gone = make_user("dr_gone", "physician", hospital)
+    gone.is_active = False
+    gone.save()
+    for h in (hospital, other_hospital):
+        orm = list(User.objects.filter(hospital=h, role="physician", is_active=True).order_by("display_name",
+                                                                                               "username"))
+        compiled = hospital_physicians(h.pk)
+        assert [u.pk for u in compiled] == [u.pk for u in orm] and compiled
+        assert [str(u) for u in compiled] == [str(u) for u in orm]
+    assert {u.username for u in hospital_physicians(hospital.pk)} == {physician.username, "dr_b"}
