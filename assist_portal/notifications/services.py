@@ -13,7 +13,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 import mapping
-from assist_portal.audit.services import audit_record
+from assist_portal.audit.services import audit_event, audit_record, audit_write
 from assist_portal.delivery.models import Delivery
 from assist_portal.delivery.services import (
     HoldRefused,
@@ -192,7 +192,8 @@ def launch_token_check(token: str, user, request=None):
 
 
 def launch_open(token: str, user, request=None, *, form: str | None = None, case: str | None = None,
-                definition: FormDefinition | None = None) -> tuple[Notification | None, dict | None]:
+                definition: FormDefinition | None = None,
+                shows_form: bool = False) -> tuple[Notification | None, dict | None]:
     """The EMR launch, in one transaction with one read of the token (issue 13). Checks the launch token against
     the signed-in user, then either asks Q&A 7 — returns (None, {earlier, suggested, form}) and leaves the URL
     usable — or spends the URL and opens (or creates) the patient's notification of `form` (None: the hospital's
@@ -200,7 +201,8 @@ def launch_open(token: str, user, request=None, *, form: str | None = None, case
     `case`: "same" updates the patient's earlier notification, "new" starts another (a reinfection, another
     episode); None asks when the patient has an earlier confirmed notification of the form and no open draft.
     `definition`: the one the caller already chose for the user's own hospital (the view, when that hospital has
-    one form); used only when the token is that hospital's."""
+    one form); used only when the token is that hospital's. `shows_form`: the caller answers with the form page
+    (the view of a notification this launch creates is then audited with the launch)."""
     jti = _launch_jti(token)
     question = None
     with transaction.atomic():
@@ -220,8 +222,15 @@ def launch_open(token: str, user, request=None, *, form: str | None = None, case
                 row.used_by = user
                 row.save(update_fields=["used_at", "used_by"])
                 notification = _open_from_extract(row.extract, user, definition, case=case, cases=cases)
-                audit_record("launch.consume", request=request, user=user, obj=notification,
-                             form=notification.form, case=case or "window")  # same commit as the launch
+                events = [audit_event("launch.consume", request=request, user=user, obj=notification,
+                                      form=notification.form, case=case or "window")]  # same commit as the launch
+                if shows_form and getattr(notification, "just_created", False):
+                    # the launch answers with the form of the notification it created: its view is recorded in
+                    # the same statement (nothing autosaved to restore on a new notification)
+                    events.append(audit_event("notification.view", request=request, user=user, obj=notification,
+                                              restored=0))
+                    notification.view_audited = True
+                audit_write(events)
     if denied:
         raise _launch_denied(row, user, request)
     if question is not None:

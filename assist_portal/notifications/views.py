@@ -201,7 +201,9 @@ def _form_page(request, notification):
     the EMR launch's answer (issue 13: the launch opens the form in one round trip, no redirect)."""
     notification = services.notification_migrate_if_needed(notification)  # e.g. a scheduled publish took effect
     kept = selectors.autosave_for_form(notification, request.user)
-    audit_record("notification.view", request=request, obj=notification, restored=len(kept.values) if kept else 0)
+    if not getattr(notification, "view_audited", False):  # a launch that created it recorded the view with it
+        audit_record("notification.view", request=request, obj=notification,
+                     restored=len(kept.values) if kept else 0)
     extra = []
     if kept is not None:
         extra.append(("warning", f"保存していない入力（{timezone.localtime(kept.saved_at):%H:%M}時点、{len(kept.values)}項目）を"
@@ -580,7 +582,7 @@ def launch(request, token):
             definition = definitions[0] if definitions else None
         notification, question = services.launch_open(token, request.user, request, form=form or None,
                                                       case=case if case in ("same", "new") else None,
-                                                      definition=definition)
+                                                      definition=definition, shows_form=request.method == "GET")
         if question is not None:  # Q&A 7: the same case or a new one — asked, never assumed
             return render(request, "notifications/launch_case.html",
                           {**question, **_earlier_summary(question["earlier"]), "token": token,
