@@ -123,7 +123,8 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
-if "postgresql" in DATABASES["default"]["ENGINE"] and os.environ.get("DATABASE_SERVER_SIDE_BINDING", "1") == "1":
+if "postgresql" in DATABASES["default"]["ENGINE"] and os.environ.get(
+        "DATABASE_SERVER_SIDE_BINDING", "1").strip().lower() not in ("0", "false", "no", "off"):
     # Parameters bound by the server, so that psycopg prepares a statement run again on a connection (the 2nd
     # time) and PostgreSQL stops planning it again on every request (issue 13, ADR 0019). Off (0) behind a
     # transaction-pooling proxy that cannot keep prepared statements.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -33,6 +34,8 @@ from vocabulary import ids
 
 from . import autosave, emr_changes, minimum, selectors, services
 from .paper import paper_form_for
+
+log = logging.getLogger(__name__)
 
 
 def _post_lists(request) -> dict[str, list[str]]:
@@ -599,7 +602,13 @@ def launch(request, token):
     # The EMR button's GET answers with the form itself (issue 13: one round trip from the hospital terminal, not
     # two); the page names the form URL as canonical and portal.js puts it in the address bar, so a reload or a
     # bookmark opens the form, not the spent launch URL.
-    return _form_page(request, selectors.launched_for_form(request.user, notification))
+    try:
+        response = _form_page(request, selectors.launched_for_form(request.user, notification))
+    except Exception:  # the launch is committed: never leave the person on a spent URL with an error page
+        log.exception("launch: the form page of %s could not be rendered; redirecting to it", notification.uuid)
+        return redirect("notifications:form", uuid=notification.uuid)
+    response["Referrer-Policy"] = "no-referrer"  # the page's own requests never carry the (spent) launch URL
+    return response
 
 
 def _earlier_summary(earlier) -> dict:

@@ -17,12 +17,22 @@ pytestmark = pytest.mark.django_db
 PATIENT = "1100000002"
 
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+_SIGNED_AT = re.compile(r'(name="base" value="[^":]*):[^"]*"')  # the base values, signed with the second of rendering
 
 
 def the_form(html: str) -> str:
-    """The <form> of the notification as the page renders it (the CSRF token is masked anew on every render)."""
+    """The <form> of the notification as the page renders it (the CSRF token is masked anew on every render; the
+    signed base values carry the second they were signed at: their content is compared)."""
     start = html.index('id="notification-form"')
-    return _CSRF.sub("csrf", html[start:html.index("</form>", start)])
+    return _SIGNED_AT.sub(r'\1"', _CSRF.sub("csrf", html[start:html.index("</form>", start)]))
+
+
+def assert_same(launched: str, reopened: str) -> None:
+    import difflib
+
+    diff = list(difflib.unified_diff(launched.splitlines(), reopened.splitlines(), "launch", "form URL", lineterm="",
+                                     n=1))
+    assert not diff, "\n".join(diff[:40])
 
 
 def launch(client, user):
@@ -38,7 +48,7 @@ def test_a_new_case_opens_as_the_form_url_shows_it(client, clerk, published):
     form_url = reverse("notifications:form", args=[notification.uuid])
     assert opened.context["form_url"] == form_url
     again = client.get(form_url)
-    assert the_form(opened.content.decode()) == the_form(again.content.decode())
+    assert_same(the_form(opened.content.decode()), the_form(again.content.decode()))
     assert "高橋" in the_form(opened.content.decode())  # pre-filled from the extract
     views = AuditEvent.objects.filter(action="notification.view", object_id=str(notification.uuid))
     assert views.count() == 2  # the launch's page and the re-open
@@ -55,4 +65,26 @@ def test_an_open_draft_opens_with_what_this_person_left_unsaved(client, clerk, p
     assert opened.context["notification"].pk == draft.pk
     html = the_form(opened.content.decode())
     assert 'value="会社員"' in html  # the unsaved input is restored on the launch's page too
-    assert html == the_form(client.get(opened.context["form_url"]).content.decode())
+    assert_same(html, the_form(client.get(opened.context["form_url"]).content.decode()))
+
+
+def test_a_form_page_that_fails_after_the_launch_sends_the_person_to_the_form_url(client, clerk, published,
+                                                                                  monkeypatch):
+    """The launch is committed before its page is rendered: if that fails, the person is sent to the form's own
+    URL (which can be reloaded), never left on the spent launch URL."""
+    from assist_portal.notifications import views
+
+    published("2021-03")
+    url = push_extract(client, PATIENT, "ss-mix2").json()["launch_url"]
+    verified_login(client, clerk)
+
+    def broken(request, notification):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(views, "_form_page", broken)
+    response = client.get(launch_path(url))
+    notification = Notification.objects.get(patient_ref=PATIENT)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("notifications:form", args=[notification.uuid])
+    monkeypatch.undo()
+    assert client.get(response["Location"]).status_code == 200
