@@ -607,7 +607,9 @@ def launch(request, token):
     except Exception:  # the launch is committed: never leave the person on a spent URL with an error page
         log.exception("launch: the form page of %s could not be rendered; redirecting to it", notification.uuid)
         return redirect("notifications:form", uuid=notification.uuid)
-    response["Referrer-Policy"] = "no-referrer"  # the page's own requests never carry the (spent) launch URL
+    # its own requests name only the origin as Referer, never the (spent) launch URL; not "no-referrer": that
+    # makes the browser send "Origin: null" with the form's POST, which the CSRF check rightly refuses
+    response["Referrer-Policy"] = "strict-origin"
     return response
 
 

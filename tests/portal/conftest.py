@@ -190,7 +190,7 @@ def launched_form(client, path: str):
     html = response.content.decode()
     assert f'<link rel="canonical" href="{form_url}">' in html  # portal.js puts it in the address bar
     assert f'<form method="post" action="{form_url}" id="notification-form"' in html  # saves go to the form URL
-    assert response["Referrer-Policy"] == "no-referrer"  # its stylesheet and script never carry the launch URL
+    assert response["Referrer-Policy"] == "strict-origin"  # its stylesheet and script never carry the launch URL
     return response
 
 
