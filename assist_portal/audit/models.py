@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from assist_portal.sqlcache import CompiledWrites
+
 
 class AppendOnlyError(Exception):
     pass
@@ -17,7 +19,7 @@ class AuditQuerySet(models.QuerySet):
         raise AppendOnlyError("監査ログは削除できません")
 
 
-class AuditEvent(models.Model):
+class AuditEvent(CompiledWrites, models.Model):
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor_id = models.BigIntegerField(null=True, blank=True)
     actor_username = models.CharField(max_length=150, blank=True)

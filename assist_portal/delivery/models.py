@@ -12,9 +12,10 @@ from django.db import models
 from django.utils import timezone
 
 from assist_portal.crypto import EncryptedBytesField
+from assist_portal.sqlcache import CompiledWrites
 
 
-class Payload(models.Model):
+class Payload(CompiledWrites, models.Model):
     """Bytes frozen when they were produced; every attempt of every delivery of it sends exactly these."""
 
     content = EncryptedBytesField(null=True, blank=True)  # None: erased (purged_at) or never built (missing)
@@ -40,7 +41,7 @@ class Payload(models.Model):
         return self.content is not None and self.purged_at is None
 
 
-class Delivery(models.Model):
+class Delivery(CompiledWrites, models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "送信待ち"
         SENDING = "sending", "送信中"
@@ -91,7 +92,7 @@ class Delivery(models.Model):
         constraints = [models.UniqueConstraint(fields=["stream", "sequence"], name="one_delivery_per_sequence")]
 
 
-class Attempt(models.Model):
+class Attempt(CompiledWrites, models.Model):
     class Outcome(models.TextChoices):
         STARTED = "started", "送信開始"
         ACCEPTED = "accepted", "受理"

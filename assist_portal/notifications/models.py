@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from assist_portal.crypto import EncryptedJSONField
+from assist_portal.sqlcache import CompiledWrites
 
 
 class Extract(models.Model):
@@ -37,7 +38,7 @@ class LaunchToken(models.Model):
                                 related_name="+")
 
 
-class Notification(models.Model):
+class Notification(CompiledWrites, models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "下書き"
         CONFIRMED = "confirmed", "確定済み"
@@ -101,7 +102,7 @@ class Notification(models.Model):
         ]
 
 
-class NotificationRevision(models.Model):
+class NotificationRevision(CompiledWrites, models.Model):
     """One confirmed state, exactly as sent. Never changed after it is written."""
 
     class Kind(models.TextChoices):

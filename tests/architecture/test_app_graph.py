@@ -17,10 +17,11 @@ ALLOWED = {
     "assist_portal.crypto": set(),
     "assist_portal.inputs": set(),  # strict parsing of request input (ids, dates, no NUL)
     "assist_portal.sqlcache": set(),  # querysets compiled to SQL once per process (hot queries, issue 13)
-    "audit": set(),
+    "audit": {"assist_portal.sqlcache"},  # compiled INSERT of audit rows (issue 13, ADR 0020)
     "accounts": {"assist_portal.inputs", "assist_portal.sqlcache", "audit", "mapping"},
     "formdefs": {"assist_portal.sqlcache", "audit", "formengine", "vocabulary"},
-    "delivery": {"assist_portal.crypto", "audit", "hersys_client"},
+    # broker: a task published in one LPUSH; sqlcache: compiled writes of the outbox rows (issue 13, ADR 0020)
+    "delivery": {"assist_portal.broker", "assist_portal.crypto", "assist_portal.sqlcache", "audit", "hersys_client"},
     "health": {"delivery"},  # /healthz, /readyz, worker heartbeats: reads the outbox's age, nothing else
     # assist_portal.inputs: strict parsing of the physician id a draft is handed to (the worklist hand-off)
     "notifications": {"assist_portal.crypto", "assist_portal.inputs", "assist_portal.sqlcache", "accounts", "audit", "formdefs", "delivery",

@@ -5,6 +5,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -12,6 +13,7 @@ from assist_portal.delivery.models import Delivery
 from assist_portal.notifications.models import Notification
 from assist_portal.notifications.selectors import WORK_STATES, with_work_state, worklist_counts
 from assist_portal.sqlcache import CompiledQuery
+from tests.portal.test_workflow import launched  # noqa: F401  (fixture)
 from tests.portal.test_worklist import cases, open_patient  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +223,150 @@ def test_the_physicians_offered_for_a_hand_off_are_the_active_ones_of_the_hospit
         assert [u.pk for u in compiled] == [u.pk for u in orm] and compiled
         assert [str(u) for u in compiled] == [str(u) for u in orm]
     assert {u.username for u in hospital_physicians(hospital.pk)} == {physician.username, "dr_b"}
+
+
+# -- CompiledWrites -------------------------------------------------------------------------------------------------
+
+def _compiled_insert_models():
+    from django.apps import apps
+
+    from assist_portal.sqlcache import CompiledWrites
+
+    return [m for m in apps.get_models() if issubclass(m, CompiledWrites)]
+
+
+def test_models_written_by_compiled_inserts_have_no_save_signal_receivers():
+    """A compiled INSERT sends no pre_save/post_save: a receiver added to such a model would silently never run."""
+    from django.db.models import signals
+
+    models = _compiled_insert_models()
+    assert {m.__name__ for m in models} >= {"AuditEvent", "Payload", "Delivery", "Attempt", "NotificationRevision", "Notification"}
+    for model in models:
+        for signal in (signals.pre_save, signals.post_save):
+            assert not signal.has_listeners(model), f"{model.__name__} has a {signal} receiver"
+
+
+def _stored(model, pk):
+    return model.objects.filter(pk=pk).values().get()
+
+
+def test_a_compiled_insert_stores_what_the_orm_stores(hospital):
+    """The same instance content written through the compiled INSERT and through Django's own save gives the same
+    row (defaults, JSON, an IP address, encryption at rest, the payload's hash, a foreign key)."""
+    from django.db import models
+
+    from assist_portal.audit.models import AuditEvent
+    from assist_portal.delivery.models import Payload
+
+    def audit():
+        return AuditEvent(action="notification.view", actor_id=7, actor_username="dr", actor_role="physician",
+                          hospital_code=hospital.code, object_type="x", object_id="y", ip="192.0.2.1",
+                          user_agent="ua", detail={"a": [1, "二"], "b": None})
+
+    fast, slow = audit(), audit()
+    fast.save()
+    models.Model.save(slow)
+    assert fast.pk and slow.pk and fast.pk != slow.pk and not fast._state.adding
+    a, b = _stored(AuditEvent, fast.pk), _stored(AuditEvent, slow.pk)
+    a.pop("id"), b.pop("id"), a.pop("at"), b.pop("at")
+    assert a == b
+
+    payload = Payload.objects.create(content=b"{\"resourceType\": \"Bundle\"}", content_type="application/fhir+json")
+    again = Payload.objects.get(pk=payload.pk)
+    assert bytes(again.content) == b"{\"resourceType\": \"Bundle\"}"
+    assert again.sha256 == payload.sha256 and len(payload.sha256) == 64
+    with connection.cursor() as cursor:  # encrypted at rest
+        cursor.execute("SELECT content FROM delivery_payload WHERE id = %s", [payload.pk])
+        stored = cursor.fetchone()[0]
+        assert stored and "Bundle" not in (stored if isinstance(stored, str) else bytes(stored).decode("latin-1"))
+    delivery = Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1,
+                                       idempotency_key="s:1:x")
+    stored = Delivery.objects.get(pk=delivery.pk)
+    assert (stored.payload_id, stored.hospital_id, stored.status, stored.attempts) == (payload.pk, hospital.pk,
+                                                                                       "queued", 0)
+    stored.status = "sending"
+    stored.save(update_fields=["status"])  # an update goes through Django's own save
+    assert Delivery.objects.get(pk=delivery.pk).status == "sending"
+
+
+def test_a_failed_compiled_insert_spoils_the_transaction_as_the_orms_does(hospital):
+    """An INSERT that fails inside atomic() marks the transaction for rollback: carrying on after catching the
+    error is refused (as with the ORM), never a half-written transaction committed."""
+    from django.db import IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    from assist_portal.delivery.models import Payload
+
+    payload = Payload.objects.create(content=b"x", content_type="text/plain")
+    Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1, idempotency_key="dup")
+    with pytest.raises(TransactionManagementError), transaction.atomic():
+        try:
+            Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=2, idempotency_key="dup")
+        except IntegrityError:
+            pass
+        Delivery.objects.count()
+    assert Delivery.objects.count() == 1
+
+
+def test_an_unsaved_related_object_is_refused_before_any_insert(hospital):
+    from assist_portal.delivery.models import Payload
+
+    with pytest.raises(ValueError, match="unsaved related object"):
+        Delivery(payload=Payload(content=b"x", content_type="text/plain"), hospital=hospital, stream="s",
+                 sequence=1, idempotency_key="k").save()
+    assert Delivery.objects.count() == 0
+
+
+def test_a_compiled_update_writes_exactly_the_named_columns(hospital):
+    """save(update_fields=…) through the compiled UPDATE: the named columns are stored (a foreign key by name, an
+    encrypted JSON value), a column changed in memory but not named is not; an expression goes through the ORM; a
+    row that is gone raises as Django's does; a failing UPDATE spoils the transaction."""
+    from django.db import DatabaseError, IntegrityError, transaction
+    from django.db.models import F
+    from django.db.transaction import TransactionManagementError
+
+    from assist_portal.delivery.models import Payload
+
+    payload = Payload.objects.create(content=b"x", content_type="text/plain")
+    first = Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1, idempotency_key="a")
+    row = Delivery.objects.get(pk=first.pk)
+    row.status, row.last_error, row.receipt_id = "retrying", "タイムアウト", "not-named"
+    row.save(update_fields=["status", "last_error"])
+    stored = Delivery.objects.get(pk=first.pk)
+    assert (stored.status, stored.last_error, stored.receipt_id) == ("retrying", "タイムアウト", "")
+
+    row.attempts = F("attempts") + 2
+    row.save(update_fields=["attempts"])
+    assert Delivery.objects.get(pk=first.pk).attempts == 2
+
+    gone = Delivery.objects.get(pk=first.pk)
+    gone.pk = 10**9
+    with pytest.raises(DatabaseError, match="did not affect any rows"), transaction.atomic():
+        gone.save(update_fields=["status"])
+
+    second = Delivery.objects.create(payload=Payload.objects.create(content=b"y", content_type="text/plain"),
+                                     hospital=hospital, stream="s", sequence=2, idempotency_key="b")
+    second.idempotency_key = "a"
+    with pytest.raises(TransactionManagementError), transaction.atomic():
+        try:
+            second.save(update_fields=["idempotency_key"])
+        except IntegrityError:
+            pass
+        Delivery.objects.count()
+    assert Delivery.objects.get(pk=second.pk).idempotency_key == "b"
+
+
+def test_a_compiled_update_of_a_notification_encrypts_and_is_read_back(launched):  # noqa: F811
+    from assist_portal.notifications.models import Notification as N
+
+    row = N.objects.get(pk=launched.pk)
+    row.values = {**row.values, "patient.occupation": "会社員"}
+    row.display_name = "試験　太郎"
+    row.patient_ref = "not-named"
+    row.save(update_fields=["values", "display_name"])
+    stored = N.objects.get(pk=launched.pk)
+    assert stored.values["patient.occupation"] == "会社員" and stored.display_name == "試験　太郎"
+    assert stored.patient_ref == launched.patient_ref
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT display_name FROM notifications_notification WHERE id = %s", [launched.pk])
+        assert "試験" not in str(cursor.fetchone()[0])
