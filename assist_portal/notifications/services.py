@@ -571,6 +571,17 @@ def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], use
             row.provenance[item_id] = mark
 
 
+# The columns `_apply_values` writes, and what a confirmation writes on top (`_apply_class_report_date`,
+# `_confirm_locked`, `_handoff_clear`): a confirmation updates these only (issue 13: re-encrypting and rewriting
+# the untouched columns — the EMR suggestions, the migration report — was a tenth of a confirmation's CPU).
+# tests/portal/test_workflow.py::test_a_confirmation_stores_every_field_it_changes compares every column.
+APPLY_WRITES = ("values", "provenance", "missing_priority", "display_name", "lock_version", "has_unsent_changes",
+                "updated_at", "updated_by")
+CONFIRM_WRITES = (*APPLY_WRITES, "class_report_dates", "revision", "status", "follow_up_pending",
+                  "review_requested_at", "review_requested_by", "review_physician", "review_note",
+                  "returned_at", "returned_by", "returned_note")
+
+
 def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tuple[str, ...] = ()):
     """Evaluate `values` against the row's definition and write them with provenance (row is locked)."""
     evaluation = evaluate(row.definition.definition, values, today=local_date(), provenance=row.provenance,
@@ -651,7 +662,7 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
 def _confirm_locked(row: Notification, values: dict, user, request, review_record: dict | None = None):
     evaluation = _apply_values(row, values, user, "confirm")
     if not evaluation.ok_to_confirm or not evaluation.notifiable:
-        row.save()  # what was typed is kept as a draft
+        row.save(update_fields=APPLY_WRITES)  # what was typed is kept as a draft
         search_index_update(row)
         audit_record("notification.save", request=request, user=user, obj=row, lock_version=row.lock_version,
                      confirm_refused=True, errors=len(evaluation.errors), changed=row.changed_items)
@@ -670,7 +681,7 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
     row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
     _handoff_clear(row)
     row.returned_at, row.returned_by, row.returned_note = None, None, ""
-    row.save()
+    row.save(update_fields=CONFIRM_WRITES)
     search_index_update(row, changed=row.changed_items)
     revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
                                          user=user, review=review_record)

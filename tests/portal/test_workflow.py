@@ -243,3 +243,37 @@ def test_suggestions_are_offered_not_filled_and_can_be_adopted(client, launched,
     client.post(url, data)
     launched.refresh_from_db()
     assert launched.values["report.diagnosis_class"] == "confirmed_patient"
+
+
+def _columns(row):
+    return {f.attname: getattr(row, f.attname) for f in Notification._meta.concrete_fields}
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["confirmed", "refused"])
+def test_a_confirmation_stores_every_field_it_changes(launched, physician, clerk, complete):
+    """A confirmation writes only the columns it changes (issue 13): whatever it changed in memory — values, the
+    hand-off and return cleared, the revision, the status — is what the database holds afterwards, column by
+    column; a refused confirmation keeps the typed values as the draft."""
+    from django.utils import timezone
+
+    from assist_portal.notifications.services import notification_confirm
+
+    Notification.objects.filter(pk=launched.pk).update(  # handed to the physician earlier, then returned once
+        review_requested_at=timezone.now(), review_requested_by=clerk, review_physician=physician,
+        review_note="ご確認ください", returned_at=timezone.now(), returned_by=physician, returned_note="発症日を確認",
+        follow_up_pending=True)
+    launched.refresh_from_db()
+    values = filled_values(launched)
+    values["patient.occupation"] = "会社員"
+    if not complete:
+        values["report.diagnosis_class"] = ""
+    row, evaluation, delivery = notification_confirm(launched, physician, values, launched.lock_version)
+    assert (delivery is not None) is complete
+    stored = Notification.objects.get(pk=launched.pk)
+    assert _columns(stored) == _columns(row)
+    assert stored.values["patient.occupation"] == "会社員"
+    if complete:
+        assert stored.status == "confirmed" and stored.revision == 1 and stored.review_physician_id is None
+        assert stored.returned_note == "" and not stored.follow_up_pending
+    else:
+        assert stored.status == "draft" and stored.returned_note == "発症日を確認"
