@@ -100,10 +100,12 @@ def delivery_create(*, payload: Payload, hospital, stream: str, sequence: int) -
 
 
 def delivery_enqueue(delivery_id: int, countdown: float | None = None) -> None:
+    from assist_portal import broker
+
     from .tasks import deliver
 
     try:
-        deliver.apply_async(args=[delivery_id], countdown=countdown)
+        broker.task_publish(deliver, [delivery_id], countdown=countdown)
     except Exception:  # broker down: the sweeper will pick the row up
         log.warning("could not enqueue delivery %s; the sweeper will retry", delivery_id, exc_info=True)
 

@@ -39,10 +39,10 @@ def test_hostile_values_are_escaped_everywhere(client, physician, published, pus
 
 def test_tasks_carry_ids_only_and_audit_holds_no_patient_data(client, physician, published, push, login,
                                                               django_capture_on_commit_callbacks, monkeypatch):
-    from assist_portal.delivery import tasks
+    from assist_portal import broker
 
     sent = []
-    monkeypatch.setattr(tasks.deliver, "apply_async", lambda args=None, kwargs=None, **kw: sent.append((args, kwargs)))
+    monkeypatch.setattr(broker, "task_publish", lambda task, args, **kw: sent.append((task.name, args, kw)))
     published("2021-03")
     url = push(client, "1100000002").json()["launch_url"]
     login(client, physician)
@@ -51,7 +51,7 @@ def test_tasks_carry_ids_only_and_audit_holds_no_patient_data(client, physician,
     assert client.get(reverse("notifications:form", args=[n.uuid])).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         confirm_post(client, n, form_post(n, filled_values(n), "confirm"))
-    assert sent == [([Delivery.objects.get().pk], None)]
+    assert sent == [("assist_portal.delivery.tasks.deliver", [Delivery.objects.get().pk], {"countdown": None})]
     n.refresh_from_db()
     dump = json.dumps([e.detail for e in AuditEvent.objects.all()] +
                       [[e.object_id, e.object_type] for e in AuditEvent.objects.all()], ensure_ascii=False)

@@ -1,0 +1,136 @@
+"""`broker.task_publish` (issue 13): on a plain Redis broker it writes the task message itself in one LPUSH. The
+message must be the one Celery's `apply_async` writes, field by field, or workers would run something else (or
+nothing); everything it does not handle goes through `apply_async`."""
+import base64
+import json
+import os
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from assist_portal import broker
+from assist_portal.celery import app
+from assist_portal.delivery.tasks import deliver
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL.startswith("redis://"), reason="needs Redis (make test provides it)")
+UNIQUE = ("id", "root_id", "correlation_id", "delivery_tag", "eta")  # per message (eta: now + countdown)
+
+
+def _own_db_url() -> str:
+    """A Redis database number of this test's own (no worker consumes it): the messages stay to be read."""
+    parts = urlsplit(REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, "/9", "", ""))
+
+
+def _messages(client, key: str, ids: set[str]) -> dict[str, dict]:
+    out = {}
+    for raw in client.lrange(key, 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["id"] in ids:
+            client.lrem(key, 1, raw)
+            out[message["headers"]["id"]] = message
+    return out
+
+
+def _masked(message: dict) -> dict:
+    message = json.loads(json.dumps(message))
+    for part in (message["headers"], message["properties"]):
+        for key in UNIQUE:
+            if key in part:
+                part[key] = bool(part[key])
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+@needs_redis
+@pytest.mark.parametrize("countdown", [None, 30.0])
+def test_the_message_is_the_one_apply_async_writes(countdown):
+    import redis
+
+    url = _own_db_url()
+    publisher = broker._RedisPublisher(app, url)
+    client = redis.Redis.from_url(url)
+    with app.connection_for_write(url) as connection:
+        celery_id = deliver.apply_async(args=[4242], countdown=countdown, connection=connection).id
+    ours_id = publisher.publish(deliver, [4242], countdown)
+    found = _messages(client, "hersys", {celery_id, ours_id})
+    assert set(found) == {celery_id, ours_id}
+    celery, ours = found[celery_id], found[ours_id]
+    assert _masked(ours) == _masked(celery)
+    assert ours["headers"]["root_id"] == ours["properties"]["correlation_id"] == ours_id
+    assert json.loads(base64.b64decode(ours["body"]))[0] == [4242]
+    if countdown:
+        etas = [datetime.fromisoformat(m["headers"]["eta"]) for m in (ours, celery)]
+        assert abs((etas[0] - etas[1]).total_seconds()) < 5
+    else:
+        assert ours["headers"]["eta"] is None
+
+
+@needs_redis
+def test_publishing_is_one_lpush_onto_the_queue(monkeypatch):
+    import redis
+
+    url = _own_db_url()
+    publisher = broker._RedisPublisher(app, url)
+    commands = []
+    real = publisher.client.execute_command
+    monkeypatch.setattr(publisher.client, "execute_command",
+                        lambda *args, **kw: commands.append(args[0]) or real(*args, **kw))
+    task_id = publisher.publish(deliver, [7], None)
+    assert commands == ["LPUSH"]
+    assert _messages(redis.Redis.from_url(url), "hersys", {task_id})
+
+
+def test_what_it_does_not_handle_goes_through_apply_async(monkeypatch, settings):
+    """Eager mode, another broker, options of the task's own and a publish from inside a running task."""
+    sent = []
+
+    class Result:
+        id = "from-apply-async"
+
+    monkeypatch.setattr(deliver, "apply_async", lambda args=None, countdown=None, **kw: sent.append(args) or Result())
+    monkeypatch.setattr(broker, "_publisher", None)
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    assert broker.task_publish(deliver, [1]) == "from-apply-async"
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+
+    monkeypatch.setitem(app.conf, "broker_write_url", "filesystem://")
+    assert broker._publisher_for(app) is None
+    assert broker.task_publish(deliver, [2]) == "from-apply-async"
+
+    monkeypatch.setitem(app.conf, "broker_write_url", "redis://127.0.0.1:6379/9")
+    monkeypatch.setattr(broker, "_publisher", None)
+    monkeypatch.setitem(app.conf, "broker_transport_options", {"visibility_timeout": 60, "global_keyprefix": "x"})
+    assert broker._publisher_for(app) is None
+    monkeypatch.setitem(app.conf, "broker_transport_options", {"visibility_timeout": 60})
+    monkeypatch.setattr(broker, "_publisher", None)
+    publisher = broker._publisher_for(app)
+    assert isinstance(publisher, broker._RedisPublisher)
+    options = deliver._get_exec_options()
+    monkeypatch.setattr(deliver, "_get_exec_options", lambda: {**options, "priority": 5})
+    assert publisher.publish(deliver, [3], None) is None  # the task's own option: Celery applies it
+
+    monkeypatch.setattr(type(app), "current_worker_task", property(lambda self: object()))
+    assert broker.task_publish(deliver, [4]) == "from-apply-async"
+    assert sent == [[1], [2], [4]]
+
+
+@needs_redis
+def test_a_forked_process_or_another_broker_gets_its_own_connection(monkeypatch):
+    """A pool child does not share its parent's socket; a process pointed at another broker (as the chaos suite
+    points this one at a Redis it can stop) publishes there, not to the broker it started with."""
+    import redis
+
+    monkeypatch.setattr(broker, "_publisher", None)
+    first = broker._publisher_for(app)
+    key, publisher = broker._publisher
+    monkeypatch.setattr(broker, "_publisher", ((key[0] + 1, *key[1:]), publisher))  # as a child sees its parent's
+    assert broker._publisher_for(app) is not first
+
+    url = _own_db_url()
+    monkeypatch.setattr(app.conf, "broker_url", url)
+    task_id = broker.task_publish(deliver, [99])
+    assert broker._publisher_for(app).client.connection_pool.connection_kwargs["db"] == 9
+    assert _messages(redis.Redis.from_url(url), "hersys", {task_id})
