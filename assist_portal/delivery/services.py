@@ -370,8 +370,9 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
         else:
             delivery_transition(row, Delivery.Status.RETRYING, last_error=message, lease_until=None,
                                 next_attempt_at=now + timedelta(seconds=delay or 0), **checked)
-    audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=row, attempt=attempt.number,
-                 http_status=http_status, status=row.status)
+        # In the outcome's own transaction: one commit per outcome, and never an outcome without its audit row.
+        audit_record(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=row,
+                     attempt=attempt.number, http_status=http_status, status=row.status)
     if row.status in (Delivery.Status.REJECTED, Delivery.Status.DEAD):
         _problem_announce(row)
     if row.status == Delivery.Status.RETRYING:
