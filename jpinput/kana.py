@@ -86,12 +86,26 @@ def hersys_accepts(ch: str) -> bool:
     return True
 
 
+def _all_accepted(text: str) -> bool:
+    """Every character of `text` is one `hersys_accepts` takes, decided for the whole string at once (issue 13:
+    the character-by-character check ran for every text value of every evaluation). A printable character is
+    never Cc or Co (str.isprintable), so it is accepted exactly when Windows-31J can encode it; anything else
+    (line breaks, controls, private use) goes through `hersys_accepts` one character at a time."""
+    if not text.isprintable():
+        return False
+    try:
+        text.encode("cp932")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_hersys_text(text: Any, max_length: int | None = None) -> list[str]:
     """Japanese messages for characters HER-SYS cannot take (emoji, characters outside Windows-31J, control
     characters) and for text longer than ``max_length`` characters; [] when the text can be sent."""
     if not isinstance(text, str):
         return ["文字で入力してください。"]
-    bad = [ch for ch in text if not hersys_accepts(ch)]
+    bad = [] if _all_accepted(text) else [ch for ch in text if not hersys_accepts(ch)]
     emoji = [ch for ch in bad if _is_emoji(ch)]
     controls = [ch for ch in bad if not _is_emoji(ch) and unicodedata.category(ch) == "Cc"]
     others = [ch for ch in bad if not _is_emoji(ch) and unicodedata.category(ch) != "Cc"]

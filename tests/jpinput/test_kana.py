@@ -132,3 +132,32 @@ def test_kana_feedback():
     assert kana_feedback("やまだ😀")["message"] == "フリガナはカタカナで入力してください（カタカナ以外の文字：「😀」）。"
     assert kana_feedback("ヷ")["message"].startswith("HER-SYSに登録できない文字")
     assert kana_feedback("あいう", max_length=2)["message"] == "2文字以内で入力してください（現在3文字）。"
+
+
+def _reference(text, max_length=None):
+    """check_hersys_text as it was: every character through hersys_accepts."""
+    import jpinput.kana as kana
+
+    original = kana._all_accepted
+    kana._all_accepted = lambda text: False
+    try:
+        return kana.check_hersys_text(text, max_length)
+    finally:
+        kana._all_accepted = original
+
+
+def test_the_whole_string_check_finds_what_the_character_check_finds():
+    """The fast path for a whole string (issue 13) gives exactly the messages of the character-by-character check,
+    for strings mixing every kind of character HER-SYS takes or refuses."""
+    import random
+
+    from jpinput.kana import check_hersys_text
+
+    pool = ["あ", "ア", "ｱ", "漢", "髙", "𠮷", "①", "Ⅰ", "㈱", "a", " ", "　", "\u00a0", "\n", "\r", "\t", "\x00",
+            "\x7f", "\u200b", "\u200d", "\ufe0f", "😀", "\ue000", "\ue757", "\uf8f0", "é", "ß", "—", "―", "〜", "～",
+            "−", "－", "¥", "\\", "\u3000", "\u2028", "\ud7a3"]
+    rng = random.Random(13)
+    for _ in range(3000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        assert check_hersys_text(text, 8) == _reference(text, 8), repr(text)
+    assert check_hersys_text("高橋　太郎") == [] and check_hersys_text("😀")
