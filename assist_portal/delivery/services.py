@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from assist_portal.audit.events import AuditAction
 from assist_portal.audit.services import audit_record
+from assist_portal.sqlcache import ModelRows
 
 from .models import Attempt, Delivery, Payload
 
@@ -146,7 +147,7 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     SQL: compiling the same query through the ORM cost more CPU than running it)."""
     now = timezone.now()
     with transaction.atomic():
-        delivery = next(iter(Delivery.objects.raw(_claim_sql(), [delivery_id])), None)
+        delivery = _DELIVERY_ROWS.first(_claim_sql(), [delivery_id], _CLAIM_EXTRAS)
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD):
             return None  # final, a dead letter, or held by people: never sent from here
         if delivery.status == Delivery.Status.SENDING and delivery.lease_until and delivery.lease_until > now:
@@ -171,13 +172,18 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     return delivery, attempt, delivery.payload_token
 
 
+_DELIVERY_ROWS = ModelRows(Delivery)
+_CLAIM_EXTRAS = ("hospital_code", "payload_token", "payload_sha256", "earlier_pending", "attempts_logged")
+
+
 @lru_cache(maxsize=1)
 def _claim_sql() -> str:
     hospital = Delivery._meta.get_field("hospital").related_model  # delivery does not import accounts
     d, a, p, h = (m._meta.db_table for m in (Delivery, Attempt, Payload, hospital))
     final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""  # SQLite: IMMEDIATE txns
-    return (f"SELECT d.*, h.code AS hospital_code, p.content AS payload_token, p.sha256 AS payload_sha256, "
+    return (f"SELECT {_DELIVERY_ROWS.columns('d')}, h.code AS hospital_code, p.content AS payload_token, "
+            f"p.sha256 AS payload_sha256, "
             f"EXISTS (SELECT 1 FROM {d} e WHERE e.stream = d.stream AND e.sequence < d.sequence "
             f"AND e.status NOT IN ({final})) AS earlier_pending, "
             f"(SELECT count(*) FROM {a} t WHERE t.delivery_id = d.id) AS attempts_logged "
@@ -347,8 +353,8 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
     checked = _check_fields(check, now)
     with transaction.atomic():
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        row = next(iter(Delivery.objects.raw(f"SELECT * FROM {Delivery._meta.db_table} WHERE id = %s{lock}",
-                                             [delivery.pk])))
+        row = _DELIVERY_ROWS.first(f"SELECT {_DELIVERY_ROWS.columns('d')} FROM {Delivery._meta.db_table} d "
+                                   f"WHERE d.id = %s{lock}", [delivery.pk])
         with connection.cursor() as cursor:
             cursor.execute(f"UPDATE {Attempt._meta.db_table} SET outcome = %s, message = %s, http_status = %s, "
                            "finished_at = %s WHERE id = %s",

@@ -555,7 +555,8 @@ def _for_form_query(hospital_id: int, uuid: UUID, at):
 
 # The form page's read (every GET and every save of the form): compiled once per process (ADR 0018).
 _FOR_FORM = CompiledModelQuery(Notification, _for_form_query, related=("definition", "hospital"),
-                               annotations=("has_pending_emr", "current_definition_id"))
+                               annotations=("has_pending_emr", "current_definition_id"),
+                               defer=("definition__definition",))  # a published one: the process's copy
 
 
 _ITEM_ID_IN_TEXT = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")

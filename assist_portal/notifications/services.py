@@ -140,7 +140,7 @@ _LAUNCH_ROW = CompiledModelQuery(
     related=("hospital", "extract"))
 _LOCKED = CompiledModelQuery(
     Notification, lambda pk: Notification.objects.select_for_update(of=("self",)).filter(pk=pk),
-    related=("definition", "hospital"))
+    related=("definition", "hospital"), defer=("definition__definition",))  # a published one: the process's copy
 _PATIENT_CASES = CompiledModelQuery(
     Notification,
     lambda hospital_id, form, patient_ref: (
@@ -577,9 +577,10 @@ def _mark_adopted(row: Notification, values: dict, adopted: tuple[str, ...], use
 # tests/portal/test_workflow.py::test_a_confirmation_stores_every_field_it_changes compares every column.
 APPLY_WRITES = ("values", "provenance", "missing_priority", "display_name", "lock_version", "has_unsent_changes",
                 "updated_at", "updated_by")
-CONFIRM_WRITES = (*APPLY_WRITES, "class_report_dates", "revision", "status", "follow_up_pending",
-                  "review_requested_at", "review_requested_by", "review_physician", "review_note",
+HANDOFF_FIELDS = ("review_requested_at", "review_requested_by", "review_physician", "review_note",
                   "returned_at", "returned_by", "returned_note")
+# and the hand-off's and return's columns when there is one to clear (not rewritten empty on every confirmation)
+CONFIRM_WRITES = (*APPLY_WRITES, "class_report_dates", "revision", "status", "follow_up_pending")
 
 
 def _apply_values(row: Notification, values: dict, user, stage: str, adopted: tuple[str, ...] = ()):
@@ -679,9 +680,10 @@ def _confirm_locked(row: Notification, values: dict, user, request, review_recor
     row.status = Notification.Status.CONFIRMED
     row.has_unsent_changes = False
     row.follow_up_pending = False  # Q&A 5: the full set is sent (a minimum first report is now complete)
+    handed = any(getattr(row, f.attname) for f in map(Notification._meta.get_field, HANDOFF_FIELDS))
     _handoff_clear(row)
     row.returned_at, row.returned_by, row.returned_note = None, None, ""
-    row.save(update_fields=CONFIRM_WRITES)
+    row.save(update_fields=(*CONFIRM_WRITES, *HANDOFF_FIELDS) if handed else CONFIRM_WRITES)
     search_index_update(row, changed=row.changed_items)
     revision, delivery = _revision_write(row, kind=kind, definition=row.definition, values=evaluation.values,
                                          user=user, review=review_record)

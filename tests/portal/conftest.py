@@ -315,3 +315,16 @@ def draft(db, published, physician, clerk):
 
     published("2021-03")
     return open_from_emr(Client(), clerk, "1100000002")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def published_definitions_stay_as_published():
+    """The process keeps one parsed copy of each published definition's content (FormDefinition.refresh_from_db):
+    code that changed such a copy in place would change the form for every later request. After the session every
+    copy must still hash to the content hash it is kept under."""
+    yield
+    from assist_portal.formdefs.models import _PUBLISHED_CONTENT
+    from formengine import content_hash
+
+    changed = [key for key, content in _PUBLISHED_CONTENT.items() if content_hash(content) != key]
+    assert not changed, f"a published definition's content was changed in place: {changed}"

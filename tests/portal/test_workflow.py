@@ -249,8 +249,9 @@ def _columns(row):
     return {f.attname: getattr(row, f.attname) for f in Notification._meta.concrete_fields}
 
 
-@pytest.mark.parametrize("complete", [True, False], ids=["confirmed", "refused"])
-def test_a_confirmation_stores_every_field_it_changes(launched, physician, clerk, complete):
+@pytest.mark.parametrize("complete,handed", [(True, True), (True, False), (False, True)],
+                         ids=["confirmed-after-hand-off", "confirmed", "refused"])
+def test_a_confirmation_stores_every_field_it_changes(launched, physician, clerk, complete, handed):
     """A confirmation writes only the columns it changes (issue 13): whatever it changed in memory — values, the
     hand-off and return cleared, the revision, the status — is what the database holds afterwards, column by
     column; a refused confirmation keeps the typed values as the draft."""
@@ -258,10 +259,11 @@ def test_a_confirmation_stores_every_field_it_changes(launched, physician, clerk
 
     from assist_portal.notifications.services import notification_confirm
 
-    Notification.objects.filter(pk=launched.pk).update(  # handed to the physician earlier, then returned once
-        review_requested_at=timezone.now(), review_requested_by=clerk, review_physician=physician,
-        review_note="ご確認ください", returned_at=timezone.now(), returned_by=physician, returned_note="発症日を確認",
-        follow_up_pending=True)
+    if handed:
+        Notification.objects.filter(pk=launched.pk).update(  # handed to the physician earlier, then returned once
+            review_requested_at=timezone.now(), review_requested_by=clerk, review_physician=physician,
+            review_note="ご確認ください", returned_at=timezone.now(), returned_by=physician,
+            returned_note="発症日を確認", follow_up_pending=True)
     launched.refresh_from_db()
     values = filled_values(launched)
     values["patient.occupation"] = "会社員"
@@ -277,3 +279,7 @@ def test_a_confirmation_stores_every_field_it_changes(launched, physician, clerk
         assert stored.returned_note == "" and not stored.follow_up_pending
     else:
         assert stored.status == "draft" and stored.returned_note == "発症日を確認"
+    assert {f.name: getattr(stored, f.attname) for f in Notification._meta.concrete_fields
+            if f.name in ("review_note", "returned_note", "review_physician")} == (
+        {"review_note": "", "returned_note": "", "review_physician": None} if complete else
+        {"review_note": "ご確認ください", "returned_note": "発症日を確認", "review_physician": physician.pk})
