@@ -78,8 +78,9 @@ def patch_kombu_redis() -> bool:
 # a JSON document onto the queue's list (~0.1 ms). Every confirmation publishes one `deliver`, so `task_publish`
 # writes that LPUSH itself, with the message Celery builds (`app.amqp.as_task_v2`: headers, properties, body) in
 # kombu's Redis envelope. Anything it does not handle goes through `apply_async`: another broker (the embedded
-# filesystem transport), eager mode, transport options beyond the visibility timeout (key prefixes, priorities)
-# and publishing from inside a running task (Celery records the parent there). `tests/portal/test_broker_publish.py`
+# filesystem transport), failover URLs, eager mode, transport options beyond the visibility timeout (key prefixes,
+# priorities), task options of the task's own, publish signal receivers or sent events, and publishing from inside
+# a running task (Celery records the parent there). `tests/portal/test_broker_publish.py`
 # compares the message field by field with the one `apply_async` writes, and a real worker runs it.
 
 _PLAIN_TRANSPORT_OPTIONS = {"visibility_timeout"}
@@ -160,23 +161,33 @@ def _publisher_for(app):
     global _publisher
     conf = app.conf
     url = conf.broker_write_url or ""  # Celery's: broker_url unless a separate write URL is set
+    if not isinstance(url, str) or ";" in url:  # a list or failover URLs: kombu chooses the broker, not us
+        return None
     options = conf.broker_transport_options or {}
     key = (os.getpid(), url, tuple(sorted(options)), conf.broker_use_ssl, conf.task_serializer, conf.task_compression)
     cached = _publisher
     if cached is not None and cached[0] == key:
         return cached[1]
     plain = (url.startswith("redis://") and not conf.broker_use_ssl and set(options) <= _PLAIN_TRANSPORT_OPTIONS
-             and conf.task_serializer == "json" and not conf.task_compression)
+             and conf.task_serializer == "json" and not conf.task_compression and conf.task_protocol == 2
+             and not conf.task_send_sent_event)
     publisher = _RedisPublisher(app, url) if plain else None
     _publisher = (key, publisher)
     return publisher
+
+
+def _publish_hooks() -> bool:
+    """Whether something listens to Celery's publish signals (tracing, monitoring): apply_async sends them."""
+    from celery import signals
+
+    return bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
 
 
 def task_publish(task, args, *, countdown: float | None = None) -> str:
     """`task.apply_async(args=args, countdown=countdown)`, cheaper on a plain Redis broker (see above); returns the
     task id. Raises what the broker raises (the caller decides what a lost enqueue means)."""
     app = task.app
-    if not app.conf.task_always_eager and app.current_worker_task is None:
+    if not app.conf.task_always_eager and app.current_worker_task is None and not _publish_hooks():
         publisher = _publisher_for(app)
         task_id = publisher.publish(task, args, countdown) if publisher is not None else None
         if task_id is not None:

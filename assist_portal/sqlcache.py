@@ -220,7 +220,8 @@ def _update_sql(model, names: tuple, alias: str) -> tuple[str, list] | None:
                 return None  # Django's save names the problem
             if not field.concrete or field.many_to_many or field.primary_key or field.generated:
                 return None
-            fields.append(field)
+            if field not in fields:  # "hospital" and "hospital_id" name one column
+                fields.append(field)
         qn = connections[alias].ops.quote_name
         sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
                f"WHERE {qn(meta.pk.column)} = %s")
@@ -243,9 +244,10 @@ class CompiledWrites:
 
     def save(self, *args, force_insert=False, force_update=False, using=None, update_fields=None, **kwargs):
         meta = self._meta
-        if not (args or kwargs or force_update or meta.parents):
-            if update_fields is not None and not self._state.adding and self.pk is not None and update_fields:
-                if self._compiled_update(using, tuple(update_fields)):
+        if not (args or kwargs or force_update or meta.parents or meta.proxy):
+            if (update_fields is not None and not force_insert and not self._state.adding and self.pk is not None
+                    and update_fields):
+                if self._compiled_update(using, tuple(dict.fromkeys(update_fields))):
                     return
             elif update_fields is None and self._state.adding and meta.auto_field is not None and self.pk is None:
                 self._compiled_insert(using)
@@ -279,10 +281,11 @@ class CompiledWrites:
         if entry is None:
             return False
         sql, fields = entry
+        # as Django's save: a related object saved after it was assigned gives its key first (then the values)
+        self._prepare_related_fields_for_save(operation_name="save", fields=fields)
         values = [f.pre_save(self, False) for f in fields]
         if any(hasattr(v, "resolve_expression") for v in values):
             return False
-        self._prepare_related_fields_for_save(operation_name="save", fields=fields)
         connection = connections[using]
         params = [f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values, strict=True)]
         params.append(self._meta.pk.get_db_prep_value(self.pk, connection))

@@ -86,12 +86,16 @@ def hersys_accepts(ch: str) -> bool:
     return True
 
 
+_WITHOUT_LINE_CONTROLS = dict.fromkeys(map(ord, _LINE_CONTROLS))
+
+
 def _all_accepted(text: str) -> bool:
     """Every character of `text` is one `hersys_accepts` takes, decided for the whole string at once (issue 13:
     the character-by-character check ran for every text value of every evaluation). A printable character is
-    never Cc or Co (str.isprintable), so it is accepted exactly when Windows-31J can encode it; anything else
-    (line breaks, controls, private use) goes through `hersys_accepts` one character at a time."""
-    if not text.isprintable():
+    never Cc or Co (str.isprintable), so it is accepted exactly when Windows-31J can encode it; line breaks and
+    tabs are accepted as they are (and encode); anything else (controls, private use) goes through
+    `hersys_accepts` one character at a time."""
+    if not text.isprintable() and not text.translate(_WITHOUT_LINE_CONTROLS).isprintable():
         return False
     try:
         text.encode("cp932")

@@ -477,8 +477,8 @@ def delivery_check(delivery_id: int, now=None) -> Delivery | None:
         delivery_transition(row, Delivery.Status.ACCEPTED, receipt_id=receipt.receipt_id,
                             report_date=receipt.report_date, last_error="", lease_until=None, **fields)
         _enqueue_next_in_stream(row)
-    audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=row.hospital.code, obj=row, attempt=attempt.number,
-                 http_status=None, status=row.status)
+        audit_record(AuditAction.DELIVERY_RECONCILED, hospital_code=row.hospital.code, obj=row,
+                     attempt=attempt.number, http_status=None, status=row.status)  # with the outcome (see _record)
     return row
 
 

@@ -100,6 +100,10 @@ def test_what_it_does_not_handle_goes_through_apply_async(monkeypatch, settings)
     assert broker._publisher_for(app) is None
     assert broker.task_publish(deliver, [2]) == "from-apply-async"
 
+    for failover in ("redis://127.0.0.1:6379/9;redis://127.0.0.2:6379/9", ["redis://127.0.0.1:6379/9"]):
+        monkeypatch.setitem(app.conf, "broker_write_url", failover)
+        assert broker._publisher_for(app) is None  # kombu chooses among them: apply_async
+
     monkeypatch.setitem(app.conf, "broker_write_url", "redis://127.0.0.1:6379/9")
     monkeypatch.setattr(broker, "_publisher", None)
     monkeypatch.setitem(app.conf, "broker_transport_options", {"visibility_timeout": 60, "global_keyprefix": "x"})
@@ -112,9 +116,20 @@ def test_what_it_does_not_handle_goes_through_apply_async(monkeypatch, settings)
     monkeypatch.setattr(deliver, "_get_exec_options", lambda: {**options, "priority": 5})
     assert publisher.publish(deliver, [3], None) is None  # the task's own option: Celery applies it
 
+    from celery import signals
+
+    def traced(**kwargs):  # a tracing library listening to the publish
+        pass
+
+    signals.before_task_publish.connect(traced)
+    try:
+        assert broker.task_publish(deliver, [5]) == "from-apply-async"
+    finally:
+        signals.before_task_publish.disconnect(traced)
+
     monkeypatch.setattr(type(app), "current_worker_task", property(lambda self: object()))
     assert broker.task_publish(deliver, [4]) == "from-apply-async"
-    assert sent == [[1], [2], [4]]
+    assert sent == [[1], [2], [5], [4]]
 
 
 @needs_redis

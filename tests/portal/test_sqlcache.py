@@ -285,7 +285,7 @@ def test_a_compiled_insert_stores_what_the_orm_stores(hospital):
     assert (stored.payload_id, stored.hospital_id, stored.status, stored.attempts) == (payload.pk, hospital.pk,
                                                                                        "queued", 0)
     stored.status = "sending"
-    stored.save(update_fields=["status"])  # an update goes through Django's own save
+    stored.save(update_fields=["status"])  # an update by the compiled UPDATE
     assert Delivery.objects.get(pk=delivery.pk).status == "sending"
 
 
@@ -334,6 +334,10 @@ def test_a_compiled_update_writes_exactly_the_named_columns(hospital):
     row.save(update_fields=["status", "last_error"])
     stored = Delivery.objects.get(pk=first.pk)
     assert (stored.status, stored.last_error, stored.receipt_id) == ("retrying", "タイムアウト", "")
+
+    row.status = "queued"
+    row.save(update_fields=["status", "status", "hospital", "hospital_id"])  # one column named twice, as Django
+    assert Delivery.objects.get(pk=first.pk).status == "queued"
 
     row.attempts = F("attempts") + 2
     row.save(update_fields=["attempts"])
@@ -430,3 +434,16 @@ def test_deferring_a_column_that_is_not_there_or_a_key_is_refused():
     with pytest.raises(ValueError, match="primary key"):
         CompiledModelQuery(Notification, lambda pk: Notification.objects.filter(pk=pk), related=("definition",),
                            defer=("definition__id",))
+
+
+def test_a_compiled_update_takes_the_key_of_a_related_object_saved_after_it_was_assigned(launched, hospital):  # noqa: F811
+    """As Django's save: `row.fk = obj; obj.save(); row.save(update_fields=["fk"])` stores obj's key (not the NULL
+    it had when assigned)."""
+    from assist_portal.accounts.models import User
+
+    row = Notification.objects.get(pk=launched.pk)
+    user = User(username="later_saved", role="clerk", hospital=hospital)
+    row.updated_by = user
+    user.save()
+    row.save(update_fields=["updated_by"])
+    assert Notification.objects.get(pk=launched.pk).updated_by_id == user.pk
