@@ -1,4 +1,5 @@
-"""Querysets of a fixed shape compiled to SQL once per process (issue 13).
+"""Querysets of a fixed shape compiled to SQL once per process (issue 13); also the writes of the hottest rows
+(`CompiledWrites`) and model instances from hand-written SQL (`ModelRows`), ADR 0020.
 
 Some queries run on every page (the navigation's work-state counts, the session) and cost far more to compile
 than to run: Django builds the SQL of a queryset anew on every evaluation (a `Case`/`When` tree over a filtered
