@@ -99,22 +99,20 @@ class _RedisPublisher:
             url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
             retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
             socket_connect_timeout=5, socket_timeout=10)
-        self.routes: dict[str, tuple[str, str]] = {}
+        self.routes: dict[str, tuple[str, str] | None] = {}
 
     def _route(self, task) -> tuple[str, str] | None:
         """(list key, routing key) of the task's queue, as Celery's router gives it (once per task name)."""
-        route = self.routes.get(task.name)
-        if route is None:
-            shaped = {k: v for k, v in task._get_exec_options().items()
-                      if v is not None and k != "ignore_result" and (k, v) != ("serializer", "json")}
-            if shaped:
-                return None  # the task sets options of its own (priority, expiry, time limits…): Celery applies them
-            options = self.app.amqp.router.route({}, task.name, (), {}, task)
-            queue = options["queue"]
-            if queue.exchange.name not in ("", queue.name) or queue.routing_key not in (None, "", queue.name):
-                return None  # a custom exchange or binding: kombu's lookup decides, not us
-            route = self.routes.setdefault(task.name, (queue.name, queue.name))
-        return route
+        if task.name in self.routes:
+            return self.routes[task.name]
+        route = None
+        shaped = {k: v for k, v in task._get_exec_options().items()
+                  if v is not None and k != "ignore_result" and (k, v) != ("serializer", "json")}
+        if not shaped:  # else the task sets options of its own (priority, expiry, time limits…): Celery's
+            queue = self.app.amqp.router.route({}, task.name, (), {}, task)["queue"]
+            if queue.exchange.name in ("", queue.name) and queue.routing_key in (None, "", queue.name):
+                route = (queue.name, queue.name)  # else a custom exchange or binding: kombu's lookup decides
+        return self.routes.setdefault(task.name, route)  # None too: decided once per task name
 
     def publish(self, task, args, countdown) -> str | None:
         """The task's id once its message is on the queue; None when this route is not a plain one."""
@@ -164,7 +162,8 @@ def _publisher_for(app):
     if not isinstance(url, str) or ";" in url:  # a list or failover URLs: kombu chooses the broker, not us
         return None
     options = conf.broker_transport_options or {}
-    key = (os.getpid(), url, tuple(sorted(options)), conf.broker_use_ssl, conf.task_serializer, conf.task_compression)
+    key = (os.getpid(), url, tuple(sorted(options)), conf.broker_use_ssl, conf.task_serializer, conf.task_compression,
+           conf.task_protocol, conf.task_send_sent_event)  # everything `plain` below depends on
     cached = _publisher
     if cached is not None and cached[0] == key:
         return cached[1]
