@@ -85,6 +85,7 @@ class CpuMeter:
         return {
             "bench_process": t.user + t.system,
             "workers": sum(tree_cpu(w.proc.pid) for w in self.workers),
+            "workers_parent": sum(_proc_cpu(w.proc.pid) for w in self.workers),
             "sandbox": tree_cpu(sandbox) if sandbox else 0.0,
             "postgresql": servers["postgres"],
             "redis": servers["redis-server"],
@@ -96,6 +97,6 @@ class CpuMeter:
         if not before or not after or not n:
             return {}
         delta = {k: after[k] - before[k] for k in before}
-        known = sum(v for k, v in delta.items() if k != "machine")
+        known = sum(v for k, v in delta.items() if k not in ("machine", "workers_parent"))
         delta["other"] = max(delta["machine"] - known, 0.0)
         return {f"{k}_ms": round(v * 1000 / n, 2) for k, v in delta.items()}

@@ -79,7 +79,8 @@ def _cpu_rows(r: dict[str, Any]) -> list[list[Any]]:
     cpu = r.get("cpu_per_notification") or {}
     if not cpu:
         return []
-    parts = [("confirming process", "bench_process_ms"), ("workers", "workers_ms"), ("sandbox", "sandbox_ms"),
+    parts = [("confirming process", "bench_process_ms"), ("workers", "workers_ms"),
+             ("  of which the workers' main processes", "workers_parent_ms"), ("sandbox", "sandbox_ms"),
              ("PostgreSQL", "postgresql_ms"), ("Redis", "redis_ms"), ("rest of the machine", "other_ms"),
              ("whole machine", "machine_ms")]
     return [[f"CPU ms per notification: {label}", cpu.get(key)] for label, key in parts]

@@ -244,6 +244,12 @@ class Chaos:
         path = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
+    def attempt_workers(self, worker) -> list[str]:
+        """What `Attempt.worker` says for attempts this worker made: host:pid of the process that ran the task —
+        the worker itself with the thread pool (the default), each pool process with prefork."""
+        host = socket.gethostname()
+        return [f"{host}:{pid}" for pid in (self.pool_children(worker) or [worker.proc.pid])]
+
     # -- the product's interfaces ------------------------------------------------------------------------------
     def confirm(self, n: int) -> list[int]:
         """Confirm `n` new notifications the way a physician does; returns their delivery ids (outbox rows)."""

@@ -7,7 +7,6 @@ its data while the surviving worker holds unacknowledged messages. Recovery must
 machinery at its own pace: the lease running out, beat's sweeper closing the dead attempts as `abandoned` and
 re-enqueuing. It takes about three minutes whatever CHAOS_N is (the lease and the sweep period dominate).
 """
-import socket
 from datetime import timedelta
 
 import pytest
@@ -32,13 +31,12 @@ def test_shipped_defaults_worker_kill_and_redis_restart(chaos):
     ids = chaos.confirm(CHAOS_N)  # all queued in Redis before any worker runs
 
     def started_on(worker):
-        pids = [f"{host}:{pid}" for pid in chaos.pool_children(worker)]
-        return Attempt.objects.filter(delivery_id__in=ids, outcome=Attempt.Outcome.STARTED, worker__in=pids)
+        return Attempt.objects.filter(delivery_id__in=ids, outcome=Attempt.Outcome.STARTED,
+                                      worker__in=chaos.attempt_workers(worker))
 
-    host = socket.gethostname()
     victim = chaos.worker(concurrency=2, **SHIPPED)
     wait_for(lambda: started_on(victim).exists(), timeout=60, interval=0.02)
-    pool = [f"{host}:{pid}" for pid in chaos.pool_children(victim)]
+    pool = chaos.attempt_workers(victim)
     victim.kill()
     killed = list(Attempt.objects.filter(delivery_id__in=ids, outcome=Attempt.Outcome.STARTED, worker__in=pool)
                   .values_list("delivery_id", flat=True))  # their worker is gone: these stay started

@@ -74,8 +74,10 @@ def test_pool_process_killed_task_redelivered_lease_prevents_double_send(chaos):
     """Only the pool process dies (the worker's main process survives): acks_late + reject_on_worker_lost
     requeue the message and the same task runs again in a fresh pool process. Whenever that happens, it must not
     send while the dead attempt's lease is held: if the lease is still held it returns without sending (the sweeper
-    resumes the delivery when the lease expires); if Celery noticed the death late, it resends the same key."""
-    worker = chaos.worker(concurrency=1, HERSYS_TIMEOUT_SECONDS="10", DELIVERY_LEASE_SECONDS=str(LEASE))
+    resumes the delivery when the lease expires); if Celery noticed the death late, it resends the same key.
+    Pool processes exist with CELERY_WORKER_POOL=prefork only (the default thread pool dies as a whole: above)."""
+    worker = chaos.worker(concurrency=1, HERSYS_TIMEOUT_SECONDS="10", DELIVERY_LEASE_SECONDS=str(LEASE),
+                          CELERY_WORKER_POOL="prefork")
     warm = chaos.confirm(1)
     chaos.wait_status(warm, Delivery.Status.ACCEPTED, timeout=30)
 
