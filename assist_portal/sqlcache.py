@@ -205,6 +205,31 @@ def _insert_sql(model, alias: str) -> tuple[str, list, bool]:
     return entry
 
 
+def insert_from(instance, source: str, computed: dict[str, str] | None = None, using: str = "default"
+                ) -> tuple[str, list]:
+    """`INSERT INTO <table> (<columns>) SELECT <values> FROM <source>`: the row `save()` would insert for this new
+    `instance`, bound as `CompiledWrites` binds it, written once for each row `source` yields — the part of one
+    data-modifying WITH statement that writes only if another part matched. `computed` maps a field's attname to
+    an SQL expression (over `source`) that gives its value instead. Each value is cast to its column's type: a
+    parameter in a select list has no type of its own."""
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    meta = instance._meta
+    computed = computed or {}
+    columns, values, params = [], [], []
+    for field in meta.local_concrete_fields:
+        if field.generated or field is meta.auto_field:
+            continue
+        columns.append(qn(field.column))
+        if field.attname in computed:
+            values.append(computed[field.attname])
+        else:
+            values.append(f"%s::{field.cast_db_type(connection)}")
+            params.append(field.get_db_prep_save(field.pre_save(instance, True), connection=connection))
+    return (f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}",
+            params)
+
+
 _UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
 
 

@@ -16,8 +16,8 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from assist_portal.audit.events import AuditAction
-from assist_portal.audit.services import audit_record
-from assist_portal.sqlcache import ModelRows
+from assist_portal.audit.services import audit_event, audit_record
+from assist_portal.sqlcache import ModelRows, insert_from
 
 from .models import Attempt, Delivery, Payload
 
@@ -146,6 +146,10 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
     attempts were logged, the hospital's code and the payload's token — instead of one statement each (written as
     SQL: compiling the same query through the ORM cost more CPU than running it)."""
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        claimed = _claim_at_once(delivery_id, now)
+        if claimed is not None:
+            return claimed
     with transaction.atomic():
         delivery = _DELIVERY_ROWS.first(_claim_sql(), [delivery_id], _CLAIM_EXTRAS)
         if delivery is None or delivery.status in (*Delivery.FINAL, Delivery.Status.DEAD, Delivery.Status.HELD):
@@ -174,6 +178,82 @@ def _claim(delivery_id: int) -> tuple[Delivery, Attempt, str | None] | None:
 
 _DELIVERY_ROWS = ModelRows(Delivery)
 _CLAIM_EXTRAS = ("hospital_code", "payload_token", "payload_sha256", "earlier_pending", "attempts_logged")
+
+
+# -- the common case in one statement each (PostgreSQL; issue 13) ----------------------------------------------------
+#
+# A delivery that is simply due (queued, or retrying and its time has come, nothing earlier in its stream pending)
+# is claimed, and a claimed one that HER-SYS accepted is recorded, each by one data-modifying WITH statement in
+# autocommit: the row lock, the status check and every write in one round trip instead of a transaction of five to
+# seven (the worker's and PostgreSQL's CPU per notification is mostly per statement). They make exactly the
+# transitions `delivery_transition` allows (queued/retrying → sending, sending → accepted; checked by a test) and
+# write the same rows as the general path. Whatever they do not match — a lease held or run out, an earlier
+# revision pending, a delivery finished meanwhile, another outcome — goes through the general path, which looks
+# again under the row lock. The UPDATE's condition is evaluated again on the newest row version after a lock
+# wait; the attempt count comes from the statement's snapshot, which cannot miss an attempt: attempts are only
+# added with the row moved to `sending`, and a row found `sending` is not matched here.
+
+def _claim_at_once(delivery_id: int, now) -> tuple[Delivery, Attempt, str | None] | None:
+    d, a = Delivery._meta.db_table, Attempt._meta.db_table
+    attempt = Attempt(number=0, worker=_WORKER or _worker_name(), started_at=now)
+    insert, insert_params = insert_from(attempt, "d", {
+        "delivery_id": "d.id", "number": f"(SELECT count(*) FROM {a} t WHERE t.delivery_id = d.id) + 1"})
+    hospital = Delivery._meta.get_field("hospital").related_model
+    final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
+    sql = (f"WITH d AS (UPDATE {d} u SET status = %s, attempts = u.attempts + 1, lease_until = %s, updated_at = %s "
+           f"WHERE u.id = %s AND (u.status = %s OR (u.status = %s AND u.next_attempt_at <= %s)) "
+           f"AND NOT EXISTS (SELECT 1 FROM {d} e WHERE e.stream = u.stream AND e.sequence < u.sequence "
+           f"AND e.status NOT IN ({final})) RETURNING u.*), "
+           f"n AS ({insert} RETURNING id, number) "
+           f"SELECT {_DELIVERY_ROWS.columns('d')}, h.code AS hospital_code, p.content AS payload_token, "
+           f"n.id AS attempt_id, n.number AS attempt_number "
+           f"FROM d JOIN {hospital._meta.db_table} h ON h.id = d.hospital_id "
+           f"JOIN {Payload._meta.db_table} p ON p.id = d.payload_id CROSS JOIN n")
+    lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    at = connection.ops.adapt_datetimefield_value
+    params = [Delivery.Status.SENDING, at(lease), at(now), delivery_id, Delivery.Status.QUEUED,
+              Delivery.Status.RETRYING, at(now), *insert_params]
+    with transaction.mark_for_rollback_on_error():
+        delivery = _DELIVERY_ROWS.first(sql, params, _CLAIMED_EXTRAS)
+    if delivery is None:
+        return None
+    attempt.pk, attempt.number, attempt.delivery = delivery.attempt_id, delivery.attempt_number, delivery
+    attempt._state.adding, attempt._state.db = False, delivery._state.db
+    return delivery, attempt, delivery.payload_token
+
+
+_CLAIMED_EXTRAS = ("hospital_code", "payload_token", "attempt_id", "attempt_number")
+
+
+def _record_accepted_at_once(delivery: Delivery, attempt: Attempt, outcome: str, message: str,
+                             http_status: int | None, receipt, now) -> Delivery | None:
+    """The attempt's outcome, the delivery accepted and its audit row in one statement; the row as written, or
+    None when the delivery was no longer `sending` (the general path then reads it as it is)."""
+    d, a = Delivery._meta.db_table, Attempt._meta.db_table
+    event = audit_event(OUTCOME_ACTIONS[outcome], hospital_code=delivery.hospital_code, obj=delivery,
+                        attempt=attempt.number, http_status=http_status, status=Delivery.Status.ACCEPTED)
+    audit, audit_params = insert_from(event, "d")
+    sql = (f"WITH a AS (UPDATE {a} SET outcome = %s, message = %s, http_status = %s, finished_at = %s WHERE id = %s), "
+           f"d AS (UPDATE {d} SET status = %s, receipt_id = %s, report_date = %s, last_error = '', "
+           f"lease_until = NULL, updated_at = %s WHERE id = %s AND status = %s RETURNING *), "
+           f"e AS ({audit}) "
+           f"SELECT {_DELIVERY_ROWS.columns('d')}, (SELECT f.id FROM {d} f WHERE f.stream = d.stream "
+           f"AND f.sequence > d.sequence AND f.status = %s ORDER BY f.sequence LIMIT 1) AS following FROM d")
+    at = connection.ops.adapt_datetimefield_value
+    fields = Delivery._meta
+    params = [outcome, message[:2000], http_status, at(now), attempt.pk,
+              Delivery.Status.ACCEPTED,
+              fields.get_field("receipt_id").get_db_prep_save(receipt.receipt_id, connection),
+              fields.get_field("report_date").get_db_prep_save(receipt.report_date, connection),
+              at(now), delivery.pk, Delivery.Status.SENDING, *audit_params, Delivery.Status.QUEUED]
+    with transaction.mark_for_rollback_on_error():
+        row = _DELIVERY_ROWS.first(sql, params, ("following",))
+    if row is None:
+        return None
+    if row.following is not None:
+        following = row.following
+        transaction.on_commit(lambda: delivery_enqueue(following))
+    return row
 
 
 @lru_cache(maxsize=1)
@@ -351,6 +431,10 @@ def _record(delivery: Delivery, attempt: Attempt, outcome: str, message: str, ht
             delay: float | None = None, receipt=None, dead: bool = False, check=None) -> Delivery:
     now = timezone.now()
     checked = _check_fields(check, now)
+    if outcome == Attempt.Outcome.ACCEPTED and not checked and not dead and connection.vendor == "postgresql":
+        row = _record_accepted_at_once(delivery, attempt, outcome, message, http_status, receipt, now)
+        if row is not None:
+            return row
     with transaction.atomic():
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         row = _DELIVERY_ROWS.first(f"SELECT {_DELIVERY_ROWS.columns('d')} FROM {Delivery._meta.db_table} d "
