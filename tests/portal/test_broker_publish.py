@@ -149,3 +149,32 @@ def test_a_forked_process_or_another_broker_gets_its_own_connection(monkeypatch)
     task_id = broker.task_publish(deliver, [99])
     assert broker._publisher_for(app).client.connection_pool.connection_kwargs["db"] == 9
     assert _messages(redis.Redis.from_url(url), "hersys", {task_id})
+
+
+@needs_redis
+def test_a_consumer_acknowledges_through_one_kept_client_per_connection_pool():
+    """kombu's Redis channel keeps one client per connection pool for its commands (the unacked index written on
+    receipt and cleared on ack) instead of building one per command; a message consumed and acknowledged that
+    way leaves nothing unacknowledged behind, and a new pool (a reconnection) gets a new client."""
+    import redis
+    from kombu import Connection
+
+    url = _own_db_url()
+    plain = redis.Redis.from_url(url)
+    plain.delete("hersys-kept-client", "unacked", "unacked_index")
+    with Connection(url) as conn:
+        channel = conn.default_channel
+        first = channel._create_client()
+        assert channel._create_client() is first and first.connection_pool is channel.pool
+        queue = conn.SimpleQueue("hersys-kept-client")
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        assert plain.hlen("unacked") == 1  # written on receipt through the kept client
+        message.ack()
+        assert plain.hlen("unacked") == 0 and plain.zcard("unacked_index") == 0
+        queue.close()
+
+        channel._pool = None  # as kombu does when it reconnects
+        second = channel._create_client()
+        assert second is not first and second.connection_pool is channel.pool
+    plain.delete("hersys-kept-client")
