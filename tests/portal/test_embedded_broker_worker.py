@@ -1,0 +1,60 @@
+"""`make run`'s embedded default: the filesystem broker (no server) and the default thread pool (ADR 0021) carry a
+confirmation to HER-SYS through a real `celery worker` process."""
+import json
+
+import pytest
+
+from assist_portal.delivery.models import Delivery
+from assist_portal.notifications import services as nsvc
+from tests.conftest import DEMO_SAMPLES
+from tests.portal.conftest import wait_for
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def filesystem_broker(tmp_path):
+    """This process publishes onto the folders a worker started with REDIS_URL unset and this var dir reads."""
+    from kombu import pools
+
+    from assist_portal.celery import app
+
+    var = tmp_path / "var"
+    folders = {sub: var / "broker" / sub for sub in ("out", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    original = (app.conf.broker_url, app.conf.broker_transport_options)
+
+    def point(url, options):
+        pools.reset()
+        app.conf.broker_url, app.conf.broker_transport_options = url, options
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    point("filesystem://", {"data_folder_in": str(folders["out"]), "data_folder_out": str(folders["out"]),
+                            "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"]),
+                            "store_processed": False})
+    yield var
+    point(*original)
+
+
+def test_the_embedded_broker_and_the_thread_pool_deliver(filesystem_broker, celery_worker_factory, sandbox,
+                                                         hospital, physician, published):
+    worker = celery_worker_factory(env={"REDIS_URL": "", "HERSYS_VAR_DIR": str(filesystem_broker)}, concurrency=2)
+    published("2021-03")
+    data = json.loads((DEMO_SAMPLES / "fhir" / "1100000002.json").read_text())
+    extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(format="fhir", patient_ref="1100000002", data=data))
+    notification = nsvc.notification_open_from_extract(extract, physician)
+    values = dict(notification.values)
+    values["report.diagnosis_class"] = "confirmed_patient"
+    _, evaluation, delivery = nsvc.notification_confirm(notification, physician, values, notification.lock_version)
+    assert delivery is not None, [m.text_ja for m in evaluation.errors]
+
+    accepted = wait_for(lambda: Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.ACCEPTED).first(),
+                        timeout=60)
+    assert accepted.receipt_id.startswith("HS-")
+    assert len(sandbox.received()["notifications"]) == 1
+    assert worker.proc.poll() is None
+    with open(worker.log.name, encoding="utf-8", errors="replace") as log:
+        banner = log.read()
+    assert "filesystem" in banner and "(thread)" in banner  # the embedded broker, the thread pool
