@@ -194,6 +194,22 @@ def launched_form(client, path: str):
     return response
 
 
+def confirm_demo_patient(hospital, physician, ref: str = "1100000002"):
+    """A demo FHIR patient's extract received, opened as a draft and confirmed as a confirmed patient through the
+    service (the published 2021-03 form). Returns (notification, delivery); the on-commit enqueue runs as the
+    caller's transaction decides (wrap in `django_capture_on_commit_callbacks(execute=False)` to keep it queued)."""
+    from assist_portal.notifications import services as nsvc
+
+    data = json.loads((DEMO_SAMPLES / "fhir" / f"{ref}.json").read_text())
+    extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(format="fhir", patient_ref=ref, data=data))
+    notification = nsvc.notification_open_from_extract(extract, physician)
+    values = dict(notification.values)
+    values["report.diagnosis_class"] = "confirmed_patient"
+    row, evaluation, delivery = nsvc.notification_confirm(notification, physician, values, notification.lock_version)
+    assert delivery is not None, [m.text_ja for m in evaluation.errors]
+    return row, delivery
+
+
 def worker_env(sandbox_handle, extra: dict | None = None) -> dict:
     """Environment for a real Celery worker subprocess on the test database and the test Redis."""
     import os

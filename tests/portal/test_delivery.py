@@ -5,6 +5,7 @@ from django.utils import timezone
 from assist_portal.delivery.models import Attempt, Delivery
 from assist_portal.delivery.services import delivery_attempt, delivery_redrive, delivery_sweep
 from assist_portal.notifications import services as nsvc
+from tests.portal.conftest import confirm_demo_patient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -13,17 +14,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 def confirmed(hospital, physician, published, django_capture_on_commit_callbacks):
     """A confirmed notification with its queued delivery (the on-commit enqueue is not run)."""
     published("2021-03")
-    extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(
-        format="fhir", patient_ref="1100000002",
-        data=__import__("json").loads((__import__("tests.conftest", fromlist=["x"]).DEMO_SAMPLES / "fhir" / "1100000002.json").read_text())))
     with django_capture_on_commit_callbacks(execute=False):
-        notification = nsvc.notification_open_from_extract(extract, physician)
-        values = dict(notification.values)
-        values["report.diagnosis_class"] = "confirmed_patient"
-        row, evaluation, delivery = nsvc.notification_confirm(notification, physician, values,
-                                                              notification.lock_version)
-    assert delivery is not None, [m.text_ja for m in evaluation.errors]
-    return row, delivery
+        return confirm_demo_patient(hospital, physician)
 
 
 def test_accepted_with_receipt(confirmed, sandbox):

@@ -1,8 +1,6 @@
 """A delivery that is simply due is claimed, and an accepted one recorded, by one statement each on PostgreSQL
 (`_claim_at_once`, `_record_accepted_at_once`, issue 13); they write what the general path writes and leave every
 other case to it."""
-import json
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,8 +9,7 @@ from django.utils import timezone
 from assist_portal.audit.models import AuditEvent
 from assist_portal.delivery import services as dsvc
 from assist_portal.delivery.models import Attempt, Delivery
-from assist_portal.notifications import services as nsvc
-from tests.conftest import DEMO_SAMPLES
+from tests.portal.conftest import confirm_demo_patient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -26,16 +23,8 @@ def confirm(hospital, physician, published, django_capture_on_commit_callbacks):
     published("2021-03")
 
     def make(ref: str) -> Delivery:
-        data = json.loads((DEMO_SAMPLES / "fhir" / f"{ref}.json").read_text())
-        extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(format="fhir", patient_ref=ref, data=data))
         with django_capture_on_commit_callbacks(execute=False):
-            notification = nsvc.notification_open_from_extract(extract, physician)
-            values = dict(notification.values)
-            values["report.diagnosis_class"] = "confirmed_patient"
-            _, evaluation, delivery = nsvc.notification_confirm(notification, physician, values,
-                                                                notification.lock_version)
-        assert delivery is not None, [m.text_ja for m in evaluation.errors]
-        return delivery
+            return confirm_demo_patient(hospital, physician, ref)[1]
 
     return make
 

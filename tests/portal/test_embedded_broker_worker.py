@@ -1,13 +1,9 @@
 """`make run`'s embedded default: the filesystem broker (no server) and the default thread pool (ADR 0021) carry a
 confirmation to HER-SYS through a real `celery worker` process."""
-import json
-
 import pytest
 
 from assist_portal.delivery.models import Delivery
-from assist_portal.notifications import services as nsvc
-from tests.conftest import DEMO_SAMPLES
-from tests.portal.conftest import wait_for
+from tests.portal.conftest import confirm_demo_patient, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -42,13 +38,7 @@ def test_the_embedded_broker_and_the_thread_pool_deliver(filesystem_broker, cele
                                                          hospital, physician, published):
     worker = celery_worker_factory(env={"REDIS_URL": "", "HERSYS_VAR_DIR": str(filesystem_broker)}, concurrency=2)
     published("2021-03")
-    data = json.loads((DEMO_SAMPLES / "fhir" / "1100000002.json").read_text())
-    extract = nsvc.extract_receive(hospital, nsvc.ExtractPayload(format="fhir", patient_ref="1100000002", data=data))
-    notification = nsvc.notification_open_from_extract(extract, physician)
-    values = dict(notification.values)
-    values["report.diagnosis_class"] = "confirmed_patient"
-    _, evaluation, delivery = nsvc.notification_confirm(notification, physician, values, notification.lock_version)
-    assert delivery is not None, [m.text_ja for m in evaluation.errors]
+    _, delivery = confirm_demo_patient(hospital, physician)  # enqueued on commit (autocommit here)
 
     accepted = wait_for(lambda: Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.ACCEPTED).first(),
                         timeout=60)
