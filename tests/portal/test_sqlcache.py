@@ -401,10 +401,11 @@ def test_model_rows_build_what_raw_builds(hospital):
 def test_a_deferred_published_definition_is_read_once_per_process(launched, django_assert_num_queries):  # noqa: F811
     """The hot reads leave a definition's JSON out: a published one comes from the process's copy of its content
     (one query the first time, none after), equal to what the database holds; a draft is always read again."""
+    from django.db import transaction
+
     from assist_portal.formdefs import models as formdefs_models
     from assist_portal.formdefs.models import FormDefinition
     from assist_portal.notifications.services import _LOCKED
-    from django.db import transaction
 
     formdefs_models._PUBLISHED_CONTENT.clear()
     stored = FormDefinition.objects.get(pk=launched.definition_id).definition
