@@ -210,8 +210,8 @@ def insert_from(instance, source: str, computed: dict[str, str] | None = None, u
     """`INSERT INTO <table> (<columns>) SELECT <values> FROM <source>`: the row `save()` would insert for this new
     `instance`, bound as `CompiledWrites` binds it, written once for each row `source` yields — the part of one
     data-modifying WITH statement that writes only if another part matched. `computed` maps a field's attname to
-    an SQL expression (over `source`) that gives its value instead. Each value is cast to its column's type: a
-    parameter in a select list has no type of its own."""
+    an SQL expression (over `source`) that gives its value instead. Each value is cast to its column's type (a
+    parameter in a select list has no type of its own), text to text of any length: too long is refused, not cut."""
     connection = connections[using]
     qn = connection.ops.quote_name
     meta = instance._meta
@@ -224,10 +224,20 @@ def insert_from(instance, source: str, computed: dict[str, str] | None = None, u
         if field.attname in computed:
             values.append(computed[field.attname])
         else:
-            values.append(f"%s::{field.cast_db_type(connection)}")
+            values.append(f"%s::{_select_list_cast(field, connection)}")
             params.append(field.get_db_prep_save(field.pre_save(instance, True), connection=connection))
     return (f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}",
             params)
+
+
+def _select_list_cast(field, connection) -> str:
+    """The type a select-list parameter is cast to: the column's, except that text is cast to text of any length
+    (`varchar(n)` would cut a value that is too long where the ORM's INSERT refuses it; the column refuses it)."""
+    from django.db import models
+
+    if isinstance(field, models.CharField):
+        return connection.ops.cast_char_field_without_max_length
+    return field.cast_db_type(connection)
 
 
 _UPDATE_SQL: dict[tuple, tuple[str, list]] = {}

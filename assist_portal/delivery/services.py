@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from datetime import timedelta
 from functools import lru_cache
 
@@ -111,11 +112,21 @@ def delivery_enqueue(delivery_id: int, countdown: float | None = None) -> None:
         log.warning("could not enqueue delivery %s; the sweeper will retry", delivery_id, exc_info=True)
 
 
-@lru_cache(maxsize=1)
 def hersys_client():
-    """One client per worker process. Production puts the CA and the worker's client certificate and key at
-    HERSYS_PKI_DIR/{ca.pem, client.pem, client-key.pem}; only when they are absent and we talk to the local
-    sandbox (demo, tests) is a development PKI generated there. Real certificates are never touched."""
+    """One client per worker process, shared by its threads: built once, under a lock (a cache alone would let
+    every thread of a busy worker's start build one of its own and throw the others away). Production puts the CA
+    and the worker's client certificate and key at HERSYS_PKI_DIR/{ca.pem, client.pem, client-key.pem}; only when
+    they are absent and we talk to the local sandbox (demo, tests) is a development PKI generated there. Real
+    certificates are never touched."""
+    with _CLIENT_LOCK:
+        return _hersys_client_build()
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _hersys_client_build():
     from pathlib import Path
 
     from hersys_client import HersysClient
@@ -130,6 +141,9 @@ def hersys_client():
         ensure_dev_pki(pki)
     return HersysClient(settings.HERSYS_API_URL, settings.HERSYS_CLIENT_ID, settings.HERSYS_CLIENT_SECRET,
                         cert=(str(cert), str(key)), ca_path=str(ca), timeout=settings.HERSYS_TIMEOUT_SECONDS)
+
+
+hersys_client.cache_clear = _hersys_client_build.cache_clear  # tests: a client for changed settings
 
 
 def _is_local_sandbox(url: str) -> bool:

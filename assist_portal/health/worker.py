@@ -57,7 +57,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         except Exception:
             log.warning("could not record the heartbeat of %s", self.name, exc_info=True)
         finally:
-            connection.close()  # a thread-local connection; nothing is held across forks of the pool
+            connection.close()  # this thread's own connection (the tasks' threads have theirs)
 
     def stop(self, c):
         if self.tref is not None:

@@ -163,3 +163,24 @@ def test_attempt_numbers_keep_counting_after_a_redrive(confirmed, sandbox, setti
     delivery_redrive(Delivery.objects.get(pk=delivery.pk), central_admin)
     assert delivery_attempt(delivery.pk).status == Delivery.Status.ACCEPTED
     assert list(Attempt.objects.filter(delivery=delivery).values_list("number", flat=True)) == [1, 2]
+
+
+def test_the_threads_of_a_worker_share_one_hersys_client(sandbox):
+    """A worker's threads (ADR 0021) all starting at once get one client between them, not one each."""
+    import threading
+
+    from assist_portal.delivery.services import hersys_client
+
+    hersys_client.cache_clear()
+    barrier, clients = threading.Barrier(6), []
+
+    def get():
+        barrier.wait(5)
+        clients.append(hersys_client())
+
+    threads = [threading.Thread(target=get) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(clients) == 6 and len({id(c) for c in clients}) == 1

@@ -82,6 +82,8 @@ def test_a_retry_that_is_due_is_claimed_at_once_and_numbered_after_the_first(con
     assert len(queries.captured_queries) == 2
     assert list(Attempt.objects.filter(delivery=delivery).order_by("id").values_list("number", "outcome")) == [
         (1, Attempt.Outcome.RETRYABLE), (2, Attempt.Outcome.ACCEPTED)]
+    row = Delivery.objects.get(pk=delivery.pk)
+    assert (row.last_error, row.lease_until, row.attempts) == ("", None, 2)  # the retry's error is cleared
 
 
 @needs_postgresql
@@ -112,7 +114,9 @@ def test_a_later_revision_waits_for_an_earlier_one_still_pending(confirm):
 
 
 @needs_postgresql
-def test_an_acceptance_of_a_delivery_no_longer_sending_writes_nothing_of_its_own(confirm, sandbox):
+def test_an_acceptance_of_a_delivery_no_longer_sending_closes_the_attempt_only(confirm, sandbox):
+    """As the general path: the attempt is closed with what HER-SYS answered, the delivery and the audit log keep
+    what the one who finished it wrote."""
     delivery = confirm("1100000002")
     claimed, attempt, _ = dsvc._claim_at_once(delivery.pk, timezone.now())
     Delivery.objects.filter(pk=delivery.pk).update(status="accepted", receipt_id="HS-OTHER")
@@ -122,6 +126,9 @@ def test_an_acceptance_of_a_delivery_no_longer_sending_writes_nothing_of_its_own
                                          timezone.now()) is None
     assert Delivery.objects.get(pk=delivery.pk).receipt_id == "HS-OTHER"
     assert AuditEvent.objects.count() == audits
+    closed = Attempt.objects.get(pk=attempt.pk)
+    assert (closed.outcome, closed.http_status, closed.finished_at is not None) == (Attempt.Outcome.ACCEPTED, 200,
+                                                                                    True)
 
 
 def test_the_one_statement_transitions_are_ones_the_state_machine_allows():
@@ -129,3 +136,48 @@ def test_the_one_statement_transitions_are_ones_the_state_machine_allows():
     assert Delivery.Status.SENDING in allowed[Delivery.Status.QUEUED]
     assert Delivery.Status.SENDING in allowed[Delivery.Status.RETRYING]
     assert Delivery.Status.ACCEPTED in allowed[Delivery.Status.SENDING]
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_in_autocommit_takes_the_lease_and_two_at_once_claim_once(hospital, physician, published,
+                                                                          monkeypatch, settings):
+    """As a worker runs it (autocommit, no test transaction around it): the claim leaves the row `sending` under a
+    lease with its attempt started; two workers claiming the same delivery at the same moment, each on its own
+    connection, claim it once."""
+    import threading
+
+    from django.db import connection as own
+
+    monkeypatch.setattr(dsvc, "delivery_enqueue", lambda *a, **k: None)  # no worker here
+    published("2021-03")
+    first = confirm_demo_patient(hospital, physician)[1]
+    now = timezone.now()
+    claimed, attempt, token = dsvc._claim_at_once(first.pk, now)
+    row = Delivery.objects.get(pk=first.pk)
+    assert (row.status, row.attempts, token is not None) == (Delivery.Status.SENDING, 1, True)
+    assert row.lease_until == now + timezone.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    assert list(Attempt.objects.filter(delivery=row).values_list("pk", "number", "outcome", "finished_at")) == [
+        (attempt.pk, 1, Attempt.Outcome.STARTED, None)]
+
+    second = confirm_demo_patient(hospital, physician, "1200000030")[1]
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def claim():
+        try:
+            barrier.wait(5)
+            results.append(dsvc._claim(second.pk))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    workers = [threading.Thread(target=claim) for _ in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    assert not errors, errors
+    assert sum(r is not None for r in results) == 1
+    assert Attempt.objects.filter(delivery=second).count() == 1
+    assert Delivery.objects.get(pk=second.pk).attempts == 1

@@ -448,3 +448,43 @@ def test_a_compiled_update_takes_the_key_of_a_related_object_saved_after_it_was_
     user.save()
     row.save(update_fields=["updated_by"])
     assert Notification.objects.get(pk=launched.pk).updated_by_id == user.pk
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="data-modifying WITH statements: PostgreSQL")
+def test_insert_from_writes_the_row_save_would_and_refuses_text_too_long(hospital):
+    """`insert_from`: the audit row an INSERT … SELECT writes equals the one `save()` writes, once per source row
+    and not at all for none; a value longer than its column is refused as the ORM refuses it, never cut."""
+    from django.db import DataError, transaction
+
+    from assist_portal.audit.models import AuditEvent
+    from assist_portal.audit.services import audit_event
+    from assist_portal.sqlcache import insert_from
+
+    def fields(event):
+        return {f.attname: getattr(event, f.attname) for f in AuditEvent._meta.concrete_fields if f.attname != "id"}
+
+    saved = audit_event("delivery.accepted", hospital_code=hospital.code, object_type="delivery.delivery",
+                        object_id="7", attempt=1, http_status=200, status="accepted")
+    event = audit_event("delivery.accepted", hospital_code=hospital.code, object_type="delivery.delivery",
+                        object_id="8", attempt=1, http_status=200, status="accepted")
+    event.at = saved.at
+    saved.save()
+    expected = 0
+    for source, rows in (("(SELECT 1 WHERE false) s", 0), ("(SELECT 1) s", 1), ("(VALUES (1), (2)) v(n)", 2)):
+        sql, params = insert_from(event, source)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        expected += rows
+        assert AuditEvent.objects.filter(object_id="8").count() == expected
+    copies = list(AuditEvent.objects.filter(object_id="8"))
+    assert len(copies) == 3
+    for copy in copies:
+        assert {**fields(copy), "object_id": "7"} == fields(AuditEvent.objects.get(object_id="7"))
+
+    too_long = audit_event("delivery.accepted", hospital_code="H" * 21, object_type="delivery.delivery",
+                           object_id="9")
+    sql, params = insert_from(too_long, "(SELECT 1) s")
+    with pytest.raises(DataError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    assert not AuditEvent.objects.filter(object_id="9").exists()
