@@ -263,9 +263,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task here waits on HTTPS and PostgreSQL, not on the CPU: threads run it without the prefork pool's hand-off
-# of every task between processes (pickled over a pipe, the result sent back), a fifth of the worker's CPU per
-# delivery. `prefork` brings pool processes back (ADR 0021). Celery lets this setting win over `-P prefork` (also
-# the command line's default); another `-P` (solo, gevent) still wins over it.
+# of every task between processes (pickled over a pipe, the result sent back), more than a quarter of the
+# worker's CPU per delivery. `prefork` brings pool processes back (ADR 0021). Celery lets this setting win over
+# `-P prefork` (also the command line's default); another `-P` (solo, gevent) still wins over it.
 CELERY_WORKER_POOL = os.environ.get("CELERY_WORKER_POOL", "threads")
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fix-up otherwise closes every DB connection before and after each task: a new PostgreSQL session

@@ -254,11 +254,11 @@ def _record_accepted_at_once(delivery: Delivery, attempt: Attempt, outcome: str,
            f"SELECT {_DELIVERY_ROWS.columns('d')}, (SELECT f.id FROM {d} f WHERE f.stream = d.stream "
            f"AND f.sequence > d.sequence AND f.status = %s ORDER BY f.sequence LIMIT 1) AS following FROM d")
     at = connection.ops.adapt_datetimefield_value
-    fields = Delivery._meta
+    field = Delivery._meta.get_field
     params = [outcome, message[:2000], http_status, at(now), attempt.pk,
               Delivery.Status.ACCEPTED,
-              fields.get_field("receipt_id").get_db_prep_save(receipt.receipt_id, connection),
-              fields.get_field("report_date").get_db_prep_save(receipt.report_date, connection),
+              field("receipt_id").get_db_prep_save(receipt.receipt_id, connection),
+              field("report_date").get_db_prep_save(receipt.report_date, connection),
               at(now), delivery.pk, Delivery.Status.SENDING, *audit_params, Delivery.Status.QUEUED]
     with transaction.mark_for_rollback_on_error():
         row = _DELIVERY_ROWS.first(sql, params, ("following",))
