@@ -216,10 +216,9 @@ def insert_from(instance, source: str, computed: dict[str, str] | None = None, u
     qn = connection.ops.quote_name
     meta = instance._meta
     computed = computed or {}
+    _, fields, _ = _insert_sql(type(instance), using)  # the columns the compiled INSERT writes
     columns, values, params = [], [], []
-    for field in meta.local_concrete_fields:
-        if field.generated or field is meta.auto_field:
-            continue
+    for field in fields:
         columns.append(qn(field.column))
         if field.attname in computed:
             values.append(computed[field.attname])

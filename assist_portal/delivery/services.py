@@ -213,11 +213,9 @@ def _claim_at_once(delivery_id: int, now) -> tuple[Delivery, Attempt, str | None
     insert, insert_params = insert_from(attempt, "d", {
         "delivery_id": "d.id", "number": f"(SELECT count(*) FROM {a} t WHERE t.delivery_id = d.id) + 1"})
     hospital = Delivery._meta.get_field("hospital").related_model
-    final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
     sql = (f"WITH d AS (UPDATE {d} u SET status = %s, attempts = u.attempts + 1, lease_until = %s, updated_at = %s "
            f"WHERE u.id = %s AND (u.status = %s OR (u.status = %s AND u.next_attempt_at <= %s)) "
-           f"AND NOT EXISTS (SELECT 1 FROM {d} e WHERE e.stream = u.stream AND e.sequence < u.sequence "
-           f"AND e.status NOT IN ({final})) RETURNING u.*), "
+           f"AND NOT {_earlier_pending_sql('u')} RETURNING u.*), "
            f"n AS ({insert} RETURNING id, number) "
            f"SELECT {_DELIVERY_ROWS.columns('d')}, h.code AS hospital_code, p.content AS payload_token, "
            f"n.id AS attempt_id, n.number AS attempt_number "
@@ -274,15 +272,20 @@ def _record_accepted_at_once(delivery: Delivery, attempt: Attempt, outcome: str,
 def _claim_sql() -> str:
     hospital = Delivery._meta.get_field("hospital").related_model  # delivery does not import accounts
     d, a, p, h = (m._meta.db_table for m in (Delivery, Attempt, Payload, hospital))
-    final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""  # SQLite: IMMEDIATE txns
     return (f"SELECT {_DELIVERY_ROWS.columns('d')}, h.code AS hospital_code, p.content AS payload_token, "
             f"p.sha256 AS payload_sha256, "
-            f"EXISTS (SELECT 1 FROM {d} e WHERE e.stream = d.stream AND e.sequence < d.sequence "
-            f"AND e.status NOT IN ({final})) AS earlier_pending, "
+            f"{_earlier_pending_sql('d')} AS earlier_pending, "
             f"(SELECT count(*) FROM {a} t WHERE t.delivery_id = d.id) AS attempts_logged "
             f"FROM {d} d JOIN {h} h ON h.id = d.hospital_id JOIN {p} p ON p.id = d.payload_id "
             f"WHERE d.id = %s{lock}")
+
+
+def _earlier_pending_sql(alias: str) -> str:
+    """SQL: a revision of the stream of delivery `alias` with a lower sequence is not final yet (both claims)."""
+    final = ", ".join(f"'{s}'" for s in Delivery.FINAL)  # constants of the model, not input
+    return (f"EXISTS (SELECT 1 FROM {Delivery._meta.db_table} e WHERE e.stream = {alias}.stream "
+            f"AND e.sequence < {alias}.sequence AND e.status NOT IN ({final}))")
 
 
 _WORKER = ""
