@@ -30,7 +30,7 @@ from assist_portal.formdefs.selectors import (
     definition_id_in_effect,
     hospital_forms,
 )
-from assist_portal.sqlcache import CompiledModelQuery
+from assist_portal.sqlcache import CompiledModelQuery, writes_at_once
 from formengine import evaluate
 from formengine.valuetypes import check_value
 from vocabulary import ids
@@ -660,6 +660,7 @@ def notification_confirm(notification: Notification, user, values: dict, lock_ve
         return _confirm_locked(row, values, user, request)
 
 
+@writes_at_once()  # the notification, payload, outbox row, revision and audit row: one statement (ADR 0023)
 def _confirm_locked(row: Notification, values: dict, user, request, review_record: dict | None = None):
     evaluation = _apply_values(row, values, user, "confirm")
     if not evaluation.ok_to_confirm or not evaluation.notifiable:
