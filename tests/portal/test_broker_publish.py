@@ -139,9 +139,11 @@ def test_a_forked_process_or_another_broker_gets_its_own_connection(monkeypatch)
     import redis
 
     monkeypatch.setattr(broker, "_publisher", None)
+    monkeypatch.setattr(broker, "_decided_on", None)
     first = broker._publisher_for(app)
-    key, publisher = broker._publisher
-    monkeypatch.setattr(broker, "_publisher", ((key[0] + 1, *key[1:]), publisher))  # as a child sees its parent's
+    assert broker._publisher_for(app) is first  # the same process, nothing changed: the same one
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # a child, with its parent's memory
     assert broker._publisher_for(app) is not first
 
     url = _own_db_url()
@@ -178,3 +180,21 @@ def test_a_consumer_acknowledges_through_one_kept_client_per_connection_pool():
         second = channel._create_client()
         assert second is not first and second.connection_pool is channel.pool
     plain.delete("hersys-kept-client")
+
+
+@needs_redis
+def test_the_publisher_follows_a_changed_setting_at_the_next_publish(settings, monkeypatch):
+    """The decision is kept while nothing changed; a Django setting changed (override_settings) or Celery's
+    configuration changed through `app.conf` is seen at the next publish, and changed back, too."""
+    monkeypatch.setattr(broker, "_publisher", None)
+    monkeypatch.setattr(broker, "_decided_on", None)
+    plain = broker._publisher_for(app)
+    assert plain is not None and broker._publisher_for(app) is plain
+    settings.CELERY_TASK_COMPRESSION = "gzip"  # a compressed body: not the plain LPUSH
+    assert broker._publisher_for(app) is None
+    del settings.CELERY_TASK_COMPRESSION
+    assert broker._publisher_for(app) is not None
+    monkeypatch.setitem(app.conf, "task_serializer", "pickle")
+    assert broker._publisher_for(app) is None
+    monkeypatch.undo()
+    assert broker._publisher_for(app) is not None
