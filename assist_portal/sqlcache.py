@@ -240,10 +240,10 @@ def _select_list_cast(field, connection) -> str:
     return field.cast_db_type(connection)
 
 
-_UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
+_UPDATE_SQL: dict[tuple, tuple[str, list, frozenset]] = {}
 
 
-def _update_sql(model, names: tuple, alias: str) -> tuple[str, list] | None:
+def _update_sql(model, names: tuple, alias: str) -> tuple[str, list, frozenset] | None:
     key = (model, names, alias)
     entry = _UPDATE_SQL.get(key)
     if entry is None:
@@ -261,7 +261,8 @@ def _update_sql(model, names: tuple, alias: str) -> tuple[str, list] | None:
         qn = connections[alias].ops.quote_name
         sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
                f"WHERE {qn(meta.pk.column)} = %s")
-        entry = _UPDATE_SQL.setdefault(key, (sql, fields))
+        # the foreign keys among them: what Django's check of related objects saved meanwhile looks at
+        entry = _UPDATE_SQL.setdefault(key, (sql, fields, frozenset(f for f in fields if f.is_relation)))
     return entry
 
 
@@ -304,8 +305,12 @@ class CompiledWrites:
         batch = _batch_of(connection)
         waiting = batch.waiting_for(self) if batch is not None else {}
         # a row of the same batch that this one refers to gives its key when the batch is written
-        self._prepare_related_fields_for_save(
-            operation_name="save", fields=[f for f in meta.concrete_fields if f not in waiting] if waiting else None)
+        if not waiting:
+            self._prepare_related_fields_for_save(operation_name="save")
+        else:
+            others = frozenset(f for f in meta.concrete_fields if f.is_relation and f not in waiting)
+            if others:
+                self._prepare_related_fields_for_save(operation_name="save", fields=others)
         sql, fields, returning = _insert_sql(type(self), using)
         params = [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
         if batch is not None and returning:
@@ -327,9 +332,11 @@ class CompiledWrites:
         entry = _update_sql(type(self), names, using)
         if entry is None:
             return False
-        sql, fields = entry
-        # as Django's save: a related object saved after it was assigned gives its key first (then the values)
-        self._prepare_related_fields_for_save(operation_name="save", fields=fields)
+        sql, fields, related = entry
+        # as Django's save: a related object saved after it was assigned gives its key first (then the values);
+        # only foreign keys are looked at, so only they are named (a set: it is searched for every column)
+        if related:
+            self._prepare_related_fields_for_save(operation_name="save", fields=related)
         values = [f.pre_save(self, False) for f in fields]
         if any(hasattr(v, "resolve_expression") for v in values):
             return False
@@ -423,6 +430,22 @@ class _WriteBatch:
             instance._state.adding = False
             for field, target in waiting.items():
                 setattr(instance, field.name, target)  # its key, the related instance kept
+
+
+def _psycopg_converts_batches_once() -> None:
+    """psycopg turns a query's `%s` placeholders into `$n` once per query text (an LRU of 128 texts), but only
+    for queries of at most 50 parameters; a confirmation's one statement has 57 and was converted anew on every
+    call (~0.1 ms of CPU, a thirtieth of a confirmation). Its text is fixed, so the limit is raised to 100 (a
+    private constant of psycopg: if it goes away, this does nothing)."""
+    try:
+        from psycopg import _queries
+    except ImportError:  # another driver
+        return
+    if isinstance(getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", None), int):
+        _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 100)
+
+
+_psycopg_converts_batches_once()
 
 
 @contextmanager
