@@ -37,6 +37,7 @@ class Profile:
     peakhour_seconds: float = 30.0
     extract_seconds: float = 5.0
     browser_rounds: int = 5
+    delivery_rounds: int = 3
 
 
 PROFILES = {
@@ -50,7 +51,7 @@ PROFILES = {
                      peakhour_seconds=10.0, extract_seconds=2.0, browser_rounds=3),
     # `--smoke` (tests/benchmarks): the smallest run that exercises every code path.
     "smoke": Profile(3, 1, 5, 2, 1, 1, 12, 2, 3, 1, 1, 1, 1.0, 12,
-                     peakhour_seconds=1.0, extract_seconds=0.2, browser_rounds=1),
+                     peakhour_seconds=1.0, extract_seconds=0.2, browser_rounds=1, delivery_rounds=2),
 }
 
 
@@ -65,7 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=14, help="Redis database number used and flushed (not REDIS_URL's)")
     p.add_argument("--sandbox-latency-ms", type=int, default=0, help="added by the sandbox to every request")
     p.add_argument("--peak-n", type=int, help="synthetic notifications of the peak replay")
-    p.add_argument("--delivery-n", type=int, help="notifications of the delivery benchmark")
+    p.add_argument("--delivery-n", type=int, help="notifications per round of the delivery benchmark")
     p.add_argument("--workers", type=int, help="worker processes of the peak replay (K)")
     p.add_argument("--confirmers", type=int, help="confirming threads (physicians) of the peak replay")
     p.add_argument("--peak-day-seconds", type=float,
@@ -160,7 +161,8 @@ def _one(bench: str, env: BenchEnv, world, prof: Profile) -> dict[str, Any]:
         from . import delivery
 
         return delivery.run(env, world, n=prof.delivery_n, warmup=prof.delivery_warmup,
-                            processes=prof.delivery_processes, concurrency=prof.delivery_concurrency)
+                            processes=prof.delivery_processes, concurrency=prof.delivery_concurrency,
+                            rounds=prof.delivery_rounds)
     if bench == "peakhour":
         from . import peakhour
 

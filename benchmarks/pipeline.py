@@ -246,6 +246,21 @@ def sandbox_check(sandbox, expected_uuids: set[str]) -> dict[str, int]:
             "duplicated": duplicated, "unexpected": unexpected, "idempotency_keys": received["idempotency_keys"]}
 
 
+def integrity_total(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The integrity checks of several drained runs as one (counts added up, failures listed once)."""
+    total: dict[str, Any] = {"status_counts": {}, "failures": []}
+    for check in checks:
+        for key, value in check.items():
+            if key == "status_counts":
+                for status, count in value.items():
+                    total["status_counts"][status] = total["status_counts"].get(status, 0) + count
+            elif key == "failures":
+                total["failures"] += [f for f in value if f not in total["failures"]]
+            elif isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
 @dataclass
 class Drained:
     """What one drained run yields, computed the same way for every benchmark."""

@@ -97,8 +97,12 @@ def _integrity_rows(r: dict[str, Any]) -> list[list[Any]]:
 
 def delivery_table(r: dict[str, Any]) -> str:
     w = r["workers"]
-    rows = [["notifications", r["notifications"]],
+    rounds = r.get("rounds", 1)
+    rows = [["notifications", r["notifications"] if rounds == 1 else
+             f"{r['notifications']} ({rounds} rounds of {r['notifications'] // rounds})"],
             ["workers", f"{w['processes']} process × {w['concurrency']}"],
+            *([["ratio real / direct of each round (median reported)",
+                " / ".join(_fmt(x) for x in r["round_ratios"])]] if rounds > 1 else []),
             ["confirm rate (this process) /s", r["real"]["confirm_per_second"]],
             ["confirm call median ms", r["real"]["confirm_call"]["median_ms"]],
             *_pipeline_rows(r), *_integrity_rows(r)]
