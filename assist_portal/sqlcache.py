@@ -1,5 +1,6 @@
 """Querysets of a fixed shape compiled to SQL once per process (issue 13); also the writes of the hottest rows
-(`CompiledWrites`) and model instances from hand-written SQL (`ModelRows`), ADR 0020.
+(`CompiledWrites`) and model instances from hand-written SQL (`ModelRows`), ADR 0020; the writes of a block sent
+as one statement (`writes_at_once`), ADR 0023.
 
 Some queries run on every page (the navigation's work-state counts, the session) and cost far more to compile
 than to run: Django builds the SQL of a queryset anew on every evaluation (a `Case`/`When` tree over a filtered
@@ -366,6 +367,7 @@ class _WriteBatch:
         self.connection = connection
         self.parts: list[tuple[str, list, Any, dict]] = []  # (statement, params, instance, {fk field: row})
         self.rows: dict[int, int] = {}  # id() of an instance to be inserted → its part
+        self.updated: set[tuple[str, Any]] = set()  # (table, key) of the rows this batch updates
 
     def waiting_for(self, instance) -> dict:
         """The foreign keys of `instance` to a row this batch has yet to insert (field → that row)."""
@@ -394,6 +396,11 @@ class _WriteBatch:
         self.parts.append((sql, bound, instance, waiting))
 
     def update(self, instance, sql: str, params: list) -> None:
+        # PostgreSQL applies only one of two changes of the same row in one statement: the first is written first
+        row = (instance._meta.db_table, instance.pk)
+        if row in self.updated:
+            self.flush()
+        self.updated.add(row)
         self.parts.append((f"{sql} RETURNING 1", params, instance, None))
 
     def before_statement(self, execute, sql, params, many, context):
@@ -405,7 +412,7 @@ class _WriteBatch:
     def flush(self) -> None:
         from django.db import DatabaseError, transaction
 
-        parts, self.parts, self.rows = self.parts, [], {}
+        parts, self.parts, self.rows, self.updated = self.parts, [], {}, set()
         if not parts:
             return
         if len(parts) == 1:

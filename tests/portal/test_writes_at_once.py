@@ -116,6 +116,24 @@ def test_a_failing_write_raises_when_the_batch_is_written_and_spoils_the_transac
 
 
 @needs_postgresql
+def test_a_row_changed_twice_in_a_block_ends_as_the_second_change_left_it(hospital):
+    """PostgreSQL applies only one of two changes of the same row in one statement: the batch is written in two."""
+    payload = Payload.objects.create(content=b"x", content_type="text/plain")
+    delivery = Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1,
+                                       idempotency_key="k")
+    again = Delivery.objects.get(pk=delivery.pk)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries, writes_at_once():
+        delivery.last_error = "first"
+        delivery.save(update_fields=["last_error"])
+        again.status = "sending"
+        again.last_error = "second"
+        again.save(update_fields=["status", "last_error"])
+    assert len(queries.captured_queries) == 2
+    stored = Delivery.objects.get(pk=delivery.pk)
+    assert (stored.status, stored.last_error) == ("sending", "second")
+
+
+@needs_postgresql
 def test_an_update_of_a_row_that_is_gone_raises_as_djangos_save_does(hospital):
     payload = Payload.objects.create(content=b"x", content_type="text/plain")
     delivery = Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1,
