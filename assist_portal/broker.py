@@ -169,10 +169,20 @@ class _RedisPublisher:
 
 _publisher: tuple[tuple, object] | None = None
 # What the last decision was taken on: reading the eight settings below costs ~75 µs (Celery looks each one up
-# under its Django name first), a tenth of the publish itself. Every change of Celery's configuration goes through
-# `app.conf` into its first map (`conf.changes`), and Django's settings change by replacing the wrapped object
-# (override_settings): while neither changed, in the same process, the decision stands.
+# under its Django name first), a tenth of the publish itself. A change of Celery's configuration through
+# `app.conf` lands in its first map (`conf.changes`), Django's settings change by replacing the wrapped object
+# (override_settings), and Celery reads two environment variables on every look-up of the broker URL: while none of
+# these changed (nor the transport options' names), in the same process, the decision stands.
 _decided_on: tuple | None = None
+
+
+def _decision_inputs(conf) -> tuple:
+    import os
+
+    from django.conf import settings
+
+    return (os.getpid(), conf, getattr(settings, "_wrapped", None), os.environ.get("CELERY_BROKER_URL"),
+            os.environ.get("CELERY_BROKER_WRITE_URL"))
 
 
 def _publisher_for(app):
@@ -180,13 +190,11 @@ def _publisher_for(app):
     own connection), or None when apply_async must do it."""
     import os
 
-    from django.conf import settings
-
     global _publisher, _decided_on
     conf = app.conf
-    seen = _decided_on
-    if (seen is not None and seen[0] == os.getpid() and seen[1] is conf and seen[2] is getattr(settings, "_wrapped", None)
-            and seen[3] == conf.changes and _publisher is not None):
+    seen, now = _decided_on, _decision_inputs(conf)
+    if (seen is not None and _publisher is not None and seen[0] == now
+            and seen[1] == conf.changes and seen[2] == tuple(sorted(conf.broker_transport_options or {}))):
         return _publisher[1]
     url = conf.broker_write_url or ""  # Celery's: broker_url unless a separate write URL is set
     if not isinstance(url, str) or ";" in url:  # a list or failover URLs: kombu chooses the broker, not us
@@ -201,7 +209,7 @@ def _publisher_for(app):
                  and conf.task_serializer == "json" and not conf.task_compression and conf.task_protocol == 2
                  and not conf.task_send_sent_event)
         _publisher = (key, _RedisPublisher(app, url) if plain else None)
-    _decided_on = (os.getpid(), conf, getattr(settings, "_wrapped", None), dict(conf.changes))
+    _decided_on = (now, dict(conf.changes), tuple(sorted(options)))
     return _publisher[1]
 
 

@@ -282,8 +282,8 @@ class CompiledWrites:
 
     def save(self, *args, force_insert=False, force_update=False, using=None, update_fields=None, **kwargs):
         meta = self._meta
-        if self.pk is None and self._state.adding:  # saved again while its INSERT waits in a batch: write that first
-            batch = _batch_of(connections[using or "default"])
+        if self.pk is None and not self._state.adding:  # saved again while its INSERT waits in a batch: write that
+            batch = _batch_of(connections[using or "default"])  # first (then this save is the update it would be)
             if batch is not None and id(self) in batch.rows:
                 batch.flush()
         if not (args or kwargs or force_update or meta.parents or meta.proxy):
@@ -314,6 +314,12 @@ class CompiledWrites:
                 self._prepare_related_fields_for_save(operation_name="save", fields=others)
         sql, fields, returning = _insert_sql(type(self), using)
         params = [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
+        if waiting and any(id(target) not in batch.rows for target in waiting.values()):
+            # preparing a value ran a statement, which wrote the batch: the rows referred to have their keys now
+            for field, target in waiting.items():
+                setattr(self, field.name, target)
+            waiting = {}
+            params = [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
         if batch is not None and returning:
             batch.insert(self, fields, params, waiting)
             return
@@ -380,6 +386,7 @@ class _WriteBatch:
         return waiting
 
     def insert(self, instance, fields: list, params: list, waiting: dict) -> None:
+        self.connection.validate_no_broken_transaction()  # as a statement of its own would, at once
         qn = self.connection.ops.quote_name
         meta = instance._meta
         values, bound = [], []
@@ -394,8 +401,11 @@ class _WriteBatch:
                f"VALUES ({', '.join(values)}) RETURNING {qn(meta.auto_field.column)}")
         self.rows[id(instance)] = len(self.parts)
         self.parts.append((sql, bound, instance, waiting))
+        # being written: saved again, it is the update of a stored row (a model that refuses updates refuses it)
+        instance._state.adding = False
 
     def update(self, instance, sql: str, params: list) -> None:
+        self.connection.validate_no_broken_transaction()
         # PostgreSQL applies only one of two changes of the same row in one statement: the first is written first
         row = (instance._meta.db_table, instance.pk)
         if row in self.updated:
@@ -404,9 +414,14 @@ class _WriteBatch:
         self.parts.append((f"{sql} RETURNING 1", params, instance, None))
 
     def before_statement(self, execute, sql, params, many, context):
-        """Any other statement on the connection meanwhile (a read, a savepoint): the batch is written first."""
+        """Any other statement on the connection meanwhile (a read, a savepoint): the batch is written first —
+        except a rollback to a savepoint, which would undo it: every waiting write was made after the newest
+        savepoint (creating one writes the batch), so they are dropped, as the rollback would drop them."""
         if self.parts:
-            self.flush()
+            if isinstance(sql, str) and sql.startswith("ROLLBACK TO SAVEPOINT"):
+                self.parts, self.rows, self.updated = [], {}, set()
+            else:
+                self.flush()
         return execute(sql, params, many, context)
 
     def flush(self) -> None:
@@ -423,20 +438,20 @@ class _WriteBatch:
                 for k, part in enumerate(parts))
             params = [p for part in parts for p in part[1]]
         using = self.connection.alias
-        with transaction.mark_for_rollback_on_error(using), self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone() if len(parts) > 1 else (cursor.fetchone()[0] if parts[0][3] is not None
-                                                              else cursor.rowcount,)
-        for (_, _, instance, waiting), value in zip(parts, row, strict=True):
-            instance._state.db = using
-            if waiting is None:
-                if value == 0:  # as Django's save(update_fields=…) of a row that is gone
-                    raise DatabaseError("Save with update_fields did not affect any rows.")
-                continue
-            setattr(instance, instance._meta.auto_field.attname, value)
-            instance._state.adding = False
-            for field, target in waiting.items():
-                setattr(instance, field.name, target)  # its key, the related instance kept
+        with transaction.mark_for_rollback_on_error(using):
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone() if len(parts) > 1 else (cursor.fetchone()[0] if parts[0][3] is not None
+                                                                  else cursor.rowcount,)
+            for (_, _, instance, waiting), value in zip(parts, row, strict=True):
+                instance._state.db = using
+                if waiting is not None:
+                    setattr(instance, instance._meta.auto_field.attname, value)
+                    for field, target in waiting.items():
+                        setattr(instance, field.name, target)  # its key, the related instance kept
+            if any(waiting is None and value == 0 for (_, _, _, waiting), value in zip(parts, row, strict=True)):
+                # as Django's save(update_fields=…) of a row that is gone (the transaction is spoiled, as there)
+                raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
 def _psycopg_converts_batches_once() -> None:
@@ -462,9 +477,11 @@ def writes_at_once(using: str = "default"):
     one per row; issue 13, ADR 0023), in the order they were made. A new row may refer to another new row of the
     block (a revision to its payload): the key is taken from that row's INSERT … RETURNING in the same statement.
     Any other statement on the connection meanwhile (a query, a savepoint, Django's own save) writes the batch
-    first, so every statement still sees what was written before it. Keys of the new rows are set when the batch
-    is written; a failed write raises there (and spoils the transaction as the ORM's would). Elsewhere (SQLite,
-    autocommit, a block already batching) each write runs at once, as without the block."""
+    first, so every statement still sees what was written before it; a rollback to a savepoint drops it. Keys of
+    the new rows are set when the batch is written (until then their `pk` is None: code inside the block must not
+    need them; a row waiting in the batch saved again writes the batch first); a failed write raises there (and
+    spoils the transaction as the ORM's would). On SQLite and in autocommit each write runs at once, as without the
+    block; a block inside a batching block adds to the outer batch."""
     connection = connections[using]
     if (connection.vendor != "postgresql" or connection.get_autocommit() or not connection.in_atomic_block
             or _batch_of(connection) is not None):

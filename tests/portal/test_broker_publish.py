@@ -194,7 +194,10 @@ def test_the_publisher_follows_a_changed_setting_at_the_next_publish(settings, m
     assert broker._publisher_for(app) is None
     del settings.CELERY_TASK_COMPRESSION
     assert broker._publisher_for(app) is not None
-    monkeypatch.setitem(app.conf, "task_serializer", "pickle")
-    assert broker._publisher_for(app) is None
-    monkeypatch.undo()
-    assert broker._publisher_for(app) is not None
+    with monkeypatch.context() as changed:
+        changed.setitem(app.conf, "task_serializer", "pickle")
+        assert broker._publisher_for(app) is None
+    assert broker._publisher_for(app) is not None  # changed back
+    other = _own_db_url()
+    monkeypatch.setenv("CELERY_BROKER_URL", other)  # Celery reads it on every look-up of the broker URL
+    assert broker._publisher_for(app).client.connection_pool.connection_kwargs["db"] == 9

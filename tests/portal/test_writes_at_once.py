@@ -142,6 +142,53 @@ def test_an_update_of_a_row_that_is_gone_raises_as_djangos_save_does(hospital):
     delivery.status = "sending"
     with pytest.raises(DatabaseError, match="did not affect any rows"), transaction.atomic(), writes_at_once():
         delivery.save(update_fields=["status"])
+    with pytest.raises(TransactionManagementError), transaction.atomic():  # and it spoils the transaction
+        try:
+            with writes_at_once():
+                kept = Payload.objects.create(content=b"y", content_type="text/plain")
+                delivery.save(update_fields=["status"])
+        except DatabaseError:
+            pass
+        assert kept.pk is not None  # keys are set before the error is raised
+        Payload.objects.count()
+
+
+@needs_postgresql
+def test_a_rollback_to_a_savepoint_drops_what_waits_and_a_broken_transaction_refuses_at_once(hospital):
+    with transaction.atomic(), writes_at_once():
+        Payload.objects.create(content=b"kept", content_type="text/plain")
+        try:
+            with transaction.atomic():  # a savepoint: what waited before it is written first
+                Payload.objects.create(content=b"undone", content_type="t" * 101)  # too long: never sent
+                raise KeyError("rolled back")
+        except KeyError:
+            pass
+    assert [bytes(p.content) for p in Payload.objects.all()] == [b"kept"]
+
+    from django.db import models
+
+    with transaction.atomic(), writes_at_once():
+        try:  # Django's own save of a row too long for its column: the transaction is spoiled
+            models.Model.save(Payload(content=b"x", content_type="t" * 101))
+        except DataError:
+            pass
+        with pytest.raises(TransactionManagementError):  # refused when made, as a statement of its own is
+            Payload.objects.create(content=b"late", content_type="text/plain")
+
+
+@needs_postgresql
+def test_a_row_waiting_in_the_batch_saved_again_is_what_saving_it_again_would_be(hospital):
+    """An immutable row (the payload) refuses the second save; another is written, then updated."""
+    with transaction.atomic(), writes_at_once():
+        payload = Payload.objects.create(content=b"x", content_type="text/plain")
+        with pytest.raises(ValueError, match="immutable"):
+            payload.save()
+        delivery = Delivery.objects.create(payload=payload, hospital=hospital, stream="s", sequence=1,
+                                           idempotency_key="k")
+        delivery.last_error = "again"
+        delivery.save(update_fields=["last_error"])
+        assert delivery.pk is not None
+    assert Delivery.objects.get(pk=delivery.pk).last_error == "again"
 
 
 @needs_postgresql
