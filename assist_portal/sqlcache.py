@@ -313,13 +313,16 @@ class CompiledWrites:
             if others:
                 self._prepare_related_fields_for_save(operation_name="save", fields=others)
         sql, fields, returning = _insert_sql(type(self), using)
-        params = [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
+
+        def bound() -> list:
+            return [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
+
+        params = bound()
         if waiting and any(id(target) not in batch.rows for target in waiting.values()):
             # preparing a value ran a statement, which wrote the batch: the rows referred to have their keys now
             for field, target in waiting.items():
                 setattr(self, field.name, target)
-            waiting = {}
-            params = [f.get_db_prep_save(f.pre_save(self, True), connection=connection) for f in fields]
+            waiting, params = {}, bound()
         if batch is not None and returning:
             batch.insert(self, fields, params, waiting)
             return
@@ -443,14 +446,16 @@ class _WriteBatch:
                 cursor.execute(sql, params)
                 row = cursor.fetchone() if len(parts) > 1 else (cursor.fetchone()[0] if parts[0][3] is not None
                                                                   else cursor.rowcount,)
+            gone = False
             for (_, _, instance, waiting), value in zip(parts, row, strict=True):
                 instance._state.db = using
-                if waiting is not None:
-                    setattr(instance, instance._meta.auto_field.attname, value)
-                    for field, target in waiting.items():
-                        setattr(instance, field.name, target)  # its key, the related instance kept
-            if any(waiting is None and value == 0 for (_, _, _, waiting), value in zip(parts, row, strict=True)):
-                # as Django's save(update_fields=…) of a row that is gone (the transaction is spoiled, as there)
+                if waiting is None:  # an update: the count of rows it changed
+                    gone = gone or value == 0
+                    continue
+                setattr(instance, instance._meta.auto_field.attname, value)
+                for field, target in waiting.items():
+                    setattr(instance, field.name, target)  # its key, the related instance kept
+            if gone:  # as Django's save(update_fields=…) of a row that is gone (the transaction spoiled, as there)
                 raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
