@@ -93,10 +93,11 @@ class CpuMeter:
         }
 
     @staticmethod
-    def per_notification_ms(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, Any]:
-        if not before or not after or not n:
+    def per_notification_ms(spans: list[tuple[dict[str, float], dict[str, float]]], n: int) -> dict[str, Any]:
+        """CPU ms per notification over one or more measured spans (snapshots before, after), added up."""
+        if not spans or not n or not all(before and after for before, after in spans):
             return {}
-        delta = {k: after[k] - before[k] for k in before}
+        delta = {k: sum(after[k] - before[k] for before, after in spans) for k in spans[0][0]}
         known = sum(v for k, v in delta.items() if k not in ("machine", "workers_parent"))
         delta["other"] = max(delta["machine"] - known, 0.0)
         return {f"{k}_ms": round(v * 1000 / n, 2) for k, v in delta.items()}

@@ -36,7 +36,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, ro
         warm = [confirm(d) for d in drafts[:warmup]]  # imports, DB connections, token, TLS in every child
         wait_accepted([c.delivery_id for c in warm])
         meter = CpuMeter(env, workers)
-        cpu_total: dict[str, float] = {}
+        spans = []  # CPU snapshots before and after each round
         for r in range(rounds):
             env.sandbox_reset()  # the sandbox holds this round's notifications only
             cpu_before = meter.snapshot()
@@ -44,12 +44,10 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, ro
             confirmed = [confirm(d) for d in drafts[warmup + r * n:warmup + (r + 1) * n]]
             t_confirmed = time.time()
             counts = wait_accepted([c.delivery_id for c in confirmed])
-            cpu_after = meter.snapshot()
-            for key in cpu_before:
-                cpu_total[key] = cpu_total.get(key, 0.0) + cpu_after[key] - cpu_before[key]
+            spans.append((cpu_before, meter.snapshot()))
             drained = drain_outcome(env, confirmed, counts, t0, processes * concurrency)
             done.append({"confirmed": confirmed, "drained": drained, "confirm_seconds": t_confirmed - t0})
-        cpu = CpuMeter.per_notification_ms(dict.fromkeys(cpu_total, 0.0), cpu_total, n * rounds)
+        cpu = CpuMeter.per_notification_ms(spans, n * rounds)
     finally:
         env.stop_workers(workers)
 

@@ -79,7 +79,7 @@ def run(env, world, *, n: int, warmup: int, processes: int, concurrency: int, co
         t_confirmed = time.time()
         ids = [c.delivery_id for c in confirmed]
         counts = wait_accepted(ids)
-        cpu = CpuMeter.per_notification_ms(cpu_before, meter.snapshot(), len(ids))
+        cpu = CpuMeter.per_notification_ms([(cpu_before, meter.snapshot())], len(ids))
     finally:
         env.stop_workers(workers)
 
